@@ -1,0 +1,54 @@
+// swift-tools-version: 6.0
+// Lineage: define, run and share model-training lineages. One target per layer; imports point down.
+import PackageDescription
+
+/// Numeric code is compiled with libm's errno semantics off, so `squareRoot` and `exp` vectorise
+/// (see ../shared/TOOLCHAIN.md, "Making loops fast").
+let numericSettings: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
+
+let package = Package(
+  name: "Lineage",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "lineage", targets: ["lineage"]),
+    .library(name: "Recipes", targets: ["Recipes"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+  ],
+  targets: [
+    // System libraries: a module map and a shim header each, nothing else.
+    .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                   providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CLMDB", path: "Sources/CLMDB", pkgConfig: "lmdb",
+                   providers: [.apt(["liblmdb-dev"])]),
+    .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
+                   providers: [.apt(["libyaml-dev"])]),
+
+    // The engine.
+    .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: numericSettings,
+            linkerSettings: [.linkedLibrary("m")]),
+    .target(name: "Models", dependencies: ["Tensors"], swiftSettings: numericSettings),
+
+    // The pipeline.
+    .target(name: "ArtifactStore", dependencies: [
+      "CLMDB", .product(name: "Crypto", package: "swift-crypto"),
+    ]),
+    .target(name: "Pipeline", dependencies: ["CYAML", "ArtifactStore"]),
+    .target(name: "Recipes", dependencies: ["Pipeline", "Models", "ArtifactStore"],
+            swiftSettings: numericSettings),
+    .executableTarget(name: "lineage", dependencies: [
+      "Recipes", "Pipeline", "ArtifactStore", "Models", "Tensors",
+      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ]),
+
+    .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: numericSettings),
+    .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors"], swiftSettings: numericSettings),
+    .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
+    .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ArtifactStore"],
+                resources: [.copy("Fixtures")]),
+    .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Pipeline", "ArtifactStore", "Models"]),
+    .testTarget(name: "LineageTests", dependencies: ["lineage"]),
+  ]
+)

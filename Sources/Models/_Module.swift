@@ -1,0 +1,1 @@
+// Placeholder until the first real file of Models lands; removed by it.

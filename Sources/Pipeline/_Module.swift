@@ -1,0 +1,1 @@
+// Placeholder until the first real file of Pipeline lands; removed by it.
