@@ -1,0 +1,88 @@
+/// A validated recipe: every stage resolved against its op's schema, references checked, no cycles.
+///
+/// Made only by `RecipeLoader`; a `Recipe` value is always runnable.
+public struct Recipe: Sendable {
+  /// The recipe folder (absolute).
+  public var directory: String
+  /// Recipe-wide seed (`seed:` in recipe.yaml), used by stages that set none.
+  public var seed: UInt64
+  /// `remote:` in recipe.yaml, for push and pull.
+  public var remote: String?
+  /// Stages in definition order: files by name, stages in the order written.
+  public var stages: [Stage]
+  /// Matrix groups: base name → expanded stage names.
+  public var groups: [String: [String]]
+  public var graph: StageGraph
+
+  public func stage(_ name: String) -> Stage? {
+    graph.index[name].map { stages[$0] }
+  }
+
+  /// Stage names a user may give on the command line: a stage, or a matrix group (all its stages).
+  public func resolveTargets(_ names: [String]) throws(RecipeError) -> [String] {
+    var out: [String] = []
+    var problems: [Diagnostic] = []
+    for name in names {
+      if graph.index[name] != nil {
+        out.append(name)
+      } else if let members = groups[name] {
+        out += members
+      } else {
+        problems.append(Diagnostic(
+          "no stage named '\(name)'\(Suggestion.phrase(for: name, among: stages.map(\.name)))", at: nil))
+      }
+    }
+    guard problems.isEmpty else { throw RecipeError(problems) }
+    return out
+  }
+}
+
+/// One stage of a recipe, ready to plan and run.
+public struct Stage: Sendable {
+  public var name: String
+  public var op: any Operation
+  public var doc: String?
+  /// Resolved parameters: a map with every schema parameter (defaults filled in), literal inputs
+  /// (`tokenizer: bytes`) under their slot name.
+  public var parameters: ParamValue
+  /// Leaf path (`train.lr`) → where its value came from.
+  public var origins: [String: ValueOrigin]
+  /// Input slot → the outputs that fill it, in the order written.
+  public var inputs: [String: [StageReference]]
+  /// Dotted paths of `path` parameters, whose file contents belong to the stage's key.
+  public var pathParameters: [String]
+  public var seed: UInt64
+  /// Where the stage's name is written.
+  public var location: SourceLocation
+  /// The matrix group a stage was expanded from, with its matrix values.
+  public var matrixGroup: String?
+
+  /// Stages this one reads from, without repetition, in slot order.
+  public var dependencies: [String] {
+    var seen = Set<String>()
+    return inputs.keys.sorted().flatMap { inputs[$0]! }.map(\.stage).filter { seen.insert($0).inserted }
+  }
+}
+
+/// A reference to one output of a stage (`v1.model`).
+public struct StageReference: Hashable, Sendable, CustomStringConvertible {
+  public var stage: String
+  public var output: String
+  public var location: SourceLocation?
+
+  public init(stage: String, output: String, location: SourceLocation? = nil) {
+    self.stage = stage
+    self.output = output
+    self.location = location
+  }
+
+  public var description: String { "\(stage).\(output)" }
+
+  public static func == (a: StageReference, b: StageReference) -> Bool {
+    a.stage == b.stage && a.output == b.output
+  }
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(stage)
+    hasher.combine(output)
+  }
+}

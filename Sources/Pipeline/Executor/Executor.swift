@@ -1,0 +1,337 @@
+import ArtifactStore
+import Foundation
+
+/// Runs a recipe's stages: each one whose key the action cache knows is restored without running;
+/// the others run, at most `jobs` at a time, as soon as their inputs exist.
+///
+/// A failed stage skips its dependents only; independent stages go on and stay cached. Every finished
+/// stage commits its outputs and action record in one store transaction, so a crash loses at most the
+/// stages still running (which resume from their checkpoints). The lockfile is rewritten at the end.
+public struct Executor: Sendable {
+  public let recipe: Recipe
+  public let store: Store
+  public let events: any EventSink
+  public var jobs: Int
+  /// Stages to run even when cached (`--force`).
+  public var forced: Set<String>
+  public let control: RunControl
+  /// Written into the run record (`lineage run -j 2 v3`).
+  public var commandLine: String
+
+  public init(recipe: Recipe, store: Store, events: any EventSink, jobs: Int = 1, forced: Set<String> = [],
+              control: RunControl = RunControl(), commandLine: String = "lineage run") {
+    self.recipe = recipe
+    self.store = store
+    self.events = events
+    self.jobs = max(1, jobs)
+    self.forced = forced
+    self.control = control
+    self.commandLine = commandLine
+  }
+
+  /// What became of one stage in a run.
+  public enum Outcome: Sendable {
+    case upToDate(ActionRecord)
+    case restored(ActionRecord)
+    case executed(ActionRecord)
+    case failed(String)
+    case skipped(failedDependency: String)
+    case cancelled
+
+    public var record: ActionRecord? {
+      switch self {
+      case .upToDate(let r), .restored(let r), .executed(let r): return r
+      default: return nil
+      }
+    }
+  }
+
+  /// The outcome of every stage the run touched.
+  public struct Summary: Sendable {
+    public var outcomes: [String: Outcome]
+    public var order: [String]
+    public var seconds: Double
+
+    public func names(_ matching: (Outcome) -> Bool) -> [String] { order.filter { matching(outcomes[$0]!) } }
+    public var executed: [String] { names { if case .executed = $0 { true } else { false } } }
+    public var restored: [String] { names { if case .restored = $0 { true } else { false } } }
+    public var upToDate: [String] { names { if case .upToDate = $0 { true } else { false } } }
+    public var failed: [String] { names { if case .failed = $0 { true } else { false } } }
+    public var skipped: [String] { names { if case .skipped = $0 { true } else { false } } }
+    public var cancelled: [String] { names { if case .cancelled = $0 { true } else { false } } }
+  }
+
+  /// Runs `targets` and their ancestors (every stage when empty).
+  ///
+  /// - Throws: `RecipeError` for a malformed lockfile; store errors that make recording results
+  ///   impossible. Stage failures are not thrown: they are outcomes.
+  public func run(targets: [String] = []) async throws -> Summary {
+    let started = Date()
+    let lockfile = try Lockfile.read(directory: recipe.directory)
+    var planner = Planner(recipe: recipe, lockfile: lockfile, cache: store)
+    let plan = try planner.status(targets: targets, forced: forced)
+    events.emit(.planned(execute: plan.filter { $0.state == .stale }.map(\.stage),
+                         restore: plan.filter { $0.state == .restorable }.map(\.stage),
+                         upToDate: plan.filter { $0.state == .upToDate }.map(\.stage)))
+    let reasons = Dictionary(uniqueKeysWithValues: plan.map { ($0.stage, $0.reasons) })
+
+    let graph = recipe.graph
+    let chosen = Set(plan.compactMap { graph.index[$0.stage] })
+    var waitingOn = [Int](repeating: 0, count: graph.names.count)
+    for i in chosen { waitingOn[i] = graph.dependencies[i].count }
+    var ready = graph.topologicalOrder().filter { chosen.contains($0) && waitingOn[$0] == 0 }
+    var outcomes: [String: Outcome] = [:]
+    var known: [String: [String: ArtifactRef]] = [:]
+
+    /// Records a finished stage: its dependents become ready, or are skipped when it failed.
+    func release(_ i: Int, outcome: Outcome) {
+      if let record = outcome.record { known[graph.names[i]] = record.outputs }
+      for d in graph.dependents[i] where chosen.contains(d) {
+        if outcome.record == nil {
+          skip(d, because: graph.names[i], outcome: outcome)
+          continue
+        }
+        waitingOn[d] -= 1
+        if waitingOn[d] == 0, outcomes[graph.names[d]] == nil { ready.append(d) }
+      }
+    }
+    func skip(_ i: Int, because dependency: String, outcome: Outcome) {
+      let name = graph.names[i]
+      guard outcomes[name] == nil else { return }
+      if case .cancelled = outcome {
+        outcomes[name] = .cancelled
+      } else {
+        let root: String
+        if case .skipped(let failed) = outcome { root = failed } else { root = dependency }
+        outcomes[name] = .skipped(failedDependency: root)
+        events.emit(.stageSkipped(stage: name, failedDependency: root))
+      }
+      for d in graph.dependents[i] where chosen.contains(d) { skip(d, because: dependency, outcome: outcomes[name]!) }
+    }
+
+    // Structured concurrency: at most `jobs` stages in flight; a finished stage releases its dependents.
+    await withTaskGroup(of: (Int, Outcome).self) { group in
+      var running = 0
+      repeat {
+        while running < jobs, !ready.isEmpty {
+          let i = ready.removeFirst()
+          let stage = recipe.stages[i]
+          if control.isCancelled {
+            outcomes[stage.name] = .cancelled
+            release(i, outcome: .cancelled)
+            continue
+          }
+          let prepared: Prepared
+          do {
+            prepared = try prepare(stage, known: known, planner: &planner, lock: lockfile)
+          } catch {
+            let message = "\(error)"
+            events.emit(.stageFailed(stage: stage.name, message: message))
+            outcomes[stage.name] = .failed(message)
+            release(i, outcome: .failed(message))
+            continue
+          }
+          let stageReasons = reasons[stage.name] ?? []
+          group.addTask { (i, await execute(stage, prepared, reasons: stageReasons)) }
+          running += 1
+        }
+        guard let (i, outcome) = await group.next() else { break }
+        running -= 1
+        outcomes[recipe.stages[i].name] = outcome
+        release(i, outcome: outcome)
+      } while running > 0 || !ready.isEmpty
+    }
+
+    let order = graph.topologicalOrder().filter { chosen.contains($0) }.map { graph.names[$0] }
+    let summary = Summary(outcomes: outcomes, order: order, seconds: Date().timeIntervalSince(started))
+    try record(summary, previous: lockfile, planner: &planner, started: started)
+    return summary
+  }
+
+  // MARK: - One stage
+
+  /// A stage's key and inputs, ready to restore or run.
+  struct Prepared: Sendable {
+    var keyInputs: CacheKeyInputs
+    var inputs: [String: [InputArtifact]]
+    var lockedKey: ContentHash?
+  }
+
+  private func prepare(_ stage: Stage, known: [String: [String: ArtifactRef]], planner: inout Planner,
+                       lock: Lockfile) throws -> Prepared {
+    var inputs: [String: [InputArtifact]] = [:]
+    for (slot, refs) in stage.inputs {
+      inputs[slot] = refs.map { ref in
+        let artifact = known[ref.stage]![ref.output]!
+        return InputArtifact(stage: ref.stage, output: ref.output,
+                             kind: ArtifactKind(rawValue: artifact.kind) ?? .dataset,
+                             hash: artifact.hash, size: artifact.size)
+      }
+    }
+    let keyInputs = CacheKeyInputs(op: stage.op.name, opVersion: stage.op.version, parameters: stage.parameters,
+                                   inputs: inputs.mapValues { $0.map(\.hash) },
+                                   files: try planner.fileHashes(for: stage), seed: stage.seed)
+    return Prepared(keyInputs: keyInputs, inputs: inputs, lockedKey: lock.stages[stage.name]?.key)
+  }
+
+  private func execute(_ stage: Stage, _ prepared: Prepared, reasons: [StaleReason]) async -> Outcome {
+    let key = prepared.keyInputs.key
+    do {
+      if !forced.contains(stage.name), let record = try store.cachedResult(for: key) {
+        if prepared.lockedKey == key { return .upToDate(record) }
+        events.emit(.stageRestored(stage: stage.name))
+        return .restored(record)
+      }
+    } catch {
+      let message = "cannot read the cache: \(error)"
+      events.emit(.stageFailed(stage: stage.name, message: message))
+      return .failed(message)
+    }
+    events.emit(.stageStarted(stage: stage.name, reasons: reasons.isEmpty ? [.definitionChanged] : reasons))
+    let context = StageContext(stage: stage.name, parameters: stage.parameters, seed: stage.seed,
+                               recipeDirectory: recipe.directory, key: key, inputs: prepared.inputs,
+                               store: store, events: events)
+    control.register(context)
+    defer { control.unregister(context) }
+    let started = Date()
+    let result = await Executor.onOwnThread { Result { try stage.op.run(context) } }
+    let seconds = Date().timeIntervalSince(started)
+    switch result {
+    case .failure(let error):
+      if error is CancellationError || context.isCancelled {
+        events.emit(.stageCancelled(stage: stage.name))
+        return .cancelled
+      }
+      let message = "\(error)"
+      events.emit(.stageFailed(stage: stage.name, message: message))
+      return .failed(message)
+    case .success(let output):
+      do {
+        let record = try commit(stage, key: key, prepared: prepared, output: output, log: context.logText,
+                                seconds: seconds)
+        events.emit(.stageFinished(stage: stage.name, seconds: seconds, metrics: output.metrics))
+        return .executed(record)
+      } catch {
+        let message = "\(error)"
+        events.emit(.stageFailed(stage: stage.name, message: message))
+        return .failed(message)
+      }
+    }
+  }
+
+  /// Stores a stage's outputs and action record in one transaction, and drops its checkpoint.
+  private func commit(_ stage: Stage, key: ContentHash, prepared: Prepared, output: StageOutput, log: String,
+                      seconds: Double) throws -> ActionRecord {
+    let schema = stage.op.schema
+    for spec in schema.outputs where output.artifacts[spec.name] == nil {
+      throw StageFailure("op \(stage.op.name) produced no '\(spec.name)' output (a bug in the op)")
+    }
+    for name in output.artifacts.keys where schema.output(name) == nil {
+      throw StageFailure("op \(stage.op.name) produced an undeclared output '\(name)' (a bug in the op)")
+    }
+    return try store.write { txn in
+      var refs: [String: ArtifactRef] = [:]
+      for spec in schema.outputs {
+        let bytes = output.artifacts[spec.name]!
+        refs[spec.name] = ArtifactRef(hash: try txn.putBlob(bytes), size: bytes.count, kind: spec.kind.rawValue)
+      }
+      let record = ActionRecord(
+        key: key, stage: stage.name, op: stage.op.name, opVersion: stage.op.version, outputs: refs,
+        metrics: output.metrics, log: log, durationSeconds: seconds,
+        finishedAt: Date().timeIntervalSince1970, params: stage.parameters.canonicalJSON,
+        inputs: Executor.flatInputs(prepared.inputs), seed: stage.seed)
+      try txn.putAction(record)
+      try txn.deleteCheckpoint(for: key)
+      return record
+    }
+  }
+
+  /// `slot` for a single input, `slot[i]` for each of several.
+  static func flatInputs(_ inputs: [String: [InputArtifact]]) -> [String: ContentHash] {
+    var out: [String: ContentHash] = [:]
+    for (slot, list) in inputs {
+      if list.count == 1 { out[slot] = list[0].hash } else {
+        for (i, input) in list.enumerated() { out["\(slot)[\(i)]"] = input.hash }
+      }
+    }
+    return out
+  }
+
+  /// Runs blocking work on a thread of its own, so long ops never occupy the concurrency pool.
+  static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+      let thread = Thread { continuation.resume(returning: body()) }
+      thread.stackSize = 64 << 20
+      thread.start()
+    }
+  }
+
+  // MARK: - Lockfile and run record
+
+  private func record(_ summary: Summary, previous: Lockfile, planner: inout Planner, started: Date) throws {
+    var lock = Lockfile()
+    let names = Set(recipe.stages.map(\.name))
+    for (name, entry) in previous.stages where names.contains(name) { lock.stages[name] = entry }
+    for stage in recipe.stages {
+      guard let record = summary.outcomes[stage.name]?.record else { continue }
+      var inputs: [String: [Lockfile.LockedInput]] = [:]
+      for (slot, refs) in stage.inputs {
+        inputs[slot] = refs.compactMap { ref in
+          summary.outcomes[ref.stage]?.record?.outputs[ref.output].map {
+            Lockfile.LockedInput(reference: ref, hash: $0.hash)
+          }
+        }
+      }
+      lock.stages[stage.name] = Lockfile.Entry(
+        op: stage.op.name, opVersion: stage.op.version, key: record.key, seed: stage.seed,
+        parameters: stage.parameters, inputs: inputs, files: try planner.fileHashes(for: stage),
+        outputs: record.outputs, metrics: record.metrics, durationSeconds: record.durationSeconds)
+    }
+    if lock != previous { try lock.write(directory: recipe.directory) }
+    if !summary.executed.isEmpty || !summary.failed.isEmpty || !summary.restored.isEmpty {
+      try store.write { txn in
+        try txn.appendRun(RunRecord(id: 0, startedAt: started.timeIntervalSince1970,
+                                    finishedAt: Date().timeIntervalSince1970, executed: summary.executed,
+                                    restored: summary.restored, failed: summary.failed, command: commandLine))
+      }
+    }
+  }
+}
+
+/// Lets the CLI stop a run (Ctrl-C): every running stage sees `isCancelled`, saves a checkpoint and
+/// stops; stages not yet started are not started.
+public final class RunControl: @unchecked Sendable {  // state guarded by `lock`
+  private let lock = NSLock()
+  private var cancelled = false
+  private var contexts: [ObjectIdentifier: StageContext] = [:]
+
+  public init() {}
+
+  public var isCancelled: Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    return cancelled
+  }
+
+  public func cancel() {
+    lock.lock()
+    cancelled = true
+    let running = Array(contexts.values)
+    lock.unlock()
+    for context in running { context.cancel() }
+  }
+
+  func register(_ context: StageContext) {
+    lock.lock()
+    contexts[ObjectIdentifier(context)] = context
+    let stop = cancelled
+    lock.unlock()
+    if stop { context.cancel() }
+  }
+
+  func unregister(_ context: StageContext) {
+    lock.lock()
+    contexts[ObjectIdentifier(context)] = nil
+    lock.unlock()
+  }
+}

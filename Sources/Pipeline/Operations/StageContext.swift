@@ -1,0 +1,139 @@
+import ArtifactStore
+import Foundation
+
+/// Everything a running op may use: its parameters, inputs, seed, the store (through checkpoints and
+/// inputs only), and the event sink for progress and log lines.
+///
+/// One context per stage execution. It is shared between the op's thread and the executor (which sets
+/// `isCancelled`), so its mutable state sits behind a lock.
+public final class StageContext: @unchecked Sendable {  // mutable state guarded by `lock`
+  public let stage: String
+  /// Resolved parameters: defaults filled in, validated against the op's schema.
+  public let parameters: ParamValue
+  public let seed: UInt64
+  /// The recipe folder, to resolve `path` parameters.
+  public let recipeDirectory: String
+  /// The stage's cache key; checkpoints are filed under it.
+  public let key: ContentHash
+
+  private let inputsBySlot: [String: [InputArtifact]]
+  private let store: Store
+  private let events: any EventSink
+  private let started = Date()
+  private let lock = NSLock()
+  private var cancelled = false
+  private var lastProgress: Date?
+  private var firstStep: Int?
+  private var logLines: [String] = []
+
+  init(stage: String, parameters: ParamValue, seed: UInt64, recipeDirectory: String, key: ContentHash,
+       inputs: [String: [InputArtifact]], store: Store, events: any EventSink) {
+    self.stage = stage
+    self.parameters = parameters
+    self.seed = seed
+    self.recipeDirectory = recipeDirectory
+    self.key = key
+    self.inputsBySlot = inputs
+    self.store = store
+    self.events = events
+  }
+
+  // MARK: - Inputs
+
+  /// The artifact filling a single-valued slot, or nil when the slot is empty or holds a literal.
+  public func input(_ slot: String) -> InputArtifact? { inputsBySlot[slot]?.first }
+  /// The artifacts filling a slot, in the order the stage file lists them.
+  public func inputs(_ slot: String) -> [InputArtifact] { inputsBySlot[slot] ?? [] }
+
+  /// The bytes of an input, read from the store and checked against their hash.
+  public func bytes(of input: InputArtifact) throws -> [UInt8] { try store.blob(input.hash) }
+
+  /// The absolute path of a `path` parameter's value.
+  public func resolvedPath(_ relative: String) -> String {
+    relative.hasPrefix("/") ? relative : recipeDirectory + "/" + relative
+  }
+
+  // MARK: - Progress and log
+
+  /// Reports progress; rate-limited so a tight loop can call it every step.
+  public func progress(step: Int, of total: Int, _ scalars: [(String, Double)] = []) {
+    let now = Date()
+    lock.lock()
+    if firstStep == nil { firstStep = step - 1 }
+    let due = lastProgress.map { now.timeIntervalSince($0) >= 0.2 } ?? true
+    if due || step == total { lastProgress = now }
+    lock.unlock()
+    guard due || step == total else { return }
+    events.emit(.stageProgress(stage: stage, progress: StageProgress(
+      step: step, total: total, scalars: scalars.map { .init($0.0, $0.1) },
+      elapsedSeconds: now.timeIntervalSince(started))))
+  }
+
+  /// Adds a line to the stage's log (kept in the action record) and shows it.
+  public func log(_ line: String) {
+    lock.lock()
+    logLines.append(line)
+    lock.unlock()
+    events.emit(.stageLog(stage: stage, line: line))
+  }
+
+  var logText: String {
+    lock.lock()
+    defer { lock.unlock() }
+    return logLines.joined(separator: "\n")
+  }
+
+  // MARK: - Cancellation
+
+  /// True once the run is being stopped (Ctrl-C): save a checkpoint and throw `CancellationError`.
+  public var isCancelled: Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    return cancelled
+  }
+
+  func cancel() {
+    lock.lock()
+    cancelled = true
+    lock.unlock()
+  }
+
+  // MARK: - Checkpoints
+
+  /// Saves the op's state after `step` of `total`, replacing the previous checkpoint of this stage's key.
+  /// A rerun of the same key resumes from it; a finished stage's checkpoint is deleted with its commit.
+  public func saveCheckpoint(step: Int, of total: Int, state: [UInt8]) throws {
+    try store.write { txn in
+      let hash = try txn.putBlob(state)
+      try txn.putCheckpoint(Checkpoint(step: step, total: total, state: hash,
+                                       savedAt: Date().timeIntervalSince1970), for: key)
+    }
+  }
+
+  /// The last checkpoint saved under this stage's key, if any; its bytes are verified.
+  ///
+  /// - Throws: `StoreError.corruptBlob` when the saved state does not match its hash.
+  public func loadCheckpoint() throws -> (step: Int, total: Int, state: [UInt8])? {
+    guard let checkpoint = try store.read({ try $0.checkpoint(for: key) }) else { return nil }
+    let state = try store.blob(checkpoint.state)
+    events.emit(.stageResumed(stage: stage, step: checkpoint.step, total: checkpoint.total))
+    return (checkpoint.step, checkpoint.total, state)
+  }
+}
+
+/// One input artifact of a stage: which stage and output it came from, its kind and content hash.
+public struct InputArtifact: Sendable, Equatable {
+  public var stage: String
+  public var output: String
+  public var kind: ArtifactKind
+  public var hash: ContentHash
+  public var size: Int
+
+  public init(stage: String, output: String, kind: ArtifactKind, hash: ContentHash, size: Int) {
+    self.stage = stage
+    self.output = output
+    self.kind = kind
+    self.hash = hash
+    self.size = size
+  }
+}

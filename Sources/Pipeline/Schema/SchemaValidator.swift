@@ -1,0 +1,171 @@
+import Foundation
+
+/// Checks a stage's parameters against its op's schema and turns them into `ParamValue`s.
+///
+/// Every problem becomes a located diagnostic (unknown key with "did you mean", wrong type, out of
+/// range, missing required); validation goes on after a problem so that one pass reports them all.
+struct SchemaValidator {
+  /// The recipe folder, to check that `path` parameters exist.
+  var recipeDirectory: String
+  var diagnostics: [Diagnostic] = []
+  var origins: [String: ValueOrigin] = [:]
+  var pathParameters: [String] = []
+
+  /// Validates the fields of a record (the stage's top level, or `train:`).
+  ///
+  /// - Parameters:
+  ///   - entries: the keys the stage file gave, in order.
+  ///   - specs: the record's fields.
+  ///   - prefix: dotted path of the record (`""` at the top, `"train"` inside `train:`).
+  ///   - owner: where to point for a missing required field (the record's key, or the stage name).
+  ///   - ignoring: keys another validator handles (`op`, `from`, input slots…).
+  mutating func record(_ entries: [SourceValue.Entry], specs: [ParameterSpec], prefix: String,
+                       owner: SourceLocation?, ignoring: Set<String> = []) -> ParamValue {
+    var result: [String: ParamValue] = [:]
+    let known = Set(specs.map(\.name))
+    for entry in entries where !known.contains(entry.key) && !ignoring.contains(entry.key) {
+      let candidates = known.union(ignoring)
+      let path = join(prefix, entry.key)
+      diagnostics.append(Diagnostic(
+        "unknown key '\(path)'\(Suggestion.phrase(for: entry.key, among: candidates))",
+        at: entry.keyLocation ?? entry.value.location))
+    }
+    for spec in specs {
+      let path = join(prefix, spec.name)
+      let given = entries.first { $0.key == spec.name }
+      if let given, given.value.scalar != .null {
+        if let value = check(given.value, spec: spec, path: path, keyLocation: given.keyLocation) {
+          result[spec.name] = value
+        }
+        continue
+      }
+      if case .record(let fields) = spec.type {
+        // A group nobody wrote gets its fields' defaults, unless the group is optional
+        // (default `.null`, like `experts:` — omit for a dense model).
+        if spec.defaultValue != .null {
+          result[spec.name] = record([], specs: fields, prefix: path, owner: given?.keyLocation ?? owner)
+        }
+        continue
+      }
+      if let value = spec.defaultValue {
+        result[spec.name] = value
+        for leaf in value.flattened(prefix: path) { origins[leaf.path] = .schemaDefault }
+      } else if spec.required {
+        diagnostics.append(Diagnostic(
+          "missing required key '\(path)' (\(spec.type.name): \(spec.doc))", at: owner))
+      }
+    }
+    return .map(result)
+  }
+
+  private func join(_ prefix: String, _ key: String) -> String {
+    prefix.isEmpty ? key : "\(prefix).\(key)"
+  }
+
+  /// Checks one value against its spec; nil (and a diagnostic) when it does not fit.
+  mutating func check(_ value: SourceValue, spec: ParameterSpec, path: String,
+                      keyLocation: SourceLocation?) -> ParamValue? {
+    guard let checked = check(value, type: spec.type, path: path) else { return nil }
+    if let range = spec.range, let number = checked.double, !range.contains(number) {
+      diagnostics.append(Diagnostic(
+        "'\(path)' must be between \(format(range.lowerBound)) and \(format(range.upperBound)), "
+          + "got \(value.raw ?? checked.displayText)", at: value.location))
+      return nil
+    }
+    return checked
+  }
+
+  private func format(_ x: Double) -> String {
+    x.rounded() == x && abs(x) < 1e15 ? String(Int(x)) : ParamValue.formatFloat(x, json: false)
+  }
+
+  private mutating func mismatch(_ value: SourceValue, path: String, expected: String) -> ParamValue? {
+    diagnostics.append(Diagnostic("'\(path)' must be \(expected), got \(value.kindDescription)",
+                                  at: value.location))
+    return nil
+  }
+
+  private mutating func check(_ value: SourceValue, type: ParamType, path: String) -> ParamValue? {
+    switch type {
+    case .int:
+      guard let scalar = value.scalar else { return mismatch(value, path: path, expected: "an int") }
+      switch scalar {
+      case .int(let v):
+        return record(origin: value, path: path, .int(v))
+      case .float(let v) where v.rounded() == v && abs(v) <= 9.007e15:
+        return record(origin: value, path: path, .int(Int(v)))
+      default: return mismatch(value, path: path, expected: "an int")
+      }
+    case .float:
+      guard let number = value.scalar?.double, value.scalar?.bool == nil else {
+        return mismatch(value, path: path, expected: "a number")
+      }
+      guard number.isFinite else { return mismatch(value, path: path, expected: "a finite number") }
+      return record(origin: value, path: path, .float(number))
+    case .bool:
+      guard case .bool(let v)? = value.scalar else { return mismatch(value, path: path, expected: "true or false") }
+      return record(origin: value, path: path, .bool(v))
+    case .string:
+      guard case .string(let v)? = value.scalar else { return mismatch(value, path: path, expected: "a string") }
+      return record(origin: value, path: path, .string(v))
+    case .path:
+      guard case .string(let v)? = value.scalar, !v.isEmpty else {
+        return mismatch(value, path: path, expected: "a path")
+      }
+      let full = v.hasPrefix("/") ? v : recipeDirectory + "/" + v
+      guard FileManager.default.fileExists(atPath: full) else {
+        diagnostics.append(Diagnostic("no file or folder '\(v)' (paths are relative to the recipe folder)",
+                                      at: value.location))
+        return nil
+      }
+      pathParameters.append(path)
+      return record(origin: value, path: path, .string(v))
+    case .choice(let words):
+      guard case .string(let v)? = value.scalar else {
+        return mismatch(value, path: path, expected: "one of \(words.joined(separator: ", "))")
+      }
+      guard words.contains(v) else {
+        let hint = Suggestion.phrase(for: v, among: words)
+        diagnostics.append(Diagnostic(
+          "'\(path)' must be one of \(words.joined(separator: ", ")), got '\(v)'\(hint)", at: value.location))
+        return nil
+      }
+      return record(origin: value, path: path, .string(v))
+    case .list(let element):
+      guard case .list(let items) = value.content else { return mismatch(value, path: path, expected: "a list") }
+      var out: [ParamValue] = []
+      var ok = true
+      for (i, item) in items.enumerated() {
+        if let v = check(item, type: element, path: "\(path)[\(i)]") { out.append(v) } else { ok = false }
+      }
+      return ok ? .list(out) : nil
+    case .map(let keys, let valueType):
+      guard let entries = value.entries else { return mismatch(value, path: path, expected: "a map") }
+      var out: [String: ParamValue] = [:]
+      var ok = true
+      for entry in entries {
+        if let keys, !keys.contains(entry.key) {
+          diagnostics.append(Diagnostic(
+            "unknown key '\(path).\(entry.key)'\(Suggestion.phrase(for: entry.key, among: keys))"
+              + " (allowed: \(keys.joined(separator: ", ")))", at: entry.keyLocation ?? entry.value.location))
+          ok = false
+          continue
+        }
+        if let v = check(entry.value, type: valueType, path: "\(path).\(entry.key)") {
+          out[entry.key] = v
+        } else { ok = false }
+      }
+      return ok ? .map(out) : nil
+    case .record(let fields):
+      guard let entries = value.entries else { return mismatch(value, path: path, expected: "a map") }
+      let before = diagnostics.count
+      let result = record(entries, specs: fields, prefix: path, owner: value.location)
+      return diagnostics.count == before ? result : nil
+    }
+  }
+
+  private mutating func record(origin value: SourceValue, path: String, _ v: ParamValue) -> ParamValue {
+    origins[path] = value.origin
+    return v
+  }
+}

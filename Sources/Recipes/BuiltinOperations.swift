@@ -1,0 +1,8 @@
+import Pipeline
+
+/// The ops Lineage ships, frozen into one registry at startup.
+public enum BuiltinOperations {
+  public static let registry = OperationRegistry([
+    DatasetOp(),
+  ])
+}

@@ -1,0 +1,63 @@
+/// One example of a task: a prompt, the worked reasoning that leads to the answer, and the answer.
+///
+/// Datasets are JSONL files of these, one object per line with keys in a fixed order, so the same
+/// examples always give the same bytes (and the same artifact hash).
+public struct TaskExample: Equatable, Sendable {
+  public var task: String
+  public var split: Split
+  public var prompt: String
+  /// Worked steps, one per line (empty for tasks without reasoning).
+  public var reasoning: String
+  public var answer: String
+
+  public init(task: String, split: Split, prompt: String, reasoning: String, answer: String) {
+    self.task = task
+    self.split = split
+    self.prompt = prompt
+    self.reasoning = reasoning
+    self.answer = answer
+  }
+
+  /// The JSON object of one JSONL line (no newline).
+  public var jsonLine: String {
+    "{\"task\":\(json(task)),\"split\":\(json(split.rawValue)),\"prompt\":\(json(prompt)),"
+      + "\"reasoning\":\(json(reasoning)),\"answer\":\(json(answer))}"
+  }
+
+  private func json(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\t": out += "\\t"
+      case "\r": out += "\\r"
+      case _ where scalar.value < 0x20:
+        let hex = String(scalar.value, radix: 16)
+        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+      default: out.unicodeScalars.append(scalar)
+      }
+    }
+    return out + "\""
+  }
+}
+
+/// Which part of a task an example belongs to. Held-out examples are never used for training: the
+/// split of a problem is a function of its text (`Split.of(problem:)`), so a held-out problem can never
+/// be generated into a training set, whatever the seed.
+public enum Split: String, Sendable, CaseIterable {
+  case train
+  case heldout
+
+  /// One problem in ten is held out, chosen by a hash of the problem's text (FNV-1a, stable across
+  /// runs and machines, unlike `Hasher`).
+  public static func of(problem: String) -> Split {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in problem.utf8 {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x0000_0100_0000_01b3
+    }
+    return hash % 10 == 0 ? .heldout : .train
+  }
+}

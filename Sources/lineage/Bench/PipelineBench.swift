@@ -1,0 +1,134 @@
+import ArgumentParser
+import ArtifactStore
+import Foundation
+import Pipeline
+import Recipes
+
+/// `lineage bench pipeline`: executor overhead on generated recipes, and the store's write path.
+///
+/// Everything runs in a temporary folder. Reported as medians (with min and max) over repeated runs,
+/// beside the targets of PERFORMANCE.md.
+struct PipelineBench: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "pipeline", abstract: "Measure no-op runs, planning time and artifact storage.")
+
+  @Option(help: "Repetitions per measurement.")
+  var repeats: Int = 9
+
+  @Flag(name: .long, help: "Print JSON.")
+  var json = false
+
+  func run() async throws {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-bench-\(getpid())").path
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    var results: [Measurement] = []
+
+    // 100 stages: 50 datasets, each read by one tokenizer… the generated recipe is written as a user would.
+    let small = root + "/r100"
+    try PipelineBench.writeRecipe(at: small, stages: 100)
+    let loader = RecipeLoader(registry: BuiltinOperations.registry)
+    let recipe = try loader.load(directory: small)
+    let store = try Store(path: small + "/.lineage")
+    let cold = try await PipelineBench.time { _ = try await Executor(recipe: recipe, store: store, events: NullEventSink()).run() }
+    results.append(Measurement(name: "first run, 100 stages (executes all)", samples: [cold], target: nil))
+
+    var inProcess: [Double] = []
+    for _ in 0..<repeats {
+      inProcess.append(try await PipelineBench.time {
+        let r = try loader.load(directory: small)
+        let summary = try await Executor(recipe: r, store: store, events: NullEventSink()).run()
+        precondition(summary.executed.isEmpty, "a no-op run executed stages")
+      })
+    }
+    results.append(Measurement(name: "no-op run, 100 stages: load + plan + cache checks", samples: inProcess, target: 0.020))
+
+    var process: [Double] = []
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    for _ in 0..<repeats {
+      process.append(try await PipelineBench.time { try PipelineBench.spawn(binary, ["run", "--recipe", small]) })
+    }
+    results.append(Measurement(name: "no-op `lineage run`, 100 stages, whole process", samples: process, target: 0.100))
+
+    let large = root + "/r1000"
+    try PipelineBench.writeRecipe(at: large, stages: 1000)
+    let largeStore = try Store(path: large + "/.lineage")
+    var planning: [Double] = []
+    for _ in 0..<max(3, repeats / 2) {
+      planning.append(try await PipelineBench.time {
+        let r = try loader.load(directory: large)
+        var planner = Planner(recipe: r, lockfile: try Lockfile.read(directory: large), cache: largeStore)
+        _ = try planner.status()
+      })
+    }
+    results.append(Measurement(name: "planning 1,000 stages: load + validate + plan", samples: planning, target: 0.200))
+
+    // A 64 MiB artifact: hash and one durable LMDB commit, distinct bytes each time.
+    var storing: [Double] = []
+    var bytes = [UInt8](repeating: 0, count: 64 << 20)
+    for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+    for r in 0..<max(3, repeats / 2) {
+      bytes[0] = UInt8(r)
+      let copy = bytes
+      storing.append(try await PipelineBench.time { _ = try store.putBlob(copy) })
+    }
+    results.append(Measurement(name: "store a 64 MiB artifact (hash + commit)", samples: storing, target: 0.150))
+
+    if json {
+      printJSON(results.map(\.json))
+    } else {
+      Console.out(table(results.map(\.row), header: ["measurement", "median", "min", "max", "target", ""]))
+    }
+  }
+
+  struct Measurement {
+    var name: String
+    var samples: [Double]
+    var target: Double?
+    var sorted: [Double] { samples.sorted() }
+    var median: Double { sorted[sorted.count / 2] }
+    var row: [String] {
+      [name, ms(median), ms(sorted.first!), ms(sorted.last!), target.map { "≤ " + ms($0) } ?? "",
+       target.map { median <= $0 ? "ok" : "MISSED" } ?? ""]
+    }
+    var json: [String: Any] {
+      var out: [String: Any] = ["name": name, "median_seconds": median, "min_seconds": sorted.first!,
+                                "max_seconds": sorted.last!, "runs": samples.count]
+      if let target { out["target_seconds"] = target }
+      return out
+    }
+    func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000) }
+  }
+
+  static func time(_ body: () async throws -> Void) async throws -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try await body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+  }
+
+  static func spawn(_ binary: String, _ arguments: [String]) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw StageFailure("`lineage \(arguments.joined(separator: " "))` failed") }
+  }
+
+  /// A recipe of `stages` small dataset stages spread over ten files, with shared defaults.
+  static func writeRecipe(at directory: String, stages: Int) throws {
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try "seed: 7\ndefaults:\n  dataset: {generator: arithmetic}\n"
+      .write(toFile: directory + "/recipe.yaml", atomically: true, encoding: .utf8)
+    let perFile = (stages + 9) / 10
+    for f in 0..<10 {
+      var text = "stages:\n"
+      for i in (f * perFile)..<min(stages, (f + 1) * perFile) {
+        text += "  data-\(i):\n    op: dataset\n    count: \(1 + i % 5)\n    difficulty: {digits: \(1 + i % 3), operations: \(1 + (i / 3) % 4)}\n"
+        text += "    seed: \(i)\n"
+      }
+      try text.write(toFile: directory + "/stages-\(f).yaml", atomically: true, encoding: .utf8)
+    }
+  }
+}

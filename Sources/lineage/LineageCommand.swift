@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+
+/// `lineage`: define, run and share model-training lineages.
+@main
+struct LineageCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "lineage",
+    abstract: "Define, run and share model-training lineages.",
+    discussion: """
+      A recipe is a folder of YAML stage files (default: Stages/). `lineage run` runs the stages whose \
+      definition or inputs changed and restores the rest from the content-addressed store in .lineage/.
+      Exit status: 0 success, 1 a stage failed, 2 the recipe is invalid, 130 interrupted.
+      """,
+    subcommands: [Run.self, Status.self, Dag.self, Show.self, Metrics.self, Ops.self, GC.self, Fsck.self,
+                  Bench.self])
+}
+
+/// Options every command that reads a recipe shares.
+struct RecipeOptions: ParsableArguments {
+  @Option(name: .long, help: "The recipe folder.")
+  var recipe: String = "Stages"
+
+  @Option(name: .long, help: "The store folder (default: RECIPE/.lineage).")
+  var store: String?
+
+  @Option(name: .customLong("set"), help: ArgumentHelp(
+    "Override a parameter: stage.key.sub=value (repeatable).", valueName: "stage.key=value"))
+  var overrides: [String] = []
+
+  var storePath: String { store ?? (recipe + "/.lineage") }
+}
+
+/// How the process ends: the documented exit statuses.
+enum ExitStatus {
+  static let stageFailed: Int32 = 1
+  static let invalidRecipe: Int32 = 2
+  static let interrupted: Int32 = 130
+}

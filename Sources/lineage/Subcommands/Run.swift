@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+
+/// `lineage run`: run the stages that changed, restore the rest.
+struct Run: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run stages (and their ancestors) whose definition or inputs changed; restore the rest.")
+
+  @OptionGroup var options: RecipeOptions
+
+  @Argument(help: "Stages or matrix groups to run, with their ancestors (default: all).")
+  var stages: [String] = []
+
+  @Option(name: .shortAndLong, help: "How many independent stages may run at once.")
+  var jobs: Int = 1
+
+  @Option(name: .long, help: "Run this stage even if it is cached (repeatable).")
+  var force: [String] = []
+
+  @Flag(name: .long, help: "Print the plan and run nothing.")
+  var dryRun = false
+
+  @Flag(name: .shortAndLong, help: "Show every log line of running stages.")
+  var verbose = false
+
+  func run() async throws {
+    let recipe = try options.loadRecipe()
+    let targets: [String]
+    let forced: [String]
+    do {
+      targets = try recipe.resolveTargets(stages)
+      forced = try recipe.resolveTargets(force)
+    } catch {
+      throw ExitCode(Console.report(error))
+    }
+    guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+    let store = try options.openStore()
+    if dryRun {
+      try Status.printPlan(recipe: recipe, lockfile: options.loadLockfile(recipe), store: store,
+                           targets: targets, forced: Set(forced), json: false)
+      return
+    }
+    _ = try options.loadLockfile(recipe)  // a damaged lockfile stops the run before anything executes
+
+    let control = RunControl()
+    let interrupts = InterruptHandler(control: control)
+    defer { interrupts.stop() }
+    let printer = ProgressPrinter(terminal: Console.isTerminal, verbose: verbose)
+    let executor = Executor(recipe: recipe, store: store, events: printer, jobs: jobs, forced: Set(forced),
+                            control: control, commandLine: CommandLine.arguments.joined(separator: " "))
+    let summary = try await executor.run(targets: targets)
+
+    var parts: [String] = []
+    if !summary.executed.isEmpty { parts.append("\(summary.executed.count) ran") }
+    if !summary.restored.isEmpty { parts.append("\(summary.restored.count) restored from cache") }
+    parts.append("\(summary.upToDate.count) up to date")
+    if !summary.failed.isEmpty { parts.append("\(summary.failed.count) failed: " + summary.failed.joined(separator: ", ")) }
+    if !summary.skipped.isEmpty { parts.append("\(summary.skipped.count) skipped") }
+    if !summary.cancelled.isEmpty { parts.append("\(summary.cancelled.count) interrupted") }
+    Console.error(parts.joined(separator: ", ") + " (\(Console.duration(summary.seconds)))")
+    if !summary.cancelled.isEmpty || control.isCancelled { throw ExitCode(ExitStatus.interrupted) }
+    if !summary.failed.isEmpty { throw ExitCode(ExitStatus.stageFailed) }
+  }
+}
+
+/// Ctrl-C asks running stages to checkpoint and stop; a second Ctrl-C exits at once.
+final class InterruptHandler: @unchecked Sendable {  // the sources are only touched on `queue`
+  private let queue = DispatchQueue(label: "lineage.signals")
+  private var sources: [DispatchSourceSignal] = []
+
+  init(control: RunControl) {
+    for sig in [SIGINT, SIGTERM] {
+      signal(sig, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+      var count = 0
+      source.setEventHandler {
+        count += 1
+        if count > 1 { _exit(ExitStatus.interrupted) }
+        Console.error("interrupting: running stages save a checkpoint and stop (Ctrl-C again to quit at once)")
+        control.cancel()
+      }
+      source.resume()
+      sources.append(source)
+    }
+  }
+
+  func stop() {
+    queue.sync {
+      for source in sources { source.cancel() }
+    }
+    signal(SIGINT, SIG_DFL)
+    signal(SIGTERM, SIG_DFL)
+  }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import ArtifactStore
+import Pipeline
+
+/// `lineage show STAGE`: everything about one stage.
+struct Show: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Show a stage: resolved parameters and where each came from, inputs, outputs, metrics.")
+
+  @OptionGroup var options: RecipeOptions
+
+  @Argument(help: "The stage.")
+  var stage: String
+
+  @Flag(name: .long, help: "Print JSON.")
+  var json = false
+
+  func run() async throws {
+    let recipe = try options.loadRecipe()
+    guard let definition = recipe.stage(stage) else {
+      let hint = recipe.groups[stage].map { "; it is a matrix of: " + $0.joined(separator: ", ") }
+        ?? Pipeline.Suggestion.phrase(for: stage, among: recipe.stages.map(\.name))
+      Console.error("error: no stage named '\(stage)'\(hint)")
+      throw ExitCode(ExitStatus.invalidRecipe)
+    }
+    let store = try options.openStore()
+    let lockfile = try options.loadLockfile(recipe)
+    var planner = Planner(recipe: recipe, lockfile: lockfile, cache: store)
+    let status = try planner.status(targets: [stage]).first { $0.stage == stage }
+    let record = try status?.key.flatMap { try store.cachedResult(for: $0) }
+    let leaves = definition.parameters.flattened()
+
+    if json {
+      var out: [String: Any] = [
+        "stage": definition.name, "op": definition.op.name, "op_version": definition.op.version,
+        "seed": definition.seed, "location": "\(definition.location)",
+        "parameters": leaves.map { ["path": $0.path, "value": $0.value.displayText,
+                                    "from": (definition.origins[$0.path] ?? .schemaDefault).description] },
+        "inputs": definition.inputs.mapValues { $0.map(\.description) },
+        "state": status?.state.rawValue ?? "stale",
+        "reasons": status?.reasons.map(\.description) ?? [],
+      ]
+      if let doc = definition.doc { out["doc"] = doc }
+      if let key = status?.key { out["key"] = key.hex }
+      if let record {
+        out["outputs"] = record.outputs.mapValues { ["hash": $0.hash.hex, "size": $0.size, "kind": $0.kind] }
+        out["metrics"] = record.metrics
+        out["duration_seconds"] = record.durationSeconds
+      }
+      printJSON(out)
+      return
+    }
+    var lines = ["stage \(definition.name)  (op \(definition.op.name) v\(definition.op.version), defined at \(definition.location))"]
+    if let doc = definition.doc { lines.append("  \(doc)") }
+    lines.append("seed: \(definition.seed)")
+    if let key = status?.key { lines.append("key: \(key.hex)") }
+    lines.append("state: " + (status.map { $0.state == .stale ? "stale: " + $0.reasons.map(\.description).joined(separator: "; ") : $0.state.rawValue } ?? "stale"))
+    lines.append("\nparameters:")
+    lines.append(table(leaves.map { ["  " + $0.path, $0.value.displayText,
+                                     (definition.origins[$0.path] ?? .schemaDefault).description] }))
+    if !definition.inputs.isEmpty {
+      lines.append("\ninputs:")
+      for slot in definition.inputs.keys.sorted() {
+        lines.append("  \(slot): " + definition.inputs[slot]!.map(\.description).joined(separator: ", "))
+      }
+    }
+    if let record {
+      lines.append("\noutputs:")
+      lines.append(table(record.outputs.keys.sorted().map { name in
+        let o = record.outputs[name]!
+        return ["  " + name, o.kind, o.hash.hex, byteCount(o.size)]
+      }))
+      if !record.metrics.isEmpty {
+        lines.append("\nmetrics:")
+        lines.append(table(record.metrics.keys.sorted().map { ["  " + $0, Console.number(record.metrics[$0]!)] }))
+      }
+      lines.append("\nlast run took \(Console.duration(record.durationSeconds))")
+    } else {
+      lines.append("\noutputs: none yet (run it with `lineage run \(definition.name)`)")
+    }
+    Console.out(lines.joined(separator: "\n"))
+  }
+}
+
+/// `1.2 KiB`, `3.4 MiB`.
+func byteCount(_ n: Int) -> String {
+  let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+  var value = Double(n)
+  var unit = 0
+  while value >= 1024 && unit < units.count - 1 {
+    value /= 1024
+    unit += 1
+  }
+  return unit == 0 ? "\(n) B" : String(format: "%.1f", value) + " " + units[unit]
+}
