@@ -46,8 +46,7 @@ let package = Package(
     .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: numericSettings),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors"], swiftSettings: numericSettings),
     .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
-    .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ArtifactStore"],
-                resources: [.copy("Fixtures")]),
+    .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ArtifactStore"]),
     .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Pipeline", "ArtifactStore", "Models"]),
     .testTarget(name: "LineageTests", dependencies: ["lineage"]),
   ]

@@ -81,7 +81,8 @@ struct Interpolator {
     // The whole scalar is one reference: keep the referenced value's type.
     if parts.count == 1, case .reference(let name) = parts[0] {
       guard let value = lookup(name, at: location) else {
-        return SourceValue(content: .scalar(.string(text)), location: location, origin: origin(location))
+        // Reported already; null keeps the validator from adding a second, misleading error.
+        return SourceValue(content: .scalar(.null), location: location, origin: origin(location))
       }
       return value.withOrigin(originOfReference(name, at: location), at: location)
     }

@@ -40,7 +40,7 @@ public struct Recipe: Sendable {
 /// One stage of a recipe, ready to plan and run.
 public struct Stage: Sendable {
   public var name: String
-  public var op: any Operation
+  public var op: any StageOperation
   public var doc: String?
   /// Resolved parameters: a map with every schema parameter (defaults filled in), literal inputs
   /// (`tokenizer: bytes`) under their slot name.

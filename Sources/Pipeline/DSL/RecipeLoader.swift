@@ -107,20 +107,22 @@ private struct LoadSession {
         continue
       }
       var sawStages = false
+      var unknownKeys = false
       for pair in pairs {
         let key = pair.key.string ?? ""
         if key == "stages" {
           sawStages = true
           raw += stages(in: pair.value, interpolator: &interpolator, seen: &firstDefinition)
         } else if !key.hasPrefix("x-") {
-          let hint = RecipeLoader.recipeKeys.contains(key) ? " ('\(key)' belongs in recipe.yaml)"
+          let hint = RecipeLoader.recipeKeys.contains(key) ? "; '\(key)' belongs in recipe.yaml"
             : Suggestion.phrase(for: key, among: ["stages"])
           diagnostics.append(Diagnostic(
-            "unknown top-level key '\(key)'\(hint); a stage file holds 'stages:' and 'x-…' keys for anchors",
+            "unknown top-level key '\(key)'\(hint) (a stage file holds 'stages:' and 'x-…' keys for anchors)",
             at: pair.key.location))
+          unknownKeys = true
         }
       }
-      if !sawStages {
+      if !sawStages && !unknownKeys {
         diagnostics.append(Diagnostic("stage file has no 'stages:' map", at: root.location))
       }
     }
@@ -133,9 +135,9 @@ private struct LoadSession {
       if let resolved = validate(stage, recipeSeed: settings.seed) { stages.append(resolved) }
     }
     let names = raw.map(\.name)
-    guard let graph = buildGraph(stages, allNames: Set(names), groups: groupsOf(raw)) else { return nil }
-    guard diagnostics.isEmpty, stages.count == raw.count else { return nil }
-    return Recipe(directory: directory, seed: settings.seed, remote: settings.remote, stages: stages,
+    guard let (graph, resolved) = buildGraph(stages, allNames: Set(names), groups: groupsOf(raw)) else { return nil }
+    guard diagnostics.isEmpty, resolved.count == raw.count else { return nil }
+    return Recipe(directory: directory, seed: settings.seed, remote: settings.remote, stages: resolved,
                   groups: groupsOf(raw), graph: graph)
   }
 
@@ -510,7 +512,7 @@ private struct LoadSession {
   // MARK: - The graph
 
   /// Resolves references to outputs, checks artifact kinds and finds cycles.
-  mutating func buildGraph(_ stages: [Stage], allNames: Set<String>, groups: [String: [String]]) -> StageGraph? {
+  mutating func buildGraph(_ stages: [Stage], allNames: Set<String>, groups: [String: [String]]) -> (StageGraph, [Stage])? {
     var byName: [String: Stage] = [:]
     for s in stages { byName[s.name] = s }
     var resolved = stages
@@ -534,7 +536,7 @@ private struct LoadSession {
                                     at: closing?.location ?? first.location))
       return nil
     }
-    return graph
+    return (graph, resolved)
   }
 
   mutating func resolve(_ text: String, at location: SourceLocation?, slot: InputSlot, byName: [String: Stage],

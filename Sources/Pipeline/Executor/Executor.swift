@@ -285,7 +285,7 @@ public struct Executor: Sendable {
       lock.stages[stage.name] = Lockfile.Entry(
         op: stage.op.name, opVersion: stage.op.version, key: record.key, seed: stage.seed,
         parameters: stage.parameters, inputs: inputs, files: try planner.fileHashes(for: stage),
-        outputs: record.outputs, metrics: record.metrics, durationSeconds: record.durationSeconds)
+        outputs: record.outputs, metrics: record.metrics)
     }
     if lock != previous { try lock.write(directory: recipe.directory) }
     if !summary.executed.isEmpty || !summary.failed.isEmpty || !summary.restored.isEmpty {

@@ -5,7 +5,8 @@ import Foundation
 ///
 /// Committed beside the stage files, it lets a second user check a reproduction (same keys, same
 /// output hashes) and lets `lineage status` explain a rerun ("params.train.lr 3e-3 → 1e-3") without
-/// asking the store. YAML, keys sorted, one stage per block: the same state always writes the same bytes.
+/// asking the store. YAML, keys sorted, one stage per block: the same state always writes the same bytes
+/// (so timings live in the store's action records, not here).
 public struct Lockfile: Sendable, Equatable {
   public static let fileName = "lineage.lock"
   public static let formatVersion = 1
@@ -22,11 +23,10 @@ public struct Lockfile: Sendable, Equatable {
     public var files: [String: ContentHash]
     public var outputs: [String: ArtifactRef]
     public var metrics: [String: Double]
-    public var durationSeconds: Double
 
     public init(op: String, opVersion: Int, key: ContentHash, seed: UInt64, parameters: ParamValue,
                 inputs: [String: [LockedInput]], files: [String: ContentHash], outputs: [String: ArtifactRef],
-                metrics: [String: Double], durationSeconds: Double) {
+                metrics: [String: Double]) {
       self.op = op
       self.opVersion = opVersion
       self.key = key
@@ -36,7 +36,6 @@ public struct Lockfile: Sendable, Equatable {
       self.files = files
       self.outputs = outputs
       self.metrics = metrics
-      self.durationSeconds = durationSeconds
     }
   }
 
@@ -117,7 +116,6 @@ public struct Lockfile: Sendable, Equatable {
         .map(["hash": .string($0.hash.hex), "size": .int($0.size), "kind": .string($0.kind)])
       })))
       if !e.metrics.isEmpty { fields.append(("metrics", .map(e.metrics.mapValues { .float($0) }))) }
-      fields.append(("duration_seconds", .float((e.durationSeconds * 1000).rounded() / 1000)))
       for (key, value) in fields { out += BlockYAML.field(key, value, indent: 4) }
     }
     return out
@@ -267,10 +265,8 @@ private struct LockfileDecoder {
         if let name = pair.key.string, let v = pair.value.double { metrics[name] = v }
       }
     }
-    let duration = node["duration_seconds"]?.double ?? 0
     guard diagnostics.count == before, let op, let version, let seed, let key else { return nil }
     return Lockfile.Entry(op: op, opVersion: version, key: key, seed: seed, parameters: parameters,
-                          inputs: inputs, files: files, outputs: outputs, metrics: metrics,
-                          durationSeconds: duration)
+                          inputs: inputs, files: files, outputs: outputs, metrics: metrics)
   }
 }

@@ -34,7 +34,8 @@ public struct Planner {
     public var reasons: [StaleReason]
     /// Known when every input's hash is known.
     public var key: ContentHash?
-    /// The last recorded duration of this stage (from the lockfile), an estimate of a rerun's cost.
+    /// How long the lockfile's result of this stage took to compute (from its action record): an
+    /// estimate of what rerunning it costs.
     public var lastDurationSeconds: Double?
   }
 
@@ -50,8 +51,9 @@ public struct Planner {
     for i in graph.topologicalOrder() where chosen.contains(i) {
       let stage = recipe.stages[i]
       let lock = lockfile.stages[stage.name]
+      let lastRun = try lock.flatMap { try cache.cachedResult(for: $0.key) }
       var status = StageStatus(stage: stage.name, state: .stale, reasons: [], key: nil,
-                               lastDurationSeconds: lock?.durationSeconds)
+                               lastDurationSeconds: lastRun?.durationSeconds)
       let waiting = stage.dependencies.filter { known[$0] == nil }
       let files = try fileHashes(for: stage)
       if !waiting.isEmpty {

@@ -5,7 +5,7 @@ import Pipeline
 /// Each line is one `TaskExample` (`task`, `split`, `prompt`, `reasoning`, `answer`). The held-out
 /// split is disjoint from train by construction (`Split.of(problem:)`), so an evaluation on it never
 /// sees a training problem.
-public struct DatasetOp: Operation {
+public struct DatasetOp: StageOperation {
   public init() {}
 
   public let name = "dataset"

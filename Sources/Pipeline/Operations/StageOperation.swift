@@ -7,7 +7,7 @@ import ArtifactStore
 /// stage of that op reruns. `run` is synchronous and may take hours: it reports progress, checks
 /// `context.isCancelled` between steps and saves checkpoints through the context. It runs on a thread of
 /// its own, never on the executor's.
-public protocol Operation: Sendable {
+public protocol StageOperation: Sendable {
   var name: String { get }
   var version: Int { get }
   /// One line for `lineage ops`.
@@ -25,7 +25,7 @@ public protocol Operation: Sendable {
   func run(_ context: StageContext) throws -> StageOutput
 }
 
-extension Operation {
+extension StageOperation {
   public func validate(_ parameters: ParamValue) -> [ParameterProblem] { [] }
 }
 
@@ -62,10 +62,10 @@ public struct StageFailure: Error, Sendable, CustomStringConvertible {
 
 /// The ops a recipe may name, frozen when the program starts.
 public struct OperationRegistry: Sendable {
-  private let ops: [String: any Operation]
+  private let ops: [String: any StageOperation]
 
-  public init(_ operations: [any Operation]) {
-    var table: [String: any Operation] = [:]
+  public init(_ operations: [any StageOperation]) {
+    var table: [String: any StageOperation] = [:]
     for op in operations {
       precondition(table[op.name] == nil, "two ops named \(op.name)")
       table[op.name] = op
@@ -73,8 +73,8 @@ public struct OperationRegistry: Sendable {
     ops = table
   }
 
-  public subscript(name: String) -> (any Operation)? { ops[name] }
+  public subscript(name: String) -> (any StageOperation)? { ops[name] }
   /// Every op, by name.
-  public var all: [any Operation] { ops.keys.sorted().map { ops[$0]! } }
+  public var all: [any StageOperation] { ops.keys.sorted().map { ops[$0]! } }
   public var names: [String] { ops.keys.sorted() }
 }

@@ -1,0 +1,80 @@
+import Crypto
+import Foundation
+
+/// The SHA-256 of some bytes: the address of every blob in the store. Written as 64 hex digits.
+public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertible {
+  /// The 32 digest bytes.
+  public let bytes: [UInt8]
+
+  init(digest: [UInt8]) {
+    precondition(digest.count == 32)
+    bytes = digest
+  }
+
+  /// Parses 64 hex digits (either case); nil for anything else.
+  public init?(hex: String) {
+    let chars = Array(hex.utf8)
+    guard chars.count == 64 else { return nil }
+    var out = [UInt8](repeating: 0, count: 32)
+    for i in 0..<32 {
+      guard let hi = ContentHash.nibble(chars[2 * i]), let lo = ContentHash.nibble(chars[2 * i + 1]) else { return nil }
+      out[i] = hi << 4 | lo
+    }
+    bytes = out
+  }
+
+  private static func nibble(_ c: UInt8) -> UInt8? {
+    switch c {
+    case 48...57: return c - 48
+    case 97...102: return c - 87
+    case 65...70: return c - 55
+    default: return nil
+    }
+  }
+
+  /// The hash of `bytes`.
+  public static func of(_ bytes: some ContiguousBytes) -> ContentHash {
+    bytes.withUnsafeBytes { of($0) }
+  }
+
+  /// The hash of the bytes in `buffer`.
+  public static func of(_ buffer: UnsafeRawBufferPointer) -> ContentHash {
+    var hasher = SHA256()
+    hasher.update(bufferPointer: buffer)
+    return ContentHash(digest: Array(hasher.finalize()))
+  }
+
+  /// 64 lowercase hex digits.
+  public var hex: String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(64)
+    for b in bytes {
+      out.append(digits[Int(b >> 4)])
+      out.append(digits[Int(b & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  /// The first 12 hex digits, for display.
+  public var short: String { String(hex.prefix(12)) }
+
+  public var description: String { hex }
+
+  public static func < (a: ContentHash, b: ContentHash) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+}
+
+extension ContentHash: Codable {
+  public init(from decoder: Decoder) throws {
+    let text = try decoder.singleValueContainer().decode(String.self)
+    guard let hash = ContentHash(hex: text) else {
+      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a SHA-256 hex digest: \(text)"))
+    }
+    self = hash
+  }
+
+  public func encode(to encoder: Encoder) throws {
+    var container = encoder.singleValueContainer()
+    try container.encode(hex)
+  }
+}

@@ -1,0 +1,393 @@
+internal import CYAML
+
+/// Our thin layer over libyaml's event parser: one document into a `YAMLNode` tree that keeps every
+/// node's line and column.
+///
+/// On top of libyaml it expands aliases (refusing alias bombs and absurd nesting before they cost
+/// anything), resolves `<<` merge keys, rejects duplicate keys (naming both places), resolves scalars
+/// by YAML 1.2's core schema, and turns libyaml's errors into located messages.
+public enum YAMLParser {
+  /// Parses one YAML document; nil when the text holds no document (empty, or only comments).
+  ///
+  /// - Throws: `YAMLError` at the place of the first problem.
+  public static func parse(_ bytes: [UInt8], file: String, limits: YAMLLimits = .default) throws(YAMLError) -> YAMLNode? {
+    guard bytes.count <= limits.maxBytes else {
+      throw YAMLError("file is larger than \(limits.maxBytes >> 20) MiB", at: SourceLocation(file: file, line: 1, column: 1))
+    }
+    var builder = TreeBuilder(file: file, bytes: bytes, limits: limits)
+    let result: Result<YAMLNode?, YAMLError> = bytes.withUnsafeBufferPointer { buffer in
+      var parser = yaml_parser_t()
+      guard yaml_parser_initialize(&parser) == 1 else {
+        return .failure(YAMLError("cannot start the YAML parser (out of memory)", at: builder.location(line: 0, column: 0)))
+      }
+      defer { yaml_parser_delete(&parser) }
+      yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+      do {
+        while true {
+          var event = yaml_event_t()
+          guard yaml_parser_parse(&parser, &event) == 1 else { throw builder.parserError(parser) }
+          defer { yaml_event_delete(&event) }
+          if try builder.handle(&event) { break }
+        }
+        return .success(builder.document)
+      } catch let error as YAMLError {
+        return .failure(error)
+      } catch {
+        return .failure(YAMLError("\(error)", at: builder.location(line: 0, column: 0)))
+      }
+    }
+    return try result.get()
+  }
+
+  /// Parses UTF-8 text.
+  public static func parse(_ text: String, file: String, limits: YAMLLimits = .default) throws(YAMLError) -> YAMLNode? {
+    try parse(Array(text.utf8), file: file, limits: limits)
+  }
+}
+
+/// Builds the tree from libyaml's events.
+private struct TreeBuilder {
+  let file: String
+  let bytes: [UInt8]
+  let limits: YAMLLimits
+  var document: YAMLNode?
+  private var documents = 0
+  private var stack: [Frame] = []
+  private var anchors: [String: Anchored] = [:]
+  private var nodeCount = 0
+
+  init(file: String, bytes: [UInt8], limits: YAMLLimits) {
+    self.file = file
+    self.bytes = bytes
+    self.limits = limits
+  }
+
+  struct Anchored {
+    var node: YAMLNode
+    var size: Int
+    var height: Int
+  }
+
+  /// A collection being built.
+  struct Frame {
+    var isMapping: Bool
+    var location: SourceLocation
+    var anchor: String?
+    var tag: String?
+    var items: [YAMLNode] = []
+    var size = 1
+    var height = 1
+  }
+
+  func location(line: Int, column: Int) -> SourceLocation {
+    SourceLocation(file: file, line: line + 1, column: column + 1)
+  }
+
+  func location(_ mark: yaml_mark_t) -> SourceLocation { location(line: Int(mark.line), column: Int(mark.column)) }
+
+  // MARK: - Events
+
+  /// Handles one event; true at the end of the stream.
+  mutating func handle(_ event: inout yaml_event_t) throws -> Bool {
+    let start = location(event.start_mark)
+    switch event.type {
+    case YAML_STREAM_START_EVENT, YAML_NO_EVENT:
+      return false
+    case YAML_STREAM_END_EVENT:
+      return true
+    case YAML_DOCUMENT_START_EVENT:
+      documents += 1
+      if documents > 1 {
+        throw YAMLError("a file holds one YAML document; found a second one here", at: start)
+      }
+      return false
+    case YAML_DOCUMENT_END_EVENT:
+      return false
+    case YAML_SCALAR_EVENT:
+      let s = event.data.scalar
+      let text = TreeBuilder.string(s.value, length: s.length)
+      let style = TreeBuilder.style(s.style)
+      let tag = s.tag.map { String(cString: $0) }
+      let node = try TreeBuilder.resolve(text, style: style, tag: tag, at: start)
+      try add(node, anchor: s.anchor.map { String(cString: $0) }, size: 1, height: 0)
+    case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
+      let isMapping = event.type == YAML_MAPPING_START_EVENT
+      let anchor = isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor
+      let tag = isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag
+      guard stack.count < limits.maxDepth else {
+        throw YAMLError("nesting deeper than \(limits.maxDepth) levels", at: start)
+      }
+      if let tag, let text = Optional(String(cString: tag)), !["tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"].contains(text) {
+        throw YAMLError("unsupported tag '\(TreeBuilder.shortTag(text))'", at: start)
+      }
+      stack.append(Frame(isMapping: isMapping, location: start, anchor: anchor.map { String(cString: $0) }))
+      try countNodes(1, at: start)
+    case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+      let frame = stack.removeLast()
+      let content: YAMLNode.Content
+      if frame.isMapping {
+        content = .mapping(try mapping(from: frame.items))
+      } else {
+        content = .sequence(frame.items)
+      }
+      let node = YAMLNode(content: content, location: frame.location, tag: frame.tag)
+      try add(node, anchor: frame.anchor, size: frame.size, height: frame.height, counted: true)
+    case YAML_ALIAS_EVENT:
+      let name = String(cString: event.data.alias.anchor)
+      guard let anchored = anchors[name] else {
+        throw YAMLError("unknown alias '*\(name)'; define '&\(name)' before using it", at: start)
+      }
+      guard stack.count + anchored.height <= limits.maxDepth else {
+        throw YAMLError("nesting deeper than \(limits.maxDepth) levels (after expanding '*\(name)')", at: start)
+      }
+      try countNodes(anchored.size, at: start)
+      try add(anchored.node, anchor: nil, size: anchored.size, height: anchored.height, counted: true)
+    default:
+      return false
+    }
+    return false
+  }
+
+  private mutating func countNodes(_ n: Int, at location: SourceLocation) throws {
+    nodeCount += n
+    guard nodeCount <= limits.maxNodes else {
+      throw YAMLError("document too large after expanding aliases (more than \(limits.maxNodes) nodes)", at: location)
+    }
+  }
+
+  /// Adds a finished node to the collection being built, or makes it the document.
+  private mutating func add(_ node: YAMLNode, anchor: String?, size: Int, height: Int, counted: Bool = false) throws {
+    if !counted { try countNodes(size, at: node.location) }
+    if let anchor { anchors[anchor] = Anchored(node: node, size: size, height: height) }
+    guard !stack.isEmpty else {
+      document = node
+      return
+    }
+    stack[stack.count - 1].items.append(node)
+    stack[stack.count - 1].size += size
+    stack[stack.count - 1].height = max(stack[stack.count - 1].height, height + 1)
+  }
+
+  // MARK: - Mappings
+
+  /// Pairs keys and values, resolves `<<` merge keys and rejects duplicates.
+  private func mapping(from items: [YAMLNode]) throws -> [YAMLPair] {
+    var own: [YAMLPair] = []
+    var merged: [YAMLPair] = []
+    var index = 0
+    while index + 1 < items.count {
+      let key = items[index], value = items[index + 1]
+      index += 2
+      if key.style == .plain, key.tag == nil, case .scalar(.string("<<")) = key.content {
+        merged += try mergeSources(value)
+        continue
+      }
+      if let first = own.first(where: { TreeBuilder.sameKey($0.key, key) }) {
+        throw YAMLError("duplicate key '\(TreeBuilder.keyText(key))'", at: key.location,
+                        note: "first defined here", noteLocation: first.key.location)
+      }
+      own.append(YAMLPair(key: key, value: value))
+    }
+    // Keys written in the mapping win over merged ones; earlier merged maps win over later ones.
+    var result = own
+    for pair in merged where !result.contains(where: { TreeBuilder.sameKey($0.key, pair.key) }) {
+      result.append(pair)
+    }
+    return result
+  }
+
+  private func mergeSources(_ value: YAMLNode) throws -> [YAMLPair] {
+    switch value.content {
+    case .mapping(let pairs):
+      return pairs
+    case .sequence(let items):
+      var out: [YAMLPair] = []
+      for item in items {
+        guard case .mapping(let pairs) = item.content else {
+          throw YAMLError("'<<' merges maps, not \(item.description)", at: item.location)
+        }
+        out += pairs
+      }
+      return out
+    default:
+      throw YAMLError("'<<' merges maps, not \(value.description)", at: value.location)
+    }
+  }
+
+  static func sameKey(_ a: YAMLNode, _ b: YAMLNode) -> Bool {
+    if case .scalar(let x) = a.content, case .scalar(let y) = b.content { return x == y }
+    return a.content == b.content
+  }
+
+  static func keyText(_ node: YAMLNode) -> String {
+    if case .scalar(.string(let s)) = node.content { return s }
+    return node.raw ?? node.description
+  }
+
+  // MARK: - Scalars
+
+  static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?, length: Int) -> String {
+    guard let pointer else { return "" }
+    return String(decoding: UnsafeBufferPointer(start: pointer, count: length), as: UTF8.self)
+  }
+
+  static func style(_ style: yaml_scalar_style_t) -> ScalarStyle {
+    switch style {
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE: return .singleQuoted
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE: return .doubleQuoted
+    case YAML_LITERAL_SCALAR_STYLE: return .literal
+    case YAML_FOLDED_SCALAR_STYLE: return .folded
+    default: return .plain
+    }
+  }
+
+  static func shortTag(_ tag: String) -> String {
+    tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst("tag:yaml.org,2002:".count) : tag
+  }
+
+  /// Resolves a scalar: plain ones by the core schema, quoted and block ones as strings, explicit
+  /// `!!str`, `!!int`, `!!float`, `!!bool`, `!!null` as asked.
+  static func resolve(_ text: String, style: ScalarStyle, tag: String?, at location: SourceLocation) throws -> YAMLNode {
+    var node = YAMLNode(content: .scalar(.string(text)), location: location, tag: tag, raw: text, style: style)
+    if let tag {
+      let short = shortTag(tag)
+      switch short {
+      case "!!str", "!": return node
+      case "!!int", "!!float", "!!bool", "!!null":
+        let resolved = try plain(text, at: location)
+        let ok: Bool
+        switch (short, resolved) {
+        case ("!!int", .int), ("!!float", .float), ("!!bool", .bool), ("!!null", .null): ok = true
+        case ("!!float", .int(let i)):
+          node.content = .scalar(.float(Double(i)))
+          return node
+        default: ok = false
+        }
+        guard ok else { throw YAMLError("'\(text)' is not a valid \(short)", at: location) }
+        node.content = .scalar(resolved)
+        return node
+      default:
+        throw YAMLError("unsupported tag '\(short)'", at: location)
+      }
+    }
+    guard style == .plain else { return node }
+    node.content = .scalar(try plain(text, at: location))
+    return node
+  }
+
+  /// YAML 1.2 core schema, plus floats written without a dot (`1e-3`); an integer too large for
+  /// 64 bits is an error rather than a silent float.
+  static func plain(_ text: String, at location: SourceLocation) throws -> YAMLScalar {
+    switch text {
+    case "", "~", "null", "Null", "NULL": return .null
+    case "true", "True", "TRUE": return .bool(true)
+    case "false", "False", "FALSE": return .bool(false)
+    case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .float(.infinity)
+    case "-.inf", "-.Inf", "-.INF": return .float(-.infinity)
+    case ".nan", ".NaN", ".NAN": return .float(.nan)
+    default: break
+    }
+    let utf8 = Array(text.utf8)
+    func digits(_ s: ArraySlice<UInt8>, _ valid: (UInt8) -> Bool) -> Bool { !s.isEmpty && s.allSatisfy(valid) }
+    let isDecimal: (UInt8) -> Bool = { $0 >= 48 && $0 <= 57 }
+    var body = utf8[...]
+    if let first = body.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") { body = body.dropFirst() }
+    if digits(body, isDecimal) {
+      guard let value = Int(text.hasPrefix("+") ? String(text.dropFirst()) : text) else {
+        throw YAMLError("integer \(text) does not fit in 64 bits", at: location)
+      }
+      return .int(value)
+    }
+    if text.hasPrefix("0x"), digits(utf8.dropFirst(2), { isDecimal($0) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }) {
+      guard let value = Int(text.dropFirst(2), radix: 16) else {
+        throw YAMLError("integer \(text) does not fit in 64 bits", at: location)
+      }
+      return .int(value)
+    }
+    if text.hasPrefix("0o"), digits(utf8.dropFirst(2), { $0 >= 48 && $0 <= 55 }) {
+      guard let value = Int(text.dropFirst(2), radix: 8) else {
+        throw YAMLError("integer \(text) does not fit in 64 bits", at: location)
+      }
+      return .int(value)
+    }
+    if isFloat(body), let value = Double(text) { return .float(value) }
+    return .string(text)
+  }
+
+  /// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, sign already removed.
+  static func isFloat(_ s: ArraySlice<UInt8>) -> Bool {
+    var i = s.startIndex
+    let isDigit: (UInt8) -> Bool = { $0 >= 48 && $0 <= 57 }
+    var mantissaDigits = 0
+    while i < s.endIndex, isDigit(s[i]) { i += 1; mantissaDigits += 1 }
+    if i < s.endIndex, s[i] == UInt8(ascii: ".") {
+      i += 1
+      while i < s.endIndex, isDigit(s[i]) { i += 1; mantissaDigits += 1 }
+    }
+    guard mantissaDigits > 0 else { return false }
+    if i < s.endIndex, s[i] == UInt8(ascii: "e") || s[i] == UInt8(ascii: "E") {
+      i += 1
+      if i < s.endIndex, s[i] == UInt8(ascii: "-") || s[i] == UInt8(ascii: "+") { i += 1 }
+      var exponentDigits = 0
+      while i < s.endIndex, isDigit(s[i]) { i += 1; exponentDigits += 1 }
+      guard exponentDigits > 0 else { return false }
+    }
+    return i == s.endIndex
+  }
+
+  // MARK: - libyaml's errors
+
+  /// A located message for libyaml's error, with a clearer text for the common mistakes.
+  func parserError(_ parser: yaml_parser_t) -> YAMLError {
+    let problem = parser.problem.map { String(cString: $0) } ?? "malformed YAML"
+    if parser.error == YAML_READER_ERROR {
+      let place = locationOfByte(Int(parser.problem_offset))
+      if problem.contains("UTF-8") || problem.contains("utf-8") {
+        return YAMLError("invalid UTF-8 (\(problem)); save the file as UTF-8", at: place)
+      }
+      if problem.contains("control characters") {
+        return YAMLError("control character not allowed in YAML", at: place)
+      }
+      return YAMLError(problem, at: place)
+    }
+    let place = location(parser.problem_mark)
+    if problem.contains("cannot start any token"), character(at: place) == "\t" {
+      return YAMLError("tab characters are not allowed for indentation; use spaces", at: place)
+    }
+    var message = problem
+    if let context = parser.context.map({ String(cString: $0) }) {
+      message = "\(problem) (\(context) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
+    }
+    return YAMLError(message, at: place)
+  }
+
+  /// The character at a 1-based place, if the place is inside the text.
+  private func character(at place: SourceLocation) -> Character? {
+    var line = 1
+    var start = 0
+    for (i, byte) in bytes.enumerated() where line < place.line {
+      if byte == 0x0A {
+        line += 1
+        start = i + 1
+      }
+    }
+    guard line == place.line else { return nil }
+    let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.count
+    let text = String(decoding: bytes[start..<end], as: UTF8.self)
+    guard place.column >= 1, place.column <= text.count else { return nil }
+    return text[text.index(text.startIndex, offsetBy: place.column - 1)]
+  }
+
+  /// Line and column (in characters) of a byte offset, for reader errors that give only an offset.
+  private func locationOfByte(_ offset: Int) -> SourceLocation {
+    var line = 0
+    var lineStart = 0
+    for i in 0..<min(offset, bytes.count) where bytes[i] == 0x0A {
+      line += 1
+      lineStart = i + 1
+    }
+    let prefix = bytes[lineStart..<min(offset, bytes.count)]
+    let column = String(decoding: prefix, as: UTF8.self).count
+    return location(line: line, column: column)
+  }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+
+/// `lineage` end to end, as a user runs it: a recipe in a temporary folder, the built binary.
+@Suite(.serialized) struct CLITests {
+  struct Result {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  /// The `lineage` binary built beside this test bundle.
+  static let binary: String = {
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    return exe.deletingLastPathComponent().appendingPathComponent("lineage").path
+  }()
+
+  final class Folder {
+    let path: String
+    init() throws {
+      path = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-cli-\(UUID().uuidString)").path
+      try FileManager.default.createDirectory(atPath: path + "/Stages", withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func write(_ name: String, _ text: String) throws {
+      try text.write(toFile: path + "/Stages/" + name, atomically: true, encoding: .utf8)
+    }
+    func read(_ name: String) -> String? { try? String(contentsOfFile: path + "/Stages/" + name, encoding: .utf8) }
+  }
+
+  func lineage(_ arguments: [String], in folder: Folder) throws -> Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CLITests.binary)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: folder.path)
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                  stderr: String(decoding: e, as: UTF8.self))
+  }
+
+  static let recipe = """
+    stages:
+      train-data:
+        op: dataset
+        generator: arithmetic
+        count: 50
+      heldout:
+        op: dataset
+        generator: arithmetic
+        split: heldout
+        count: 20
+    """
+
+  @Test func runThenNothingThenEditThenRevert() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", CLITests.recipe)
+    let first = try lineage(["run"], in: folder)
+    #expect(first.status == 0, "\(first.stderr)")
+    #expect(first.stderr.contains("2 ran"))
+    let lock = folder.read("lineage.lock")
+    #expect(lock?.contains("train-data:") == true)
+
+    let second = try lineage(["run"], in: folder)
+    #expect(second.status == 0)
+    #expect(second.stderr.contains("0 to run"))
+    #expect(!second.stderr.contains("ran,"))
+    #expect(folder.read("lineage.lock") == lock)
+
+    try folder.write("data.yaml", CLITests.recipe.replacingOccurrences(of: "count: 50", with: "count: 60"))
+    let status = try lineage(["status"], in: folder)
+    #expect(status.status == 0)
+    let rows = status.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+    #expect(rows.contains("train-data stale params.count 50 → 60"), "\(status.stdout)")
+    #expect(rows.contains("heldout up to date"), "\(status.stdout)")
+    let edited = try lineage(["run"], in: folder)
+    #expect(edited.stderr.contains("run train-data: params.count 50 → 60"), "\(edited.stderr)")
+    #expect(edited.stderr.contains("1 ran"))
+
+    try folder.write("data.yaml", CLITests.recipe)
+    let reverted = try lineage(["run"], in: folder)
+    #expect(reverted.stderr.contains("restore train-data from cache"), "\(reverted.stderr)")
+    #expect(!reverted.stderr.contains("ran"))
+    #expect(folder.read("lineage.lock") == lock)
+  }
+
+  @Test func badRecipeExitsTwoWithLocatedDiagnostics() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", "stages:\n  d:\n    op: dataset\n    generator: arithmetic\n    cuont: 5\n")
+    let result = try lineage(["run"], in: folder)
+    #expect(result.status == 2)
+    #expect(result.stderr.contains("Stages/data.yaml:5:5: error: unknown key 'cuont'; did you mean 'count'?"), "\(result.stderr)")
+    #expect(result.stderr.contains("    cuont: 5\n    ^"))
+    #expect(!FileManager.default.fileExists(atPath: folder.path + "/Stages/.lineage"), "nothing written to the store")
+  }
+
+  @Test func inspectionCommands() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run", "--dry-run"], in: folder).stdout.contains("never run"))
+    #expect(try lineage(["run"], in: folder).status == 0)
+
+    let dag = try lineage(["dag", "--format", "dot"], in: folder)
+    #expect(dag.stdout.contains("digraph lineage"))
+    #expect(try lineage(["dag", "--format", "mermaid"], in: folder).stdout.hasPrefix("flowchart LR"))
+
+    let show = try lineage(["show", "train-data", "--json"], in: folder)
+    let json = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
+    #expect(json?["op"] as? String == "dataset")
+    #expect((json?["outputs"] as? [String: Any])?["dataset"] != nil)
+    let showText = try lineage(["show", "train-data"], in: folder).stdout
+    #expect(showText.contains("count"))
+    #expect(showText.contains("stage file"))
+    #expect(showText.contains("op default"))
+
+    let metrics = try lineage(["metrics", "--json"], in: folder)
+    let table = try JSONSerialization.jsonObject(with: Data(metrics.stdout.utf8)) as? [String: [String: Double]]
+    #expect(table?["train-data"]?["examples"] == 50)
+
+    let ops = try lineage(["ops"], in: folder)
+    #expect(ops.stdout.contains("dataset"))
+    let schema = try lineage(["ops", "dataset", "--json"], in: folder)
+    #expect(schema.stdout.contains("\"difficulty.digits\""))
+
+    let fsck = try lineage(["fsck"], in: folder)
+    #expect(fsck.status == 0)
+    #expect(fsck.stdout.contains("store is healthy"))
+
+    // gc keeps everything the lockfile references
+    let gc = try lineage(["gc", "--dry-run"], in: folder)
+    #expect(gc.stdout.contains("would delete 0 cached results"), "\(gc.stdout)")
+    #expect(try lineage(["run"], in: folder).stderr.contains("2 up to date"))
+  }
+
+  @Test func gcDeletesWhatNothingReferences() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run"], in: folder).status == 0)
+    try folder.write("data.yaml", CLITests.recipe.replacingOccurrences(of: "count: 50", with: "count: 51"))
+    #expect(try lineage(["run"], in: folder).status == 0)
+    let gc = try lineage(["gc"], in: folder)
+    #expect(gc.stdout.contains("deleted 1 cached result and 1 blob"), "\(gc.stdout)")
+    let after = try lineage(["run"], in: folder)
+    #expect(after.stderr.contains("2 up to date"))
+  }
+}
