@@ -19,7 +19,8 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
   /// Opens the store in folder `path`, creating it if needed.
   ///
   /// - Throws: `StoreError.cannotOpen` when the folder or the environment cannot be opened.
-  public init(path: String, initialMapSize: Int = 64 << 20, maxMapSize: Int = 1 << 40) throws {
+  /// The map is sparse: a large initial size costs no disk until used, and spares growth retries.
+  public init(path: String, initialMapSize: Int = 1 << 30, maxMapSize: Int = 1 << 40) throws {
     self.path = path
     self.maxMapSize = maxMapSize
     do {
@@ -129,7 +130,11 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
   // MARK: - Conveniences, one transaction each
 
   @discardableResult
-  public func putBlob(_ bytes: [UInt8]) throws -> ContentHash { try write { try $0.putBlob(bytes) } }
+  public func putBlob(_ bytes: [UInt8]) throws -> ContentHash {
+    let hash = ContentHash.of(bytes)
+    try write { try $0.putBlob(bytes, hash: hash) }
+    return hash
+  }
 
   /// A blob's bytes, checked against their hash.
   public func blob(_ hash: ContentHash) throws -> [UInt8] { try read { try $0.blob(hash) } }

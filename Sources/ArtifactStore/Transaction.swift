@@ -37,8 +37,14 @@ public struct WriteTransaction {
   @discardableResult
   public func putBlob(_ bytes: [UInt8]) throws -> ContentHash {
     let hash = ContentHash.of(bytes)
-    if try core.blobSize(hash) == nil { try core.put(.blobs, key: hash.bytes, value: bytes) }
+    try putBlob(bytes, hash: hash)
     return hash
+  }
+
+  /// Stores bytes whose hash the caller computed (outside the transaction, so that a retry after the
+  /// map grew does not hash them again). The hash is checked on every read, so a wrong one is caught.
+  public func putBlob(_ bytes: [UInt8], hash: ContentHash) throws {
+    if try core.blobSize(hash) == nil { try core.put(.blobs, key: hash.bytes, value: bytes) }
   }
   public func putAction(_ record: ActionRecord) throws {
     try core.put(.actions, key: record.key.bytes, value: try Transaction.encode(record))
@@ -111,11 +117,12 @@ struct Transaction {
   func get(_ db: Database, key: [UInt8]) throws -> [UInt8]? { try withValue(db, key: key) { Array($0) } }
 
   func put(_ db: Database, key: [UInt8], value: [UInt8]) throws {
-    var k = key, v = value
-    try k.withUnsafeMutableBytes { keyBytes in
-      try v.withUnsafeMutableBytes { valueBytes in
-        var keyVal = MDB_val(mv_size: keyBytes.count, mv_data: keyBytes.baseAddress)
-        var valueVal = MDB_val(mv_size: valueBytes.count, mv_data: valueBytes.baseAddress)
+    // LMDB only reads key and value; passing the arrays' own storage avoids copying large blobs.
+    try key.withUnsafeBytes { keyBytes in
+      try value.withUnsafeBytes { valueBytes in
+        var keyVal = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+        var valueVal = MDB_val(mv_size: valueBytes.count,
+                               mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
         try check(mdb_put(txn, dbi(db), &keyVal, &valueVal, 0), "mdb_put")
       }
     }

@@ -28,10 +28,10 @@ final class ProgressPrinter: EventSink, @unchecked Sendable {  // state guarded 
       parts.append("\(upToDate.count) up to date")
       say("plan: " + parts.joined(separator: ", "))
     case .stageStarted(let stage, let reasons):
+      firstStep[stage] = 0
       say("run \(stage): " + reasons.map(\.description).joined(separator: "; "))
       setLine(stage, "\(stage): starting")
     case .stageProgress(let stage, let progress):
-      if firstStep[stage] == nil { firstStep[stage] = max(0, progress.step - 1) }
       let text = describe(stage, progress)
       if terminal {
         setLine(stage, text)

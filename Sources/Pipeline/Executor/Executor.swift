@@ -229,12 +229,14 @@ public struct Executor: Sendable {
     for name in output.artifacts.keys where schema.output(name) == nil {
       throw StageFailure("op \(stage.op.name) produced an undeclared output '\(name)' (a bug in the op)")
     }
+    // Hash outside the transaction: a retry after the map grew must not hash again.
+    var refs: [String: ArtifactRef] = [:]
+    for spec in schema.outputs {
+      let bytes = output.artifacts[spec.name]!
+      refs[spec.name] = ArtifactRef(hash: ContentHash.of(bytes), size: bytes.count, kind: spec.kind.rawValue)
+    }
     return try store.write { txn in
-      var refs: [String: ArtifactRef] = [:]
-      for spec in schema.outputs {
-        let bytes = output.artifacts[spec.name]!
-        refs[spec.name] = ArtifactRef(hash: try txn.putBlob(bytes), size: bytes.count, kind: spec.kind.rawValue)
-      }
+      for spec in schema.outputs { try txn.putBlob(output.artifacts[spec.name]!, hash: refs[spec.name]!.hash) }
       let record = ActionRecord(
         key: key, stage: stage.name, op: stage.op.name, opVersion: stage.op.version, outputs: refs,
         metrics: output.metrics, log: log, durationSeconds: seconds,

@@ -23,7 +23,6 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   private let lock = NSLock()
   private var cancelled = false
   private var lastProgress: Date?
-  private var firstStep: Int?
   private var logLines: [String] = []
 
   init(stage: String, parameters: ParamValue, seed: UInt64, recipeDirectory: String, key: ContentHash,
@@ -59,7 +58,6 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   public func progress(step: Int, of total: Int, _ scalars: [(String, Double)] = []) {
     let now = Date()
     lock.lock()
-    if firstStep == nil { firstStep = step - 1 }
     let due = lastProgress.map { now.timeIntervalSince($0) >= 0.2 } ?? true
     if due || step == total { lastProgress = now }
     lock.unlock()
