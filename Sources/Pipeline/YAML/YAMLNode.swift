@@ -46,7 +46,7 @@ public struct YAMLPair: Sendable, Equatable {
 
 /// One node of a parsed YAML document, with the place it starts at.
 ///
-/// Aliases are expanded (an alias shares the anchored node's content and location); merge keys
+/// Aliases are expanded (an alias takes the anchored node's content and its own place); merge keys
 /// (`<<`) are resolved; a mapping never holds two equal keys.
 public struct YAMLNode: Sendable, Equatable, CustomStringConvertible {
   public indirect enum Content: Sendable, Equatable {

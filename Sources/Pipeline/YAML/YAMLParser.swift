@@ -141,7 +141,9 @@ private struct TreeBuilder {
         throw YAMLError("nesting deeper than \(limits.maxDepth) levels (after expanding '*\(name)')", at: start)
       }
       try countNodes(anchored.size, at: start)
-      try add(anchored.node, anchor: nil, size: anchored.size, height: anchored.height, counted: true)
+      var node = anchored.node
+      node.location = start  // point at the alias, where it is used
+      try add(node, anchor: nil, size: anchored.size, height: anchored.height, counted: true)
     default:
       return false
     }
