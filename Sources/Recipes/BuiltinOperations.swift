@@ -4,5 +4,6 @@ import Pipeline
 public enum BuiltinOperations {
   public static let registry = OperationRegistry([
     DatasetOp(),
+    TokenizerOp(),
   ])
 }
