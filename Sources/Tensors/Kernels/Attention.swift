@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// Which earlier tokens a query attends to (always causally: never a later token).
+public enum AttentionPattern: Hashable, Codable, Sendable {
+  /// Every earlier token.
+  case dense
+  /// The last `window` tokens (itself included), plus the first `globalTokens` tokens of the sequence,
+  /// which every query sees. Time and memory grow with t · (window + globalTokens), not t².
+  case slidingWindow(window: Int, globalTokens: Int)
+
+  /// The keys a query at `position` attends to: a prefix of global tokens and a window ending at the
+  /// query. The two never overlap.
+  @inline(__always)
+  func keys(for position: Int) -> (global: Range<Int>, window: Range<Int>) {
+    switch self {
+    case .dense:
+      return (0..<0, 0..<(position + 1))
+    case .slidingWindow(let window, let globalTokens):
+      let globalEnd = min(globalTokens, position + 1)
+      return (0..<globalEnd, max(globalEnd, position - window + 1)..<(position + 1))
+    }
+  }
+
+  /// The most keys any query attends to in a sequence of `length`.
+  public func maximumKeys(length: Int) -> Int {
+    switch self {
+    case .dense: return length
+    case .slidingWindow(let window, let globalTokens): return min(length, window + globalTokens)
+    }
+  }
+
+  /// Query–key pairs scored for a sequence of `length`: the cost that grows with the pattern.
+  public func attendedPairs(length: Int) -> Int {
+    (0..<length).reduce(0) { total, i in
+      let (g, w) = keys(for: i)
+      return total + g.count + w.count
+    }
+  }
+}
+
+/// Sizes of one attention call. q [batch, queries, heads, headDim]; k, v [batch, keyStride, kvHeads, headDim].
+struct AttentionShape: Sendable {
+  var batch: Int
+  var queries: Int
+  var keyStride: Int
+  var heads: Int
+  var kvHeads: Int
+  var headDim: Int
+  var pattern: AttentionPattern
+  var scale: Float
+  /// probs [batch, heads, queries, maxKeys].
+  var maxKeys: Int { pattern.maximumKeys(length: keyStride) }
+}
+
+/// o = softmax(q·kᵀ·scale over the attended keys)·v, for every (batch, head, query).
+///
+/// `positions[b * queries + i]` is query i's position, which is also the index of its own key: in
+/// training positions are 0..<t; when decoding they continue the cache. GQA: query head h reads kv
+/// head h / (heads / kvHeads). Work is split by (batch, kv head), each task writing only its own rows:
+/// bit-identical results whatever the thread count. `probs`, if given, receives the softmax weights for
+/// the backward pass.
+func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                      out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
+                      positions: UnsafePointer<Int32>, shape s: AttentionShape) {
+  let group = s.heads / s.kvHeads, d = s.headDim, maxKeys = s.maxKeys
+  let qp = SendableConstPointer(q), kp = SendableConstPointer(k), vp = SendableConstPointer(v)
+  let op = SendablePointer(out), pp = probs.map { SendablePointer($0) }, pos = SendableConstPointer(positions)
+  parallelFor(s.batch * s.kvHeads, workPerItem: group * s.queries * maxKeys * d * 2) { task in
+    let b = task / s.kvHeads, kvh = task % s.kvHeads
+    var scores = [Float](repeating: 0, count: maxKeys)
+    var keyIndex = [Int](repeating: 0, count: maxKeys)
+    for h in (kvh * group)..<((kvh + 1) * group) {
+      for i in 0..<s.queries {
+        let position = Int(pos.pointer[b * s.queries + i])
+        let (global, window) = s.pattern.keys(for: position)
+        var n = 0
+        for j in global { keyIndex[n] = j; n += 1 }
+        for j in window { keyIndex[n] = j; n += 1 }
+        let qRow = qp.pointer + ((b * s.queries + i) * s.heads + h) * d
+        var m = -Float.infinity
+        for slot in 0..<n {
+          let kRow = kp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          var dot: Float = 0
+          for e in 0..<d { dot += qRow[e] * kRow[e] }
+          scores[slot] = dot * s.scale
+          m = max(m, scores[slot])
+        }
+        var sum: Float = 0
+        for slot in 0..<n {
+          scores[slot] = expf(scores[slot] - m)
+          sum += scores[slot]
+        }
+        let inv = 1 / sum
+        let oRow = op.pointer + ((b * s.queries + i) * s.heads + h) * d
+        for e in 0..<d { oRow[e] = 0 }
+        for slot in 0..<n {
+          let p = scores[slot] * inv
+          scores[slot] = p
+          let vRow = vp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          for e in 0..<d { oRow[e] += p * vRow[e] }
+        }
+        if let pp {
+          let pRow = pp.pointer + ((b * s.heads + h) * s.queries + i) * maxKeys
+          for slot in 0..<n { pRow[slot] = scores[slot] }
+        }
+      }
+    }
+  }
+}
+
+/// Accumulates the gradients of `attentionForward` into dq, dk, dv (training: keys are the queries' own
+/// sequence, so positions are 0..<queries and keyStride == queries).
+func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                       v: UnsafePointer<Float>, probs: UnsafePointer<Float>, positions: UnsafePointer<Int32>,
+                       dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                       shape s: AttentionShape) {
+  let group = s.heads / s.kvHeads, d = s.headDim, maxKeys = s.maxKeys
+  let qp = SendableConstPointer(q), kp = SendableConstPointer(k), vp = SendableConstPointer(v)
+  let gp = SendableConstPointer(dOut), pp = SendableConstPointer(probs), pos = SendableConstPointer(positions)
+  let dqp = SendablePointer(dq), dkp = SendablePointer(dk), dvp = SendablePointer(dv)
+  parallelFor(s.batch * s.kvHeads, workPerItem: group * s.queries * maxKeys * d * 4) { task in
+    let b = task / s.kvHeads, kvh = task % s.kvHeads
+    var dScores = [Float](repeating: 0, count: maxKeys)
+    var keyIndex = [Int](repeating: 0, count: maxKeys)
+    for h in (kvh * group)..<((kvh + 1) * group) {
+      for i in 0..<s.queries {
+        let position = Int(pos.pointer[b * s.queries + i])
+        let (global, window) = s.pattern.keys(for: position)
+        var n = 0
+        for j in global { keyIndex[n] = j; n += 1 }
+        for j in window { keyIndex[n] = j; n += 1 }
+        let row = (b * s.queries + i) * s.heads + h
+        let dO = gp.pointer + row * d, qRow = qp.pointer + row * d, dqRow = dqp.pointer + row * d
+        let pRow = pp.pointer + ((b * s.heads + h) * s.queries + i) * maxKeys
+        var weighted: Float = 0  // Σ p · dP
+        for slot in 0..<n {
+          let vRow = vp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          var dp: Float = 0
+          for e in 0..<d { dp += dO[e] * vRow[e] }
+          dScores[slot] = dp
+          weighted += pRow[slot] * dp
+        }
+        for slot in 0..<n {
+          let p = pRow[slot]
+          let ds = p * (dScores[slot] - weighted) * s.scale
+          let keyRow = ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          let kRow = kp.pointer + keyRow
+          let dkRow = dkp.pointer + keyRow, dvRow = dvp.pointer + keyRow
+          for e in 0..<d {
+            dqRow[e] += ds * kRow[e]
+            dkRow[e] += ds * qRow[e]
+            dvRow[e] += p * dO[e]
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,1 +1,0 @@
-// Placeholder until the first real file of Tensors lands; removed by it.

@@ -1,0 +1,97 @@
+@testable import Tensors
+import Testing
+
+/// Every differentiable op against central finite differences.
+///
+/// The loss is Σ cᵢ·yᵢ with fixed random coefficients c, so every output element matters; its
+/// numeric gradient is taken in float32 with a step of 1e-2 and compared by relative error.
+@Suite struct GradientCheckTests {
+  func random(_ shape: [Int], seed: UInt32, scale: Float = 1) -> Tensor {
+    var rng = RandomStream(seed: 99, purpose: .evaluation, substream: seed)
+    return Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.normal() * scale })
+  }
+
+  /// Checks ∂(Σ c·f(inputs))/∂input for every input against central differences.
+  func check(_ inputs: [Tensor], step h: Float = 1e-2, tolerance: Float = 1e-3,
+             sourceLocation: Testing.SourceLocation = #_sourceLocation, _ f: ([Variable]) -> Variable) {
+    let probe = f(inputs.map { Variable($0) })
+    let c = random(probe.shape, seed: 7)
+    func loss(_ values: [Tensor]) -> Double {
+      let y = f(values.map { Variable($0) }).value
+      var s: Double = 0
+      for i in 0..<y.count { s += Double(c.scalars[i]) * Double(y.scalars[i]) }
+      return s
+    }
+    let variables = inputs.map { Variable($0, requiresGrad: true) }
+    let y = f(variables)
+    (y * Variable(c)).sum().backward()
+    for (n, input) in inputs.enumerated() {
+      let analytic = variables[n].grad ?? Tensor(zeros: input.shape)
+      var worst: Float = 0
+      for i in 0..<input.count {
+        var plus = inputs, minus = inputs
+        plus[n].scalars[i] += h
+        minus[n].scalars[i] -= h
+        let numeric = Float((loss(plus) - loss(minus)) / Double(2 * h))
+        let error = abs(numeric - analytic.scalars[i]) / max(1, abs(numeric), abs(analytic.scalars[i]))
+        worst = max(worst, error)
+      }
+      #expect(worst < tolerance, "input \(n): worst relative error \(worst)", sourceLocation: sourceLocation)
+    }
+  }
+
+  @Test func linear() {
+    check([random([5, 4], seed: 1), random([3, 4], seed: 2)]) { $0[0].linear($0[1]) }
+  }
+
+  @Test func matmul() {
+    check([random([3, 4], seed: 1), random([4, 2], seed: 2)]) { $0[0].matmul($0[1]) }
+  }
+
+  @Test func addMultiplyScaleSum() {
+    check([random([6], seed: 1), random([6], seed: 2)]) { ($0[0] + $0[1]) * $0[0] }
+    check([random([6], seed: 3)]) { $0[0].scaled(by: -2.5) }
+    check([random([2, 3], seed: 4)]) { $0[0].sum() }
+  }
+
+  @Test func embeddingAndRows() {
+    check([random([5, 3], seed: 1)]) { Variable.embedding($0[0], [4, 0, 4, 2]) }
+    check([random([5, 3], seed: 1)]) { Variable.gatherRows($0[0], [1, 1, 3]) }
+    check([random([3, 2], seed: 1), random([3], seed: 2)]) {
+      Variable.scatterRows($0[0], weights: $0[1], indices: [2, 0, 2], count: 4)
+    }
+  }
+
+  @Test func rmsNorm() {
+    check([random([4, 6], seed: 1), random([6], seed: 2)]) { $0[0].rmsNorm($0[1]) }
+  }
+
+  @Test func swiglu() {
+    check([random([10], seed: 1), random([10], seed: 2)]) { Variable.swiglu(gate: $0[0], up: $0[1]) }
+  }
+
+  @Test(arguments: [RoPEScaling.none, .linear(factor: 4), .ntk(factor: 4), .yarn(factor: 4, originalContext: 8)])
+  func rope(scaling: RoPEScaling) {
+    let table = RoPETable(headDim: 4, base: 10_000, scaling: scaling)
+    check([random([3, 2 * 4], seed: 1)]) { $0[0].rope(positions: [0, 5, 17], heads: 2, table: table) }
+  }
+
+  @Test(arguments: [AttentionPattern.dense, .slidingWindow(window: 2, globalTokens: 1)])
+  func attention(pattern: AttentionPattern) {
+    // batch 2, seq 4, 4 query heads sharing 2 kv heads, head dim 3
+    check([random([8, 12], seed: 1), random([8, 6], seed: 2), random([8, 6], seed: 3)]) {
+      Variable.attention(q: $0[0], k: $0[1], v: $0[2], batch: 2, heads: 4, kvHeads: 2, pattern: pattern)
+    }
+  }
+
+  @Test func crossEntropy() {
+    check([random([4, 5], seed: 1)]) { $0[0].crossEntropy(targets: [0, 4, 2, 2], weights: [1, 0, 0.5, 1]) }
+  }
+
+  @Test func everyDifferentiableOpIsChecked() {
+    // The names of the ops each test above exercises; a new op must be added to a test and here.
+    let tested: Set<String> = ["linear", "matmul", "add", "multiply", "scale", "sum", "embedding", "gatherRows",
+                               "scatterRows", "rmsNorm", "swiglu", "rope", "attention", "crossEntropy"]
+    #expect(Set(DifferentiableOp.allCases.map(\.rawValue)) == tested)
+  }
+}

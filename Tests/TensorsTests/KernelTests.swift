@@ -1,0 +1,140 @@
+@testable import Tensors
+import Testing
+
+@Suite struct KernelTests {
+  func random(_ count: Int, seed: UInt32) -> [Float] {
+    var rng = RandomStream(seed: 5, purpose: .evaluation, substream: seed)
+    return (0..<count).map { _ in rng.normal() }
+  }
+
+  @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+  func sgemmMatchesTheNaiveProduct(transposeA: Bool, transposeB: Bool) {
+    let m = 7, n = 5, k = 9
+    let a = random(m * k, seed: 1), b = random(k * n, seed: 2)
+    var c = [Float](repeating: 0, count: m * n)
+    a.withUnsafeBufferPointer { pa in
+      b.withUnsafeBufferPointer { pb in
+        c.withUnsafeMutableBufferPointer { pc in
+          sgemm(pa.baseAddress!, transposeA: transposeA, pb.baseAddress!, transposeB: transposeB, pc.baseAddress!, m: m, n: n, k: k)
+        }
+      }
+    }
+    let reference = sgemmReference(a, transposeA: transposeA, b, transposeB: transposeB, m: m, n: n, k: k)
+    for i in 0..<c.count { #expect(abs(c[i] - reference[i]) < 1e-4) }
+  }
+
+  func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor, batch: Int, heads: Int, kvHeads: Int, pattern: AttentionPattern) -> Tensor {
+    Variable.attention(q: Variable(q), k: Variable(k), v: Variable(v), batch: batch, heads: heads, kvHeads: kvHeads,
+                       pattern: pattern).value
+  }
+
+  @Test func aWindowCoveringTheSequenceEqualsDenseAttention() {
+    let q = Tensor(shape: [16, 8], scalars: random(128, seed: 1))
+    let k = Tensor(shape: [16, 8], scalars: random(128, seed: 2)), v = Tensor(shape: [16, 8], scalars: random(128, seed: 3))
+    let dense = attend(q, k, v, batch: 2, heads: 2, kvHeads: 2, pattern: .dense)
+    let window = attend(q, k, v, batch: 2, heads: 2, kvHeads: 2, pattern: .slidingWindow(window: 8, globalTokens: 0))
+    #expect(dense == window)
+    let global = attend(q, k, v, batch: 2, heads: 2, kvHeads: 2, pattern: .slidingWindow(window: 3, globalTokens: 8))
+    #expect(dense == global)
+    let narrow = attend(q, k, v, batch: 2, heads: 2, kvHeads: 2, pattern: .slidingWindow(window: 3, globalTokens: 0))
+    #expect(dense != narrow)
+  }
+
+  @Test func slidingWindowCostGrowsWithTheWindowNotTheSquare() {
+    let dense = AttentionPattern.dense.attendedPairs(length: 4096)
+    let window = AttentionPattern.slidingWindow(window: 256, globalTokens: 16).attendedPairs(length: 4096)
+    #expect(dense == 4096 * 4097 / 2)
+    #expect(window < 4096 * (256 + 16))
+    #expect(Double(dense) / Double(window) > 7)
+  }
+
+  @Test func groupedQueryAttentionEqualsRepeatedKVHeads() {
+    // 4 query heads over 2 kv heads equals 4 kv heads where heads 0,1 copy kv head 0 and 2,3 kv head 1.
+    let rows = 6, d = 2
+    let q = Tensor(shape: [rows, 4 * d], scalars: random(rows * 4 * d, seed: 1))
+    let k = Tensor(shape: [rows, 2 * d], scalars: random(rows * 2 * d, seed: 2))
+    let v = Tensor(shape: [rows, 2 * d], scalars: random(rows * 2 * d, seed: 3))
+    func expand(_ t: Tensor) -> Tensor {
+      var out: [Float] = []
+      for r in 0..<rows {
+        for h in 0..<4 {
+          let start: Int = (r * 2 + h / 2) * d
+          out.append(contentsOf: t.scalars[start..<(start + d)])
+        }
+      }
+      return Tensor(shape: [rows, 4 * d], scalars: out)
+    }
+    let grouped = attend(q, k, v, batch: 1, heads: 4, kvHeads: 2, pattern: .dense)
+    let full = attend(q, expand(k), expand(v), batch: 1, heads: 4, kvHeads: 4, pattern: .dense)
+    for i in 0..<grouped.count { #expect(abs(grouped.scalars[i] - full.scalars[i]) < 1e-6) }
+  }
+
+  @Test func parallelKernelsGiveTheSameBitsAsSerial() {
+    let rows = 2 * 64, heads = 4, d = 16
+    let q = Tensor(shape: [rows, heads * d], scalars: random(rows * heads * d, seed: 1))
+    let k = Tensor(shape: [rows, heads * d], scalars: random(rows * heads * d, seed: 2))
+    let v = Tensor(shape: [rows, heads * d], scalars: random(rows * heads * d, seed: 3))
+    func run() -> (Tensor, Tensor) {
+      let vq = Variable(q, requiresGrad: true), vk = Variable(k, requiresGrad: true), vv = Variable(v, requiresGrad: true)
+      let o = Variable.attention(q: vq, k: vk, v: vv, batch: 2, heads: heads, kvHeads: heads, pattern: .dense)
+      o.sum().backward()
+      return (o.value, vk.grad!)
+    }
+    let parallel = run()
+    Parallelism.forceSerial = true
+    let serial = run()
+    Parallelism.forceSerial = false
+    #expect(parallel.0 == serial.0)
+    #expect(parallel.1 == serial.1)
+  }
+
+  @Test func ropeAtAnOffsetEqualsTheSameRowsOfTheFullSequence() {
+    let table = RoPETable(headDim: 8, base: 10_000, scaling: .none)
+    let x = Tensor(shape: [6, 16], scalars: random(96, seed: 4))
+    let full = Variable(x).rope(positions: [0, 1, 2, 3, 4, 5], heads: 2, table: table).value
+    let tail = Variable(Tensor(shape: [2, 16], scalars: Array(x.scalars[64...]))).rope(positions: [4, 5], heads: 2, table: table).value
+    #expect(Array(full.scalars[64...]) == tail.scalars)
+    // position 0 is the identity rotation
+    #expect(Array(full.scalars[0..<16]) == Array(x.scalars[0..<16]))
+  }
+
+  @Test func ropeScalingStretchesRotations() {
+    let plain = RoPETable(headDim: 8, base: 10_000, scaling: .none)
+    let linear = RoPETable(headDim: 8, base: 10_000, scaling: .linear(factor: 4))
+    #expect(linear.frequencies.map { $0 * 4 }.elementsEqual(plain.frequencies) { abs($0 - $1) < 1e-6 * max(1, abs($1)) })
+    let ntk = RoPETable(headDim: 8, base: 10_000, scaling: .ntk(factor: 4))
+    #expect(ntk.frequencies[0] == plain.frequencies[0], "NTK keeps the highest frequency")
+    #expect(ntk.frequencies[3] < plain.frequencies[3], "and stretches the lowest")
+    let yarn = RoPETable(headDim: 8, base: 10_000, scaling: .yarn(factor: 4, originalContext: 1024))
+    #expect(yarn.magnitude > 1)
+    #expect(yarn.frequencies[0] == plain.frequencies[0], "many turns over the context: kept")
+    #expect(abs(yarn.frequencies[3] - plain.frequencies[3] / 4) < 1e-9, "under one turn: interpolated")
+  }
+
+  @Test func randomStreamsAreReproducibleAndIndependent() {
+    var a = RandomStream(seed: 1, purpose: .initialization), b = RandomStream(seed: 1, purpose: .initialization)
+    var c = RandomStream(seed: 1, purpose: .sampling), d = RandomStream(seed: 2, purpose: .initialization)
+    let xa = (0..<100).map { _ in a.nextUInt32() }
+    #expect(xa == (0..<100).map { _ in b.nextUInt32() })
+    #expect(xa != (0..<100).map { _ in c.nextUInt32() })
+    #expect(xa != (0..<100).map { _ in d.nextUInt32() })
+    // resuming a stream at a position continues it exactly
+    var e = RandomStream(seed: 1, purpose: .initialization)
+    for _ in 0..<40 { _ = e.nextUInt32() }
+    var f = RandomStream(seed: 1, purpose: .initialization).advanced(by: 10)
+    #expect((0..<20).map { _ in e.nextUInt32() } == (0..<20).map { _ in f.nextUInt32() })
+    // normals look normal
+    var g = RandomStream(seed: 3, purpose: .initialization)
+    let samples = (0..<20_000).map { _ in Double(g.normal()) }
+    let mean = samples.reduce(0, +) / Double(samples.count)
+    let variance = samples.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(samples.count)
+    #expect(abs(mean) < 0.03 && abs(variance - 1) < 0.05)
+  }
+
+  @Test func crossEntropyIgnoresMaskedRows() {
+    let logits = Tensor(shape: [2, 3], scalars: [1, 2, 3, 100, -100, 0])
+    let masked = Variable(logits).crossEntropy(targets: [2, 1], weights: [1, 0]).value.scalars[0]
+    let alone = Variable(Tensor(shape: [1, 3], scalars: [1, 2, 3])).crossEntropy(targets: [2]).value.scalars[0]
+    #expect(abs(masked - alone) < 1e-6)
+  }
+}
