@@ -20,3 +20,27 @@ func adamWStep(parameter: UnsafeMutablePointer<Float>, gradient: UnsafePointer<F
     parameter[i] -= learningRate * (update + weightDecay * parameter[i])
   }
 }
+
+extension Tensor {
+  /// Applies one AdamW step to this parameter in place; `m` and `v` are its moment buffers.
+  public mutating func adamWUpdate(gradient: Tensor, m: inout [Float], v: inout [Float], learningRate: Float,
+                                   beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float, step: Int) {
+    precondition(gradient.count == count && m.count == count && v.count == count)
+    withUnsafeMutableBufferPointer { p in
+      gradient.withUnsafeBufferPointer { g in
+        m.withUnsafeMutableBufferPointer { pm in
+          v.withUnsafeMutableBufferPointer { pv in
+            adamWStep(parameter: p.baseAddress!, gradient: g.baseAddress!, m: pm.baseAddress!, v: pv.baseAddress!,
+                      count: p.count, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                      weightDecay: weightDecay, step: step)
+          }
+        }
+      }
+    }
+  }
+
+  /// Multiplies every element by `s` in place.
+  public mutating func scale(by s: Float) {
+    withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] *= s } }
+  }
+}

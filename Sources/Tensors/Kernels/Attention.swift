@@ -160,3 +160,35 @@ func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: U
     }
   }
 }
+
+extension Tensor {
+  /// Attention of new queries over keys and values already in a cache (inference: no gradient).
+  ///
+  /// - Parameters:
+  ///   - q: `[batch·queries, heads·headDim]`, rows already rotated by RoPE.
+  ///   - keys, values: the caches, `[batch, keyStride, kvHeads·headDim]`, holding every position up to
+  ///     each query's own (written before this call).
+  ///   - positions: `[batch·queries]`, each query's position (= the index of its own key).
+  /// - Returns: `[batch·queries, heads·headDim]`.
+  public static func cachedAttention(q: Tensor, keys: Tensor, values: Tensor, positions: [Int32], batch: Int,
+                                     queries: Int, keyStride: Int, heads: Int, kvHeads: Int,
+                                     pattern: AttentionPattern) -> Tensor {
+    let headDim = q.count / (batch * queries * heads)
+    let shape = AttentionShape(batch: batch, queries: queries, keyStride: keyStride, heads: heads, kvHeads: kvHeads,
+                               headDim: headDim, pattern: pattern, scale: 1 / Float(headDim).squareRoot())
+    var out = Tensor(zeros: q.shape)
+    q.withUnsafeBufferPointer { pq in
+      keys.withUnsafeBufferPointer { pk in
+        values.withUnsafeBufferPointer { pv in
+          out.withUnsafeMutableBufferPointer { po in
+            positions.withUnsafeBufferPointer { pp in
+              attentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
+                               probs: nil, positions: pp.baseAddress!, shape: shape)
+            }
+          }
+        }
+      }
+    }
+    return out
+  }
+}

@@ -1,0 +1,211 @@
+import Tensors
+
+/// How to pick each next token.
+public struct SamplingSettings: Codable, Hashable, Sendable {
+  /// 0 picks the most likely token (greedy).
+  public var temperature: Float
+  /// Keep only the k most likely tokens (nil: all).
+  public var topK: Int?
+  /// Keep the smallest set of tokens whose probability reaches p (nil: all).
+  public var topP: Float?
+  public var maxNewTokens: Int
+  /// Stop a sequence when its generated text contains one of these (the text is cut before it).
+  public var stopStrings: [String]
+  /// Stop at the end-of-sequence token.
+  public var stopAtEOS: Bool
+
+  public init(temperature: Float = 0, topK: Int? = nil, topP: Float? = nil, maxNewTokens: Int,
+              stopStrings: [String] = [], stopAtEOS: Bool = true) {
+    self.temperature = temperature
+    self.topK = topK
+    self.topP = topP
+    self.maxNewTokens = maxNewTokens
+    self.stopStrings = stopStrings
+    self.stopAtEOS = stopAtEOS
+  }
+}
+
+/// One generated continuation.
+public struct Generation: Equatable, Sendable {
+  public enum FinishReason: String, Sendable { case length, eos, stopString }
+  /// The new tokens (after the prompt), up to and including a final EOS.
+  public var tokens: [Int32]
+  /// Their text, cut before a stop string.
+  public var text: String
+  /// log p(token) of each new token under the model's softmax at temperature 1 (what policy-gradient
+  /// methods such as GRPO need), whatever temperature or filter chose it.
+  public var logProbabilities: [Float]
+  public var finishReason: FinishReason
+}
+
+/// Batched generation with a key/value cache: each prompt is read once, then every step feeds one new
+/// token per sequence. Prompts may have different lengths (each sequence keeps its own positions).
+public final class Generator {
+  public let model: TransformerLM
+  private let weights: [String: Variable]
+
+  public init(model: TransformerLM) {
+    self.model = model
+    // Leaf copies without gradients: generation records no graph (the tensors are shared, not copied).
+    weights = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, Variable($0.variable.value)) })
+  }
+
+  /// Continues each prompt.
+  ///
+  /// - Parameters:
+  ///   - prompts: token ids, one list per sequence (each non-empty).
+  ///   - random: the sampling stream (unused when greedy).
+  public func generate(prompts: [[Int32]], settings: SamplingSettings, tokenizer: some Tokenizer,
+                       random: inout RandomStream) -> [Generation] {
+    precondition(prompts.allSatisfy { !$0.isEmpty })
+    let c = model.config
+    let capacity = (prompts.map(\.count).max() ?? 0) + settings.maxNewTokens
+    precondition(capacity <= c.contextLength, "prompt + new tokens (\(capacity)) exceed the context (\(c.contextLength))")
+    var cache = KVCache(config: c, batch: prompts.count, capacity: capacity)
+    var lastLogits: [[Float]] = []
+    for (b, prompt) in prompts.enumerated() {
+      let logits = forward(tokens: prompt, sequences: [Int](repeating: b, count: prompt.count),
+                           positions: (0..<prompt.count).map { Int32($0) }, cache: &cache, queriesPerSequence: prompt.count)
+      lastLogits.append(Array(logits.scalars[((prompt.count - 1) * c.vocabularySize)...]))
+    }
+    var results = prompts.map { _ in Generation(tokens: [], text: "", logProbabilities: [], finishReason: .length) }
+    var active = Array(repeating: true, count: prompts.count)
+    var lengths = prompts.map(\.count)
+    let eos = tokenizer.id(of: .eos)
+    for _ in 0..<settings.maxNewTokens {
+      var next = [Int32](repeating: 0, count: prompts.count)
+      for b in prompts.indices where active[b] {
+        let (token, logProbability) = Sampler.sample(lastLogits[b], settings: settings, random: &random)
+        next[b] = token
+        results[b].tokens.append(token)
+        results[b].logProbabilities.append(logProbability)
+        if settings.stopAtEOS && token == eos {
+          active[b] = false
+          results[b].finishReason = .eos
+        } else if !settings.stopStrings.isEmpty {
+          let text = tokenizer.decode(results[b].tokens)
+          if settings.stopStrings.contains(where: { text.contains($0) }) {
+            active[b] = false
+            results[b].finishReason = .stopString
+          }
+        }
+      }
+      let feeding = prompts.indices.filter { active[$0] }
+      guard !feeding.isEmpty, results[feeding[0]].tokens.count < settings.maxNewTokens else { break }
+      let logits = forward(tokens: feeding.map { next[$0] }, sequences: feeding,
+                           positions: feeding.map { Int32(lengths[$0]) }, cache: &cache, queriesPerSequence: 1)
+      for (row, b) in feeding.enumerated() {
+        lastLogits[b] = Array(logits.scalars[(row * c.vocabularySize)..<((row + 1) * c.vocabularySize)])
+        lengths[b] += 1
+      }
+    }
+    for b in results.indices {
+      var text = tokenizer.decode(results[b].tokens.filter { !(settings.stopAtEOS && $0 == eos) })
+      for stop in settings.stopStrings {
+        if let r = text.firstRange(of: stop) { text = String(text[..<r.lowerBound]) }
+      }
+      results[b].text = text
+    }
+    return results
+  }
+
+  /// Logits at every position of `tokens`, computed through the cache: the prompt `prefix` at once, then
+  /// one token at a time. Equals the full forward pass (tested); used to check the cache.
+  public func incrementalLogits(_ tokens: [Int32], prefix: Int) -> [Float] {
+    var cache = KVCache(config: model.config, batch: 1, capacity: tokens.count)
+    var out = forward(tokens: Array(tokens[..<prefix]), sequences: [Int](repeating: 0, count: prefix),
+                      positions: (0..<prefix).map { Int32($0) }, cache: &cache, queriesPerSequence: prefix).scalars
+    for i in prefix..<tokens.count {
+      out += forward(tokens: [tokens[i]], sequences: [0], positions: [Int32(i)], cache: &cache, queriesPerSequence: 1).scalars
+    }
+    return out
+  }
+
+  /// Runs new rows through the model, writing their keys and values into the cache.
+  ///
+  /// Rows are grouped by sequence, `queriesPerSequence` each, in the order of `sequences`.
+  private func forward(tokens: [Int32], sequences: [Int], positions: [Int32], cache: inout KVCache,
+                       queriesPerSequence: Int) -> Tensor {
+    let c = model.config, rows = tokens.count
+    let w = weights
+    var x = Variable.embedding(w[ParameterNames.embedding]!, tokens)
+    let batch = rows / queriesPerSequence
+    let kvWidth = c.kvHeadCount * c.headDim
+    for l in 0..<c.layerCount {
+      let h = x.rmsNorm(w[ParameterNames.attentionNorm(l)]!, eps: c.normEps)
+      let q = h.linear(w[ParameterNames.attention(l, "q")]!).rope(positions: positions, heads: c.headCount, table: model.rope)
+      let k = h.linear(w[ParameterNames.attention(l, "k")]!).rope(positions: positions, heads: c.kvHeadCount, table: model.rope)
+      let v = h.linear(w[ParameterNames.attention(l, "v")]!)
+      cache.write(layer: l, keys: k.value, values: v.value, sequences: sequences, positions: positions, width: kvWidth)
+      // Attend sequence by sequence group: each group's keys are its own cache rows.
+      var attended = [Float](repeating: 0, count: rows * c.modelDim)
+      let groups = stride(from: 0, to: rows, by: queriesPerSequence).map { $0 }
+      if queriesPerSequence == 1 && Set(sequences).count == rows {
+        let (keys, values) = cache.gather(layer: l, sequences: sequences)
+        let a = Tensor.cachedAttention(q: q.value, keys: keys, values: values, positions: positions, batch: batch,
+                                       queries: 1, keyStride: cache.capacity, heads: c.headCount,
+                                       kvHeads: c.kvHeadCount, pattern: c.attention)
+        attended = a.scalars
+      } else {
+        for start in groups {
+          let b = sequences[start]
+          let (keys, values) = cache.gather(layer: l, sequences: [b])
+          let qRows = Tensor(shape: [queriesPerSequence, c.modelDim],
+                             scalars: Array(q.value.scalars[(start * c.modelDim)..<((start + queriesPerSequence) * c.modelDim)]))
+          let a = Tensor.cachedAttention(q: qRows, keys: keys, values: values,
+                                         positions: Array(positions[start..<(start + queriesPerSequence)]), batch: 1,
+                                         queries: queriesPerSequence, keyStride: cache.capacity, heads: c.headCount,
+                                         kvHeads: c.kvHeadCount, pattern: c.attention)
+          attended.replaceSubrange((start * c.modelDim)..<((start + queriesPerSequence) * c.modelDim), with: a.scalars)
+        }
+      }
+      let a = Variable(Tensor(shape: [rows, c.modelDim], scalars: attended))
+      x = x + a.linear(w[ParameterNames.attention(l, "o")]!)
+      let h2 = x.rmsNorm(w[ParameterNames.mlpNorm(l)]!, eps: c.normEps)
+      let gated = Variable.swiglu(gate: h2.linear(w[ParameterNames.mlp(l, "gate")]!), up: h2.linear(w[ParameterNames.mlp(l, "up")]!))
+      x = x + gated.linear(w[ParameterNames.mlp(l, "down")]!)
+    }
+    let out = x.rmsNorm(w[ParameterNames.finalNorm]!, eps: c.normEps)
+    return out.linear(w[c.tiedEmbeddings ? ParameterNames.embedding : ParameterNames.lmHead]!).value
+  }
+}
+
+/// Keys and values of every layer for every sequence: `[layers][batch, capacity, kvHeads·headDim]`.
+struct KVCache {
+  let capacity: Int
+  let width: Int
+  var keys: [[Float]]
+  var values: [[Float]]
+
+  init(config: ModelConfig, batch: Int, capacity: Int) {
+    self.capacity = capacity
+    width = config.kvHeadCount * config.headDim
+    keys = Array(repeating: [Float](repeating: 0, count: batch * capacity * width), count: config.layerCount)
+    values = keys
+  }
+
+  mutating func write(layer: Int, keys k: Tensor, values v: Tensor, sequences: [Int], positions: [Int32], width: Int) {
+    for (row, b) in sequences.enumerated() {
+      let dst = (b * capacity + Int(positions[row])) * width
+      keys[layer].replaceSubrange(dst..<(dst + width), with: k.scalars[(row * width)..<((row + 1) * width)])
+      values[layer].replaceSubrange(dst..<(dst + width), with: v.scalars[(row * width)..<((row + 1) * width)])
+    }
+  }
+
+  /// The caches of some sequences, in that order, as `[count, capacity, width]` tensors.
+  func gather(layer: Int, sequences: [Int]) -> (Tensor, Tensor) {
+    let batch = keys[layer].count / (capacity * width)
+    if sequences == Array(0..<batch) {  // every sequence in order: share the buffers, copy nothing
+      return (Tensor(shape: [batch, capacity, width], scalars: keys[layer]),
+              Tensor(shape: [batch, capacity, width], scalars: values[layer]))
+    }
+    var k: [Float] = [], v: [Float] = []
+    k.reserveCapacity(sequences.count * capacity * width)
+    v.reserveCapacity(sequences.count * capacity * width)
+    for b in sequences {
+      k += keys[layer][(b * capacity * width)..<((b + 1) * capacity * width)]
+      v += values[layer][(b * capacity * width)..<((b + 1) * capacity * width)]
+    }
+    return (Tensor(shape: [sequences.count, capacity, width], scalars: k), Tensor(shape: [sequences.count, capacity, width], scalars: v))
+  }
+}

@@ -1,0 +1,60 @@
+import Tensors
+
+/// The shape of a transformer language model.
+///
+/// Stored as JSON in a checkpoint's safetensors metadata, so a model artifact says how to rebuild it.
+public struct ModelConfig: Codable, Hashable, Sendable {
+  public var vocabularySize: Int
+  public var modelDim: Int
+  public var layerCount: Int
+  public var headCount: Int
+  /// Key/value heads (grouped-query attention when fewer than `headCount`).
+  public var kvHeadCount: Int
+  /// Hidden size of the SwiGLU MLP.
+  public var mlpHiddenDim: Int
+  public var contextLength: Int
+  public var ropeBase: Float
+  public var ropeScaling: RoPEScaling
+  public var attention: AttentionPattern
+  /// Whether the LM head reuses the embedding table.
+  public var tiedEmbeddings: Bool
+  public var normEps: Float
+
+  public init(vocabularySize: Int, modelDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int? = nil,
+              mlpHiddenDim: Int? = nil, contextLength: Int, ropeBase: Float = 10_000, ropeScaling: RoPEScaling = .none,
+              attention: AttentionPattern = .dense, tiedEmbeddings: Bool = false, normEps: Float = 1e-5) {
+    self.vocabularySize = vocabularySize
+    self.modelDim = modelDim
+    self.layerCount = layerCount
+    self.headCount = headCount
+    self.kvHeadCount = kvHeadCount ?? headCount
+    // SwiGLU at 8/3 · d keeps the MLP's parameters at the classic 4·d·2 budget; round to 8.
+    self.mlpHiddenDim = mlpHiddenDim ?? ((8 * modelDim / 3 + 7) / 8 * 8)
+    self.contextLength = contextLength
+    self.ropeBase = ropeBase
+    self.ropeScaling = ropeScaling
+    self.attention = attention
+    self.tiedEmbeddings = tiedEmbeddings
+    self.normEps = normEps
+  }
+
+  public var headDim: Int { modelDim / headCount }
+
+  /// Problems that make the configuration unbuildable, as sentences (empty when valid).
+  public var problems: [String] {
+    var out: [String] = []
+    if modelDim % headCount != 0 { out.append("d_model \(modelDim) is not divisible by heads \(headCount)") }
+    if headCount % kvHeadCount != 0 { out.append("heads \(headCount) is not a multiple of kv heads \(kvHeadCount)") }
+    if (modelDim / max(1, headCount)) % 2 != 0 { out.append("the head dimension \(modelDim / max(1, headCount)) must be even for RoPE") }
+    return out
+  }
+
+  /// Every weight, counted.
+  public var parameterCount: Int {
+    let d = modelDim, kv = kvHeadCount * headDim
+    let attention = d * d * 2 + d * kv * 2          // q, o and k, v projections
+    let mlp = 3 * d * mlpHiddenDim
+    let perLayer = attention + mlp + 2 * d           // + two norms
+    return vocabularySize * d * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + d
+  }
+}
