@@ -84,9 +84,7 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
         var m = -Float.infinity
         for slot in 0..<n {
           let kRow = kp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
-          var dot: Float = 0
-          for e in 0..<d { dot += qRow[e] * kRow[e] }
-          scores[slot] = dot * s.scale
+          scores[slot] = dot(qRow, kRow, d) * s.scale
           m = max(m, scores[slot])
         }
         var sum: Float = 0
@@ -101,7 +99,7 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
           let p = scores[slot] * inv
           scores[slot] = p
           let vRow = vp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
-          for e in 0..<d { oRow[e] += p * vRow[e] }
+          axpy(oRow, p, vRow, d)
         }
         if let pp {
           let pRow = pp.pointer + ((b * s.heads + h) * s.queries + i) * maxKeys
@@ -139,8 +137,7 @@ func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: U
         var weighted: Float = 0  // Σ p · dP
         for slot in 0..<n {
           let vRow = vp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
-          var dp: Float = 0
-          for e in 0..<d { dp += dO[e] * vRow[e] }
+          let dp = dot(dO, vRow, d)
           dScores[slot] = dp
           weighted += pRow[slot] * dp
         }
@@ -150,11 +147,9 @@ func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: U
           let keyRow = ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
           let kRow = kp.pointer + keyRow
           let dkRow = dkp.pointer + keyRow, dvRow = dvp.pointer + keyRow
-          for e in 0..<d {
-            dqRow[e] += ds * kRow[e]
-            dkRow[e] += ds * qRow[e]
-            dvRow[e] += p * dO[e]
-          }
+          axpy(dqRow, ds, kRow, d)
+          axpy(dkRow, ds, qRow, d)
+          axpy(dvRow, p, dO, d)
         }
       }
     }

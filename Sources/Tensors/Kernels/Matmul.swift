@@ -1,9 +1,15 @@
 internal import CBLAS
+import Dispatch
 
 /// C = α·op(A)·op(B) + β·C through OpenBLAS `cblas_sgemm` (row-major).
 ///
 /// Shapes: op(A) [m, k], op(B) [k, n], C [m, n]. `transposeA` means A is stored [k, m]; `transposeB`
 /// means B is stored [n, k] (a linear layer's weight [out, in] used as y = x·Wᵀ).
+///
+/// Threads: OpenBLAS runs single-threaded (its idle workers spin in `sched_yield`, stealing the second
+/// core from every other kernel between products); a large product is instead cut into two halves of
+/// C's rows, computed at once on both cores. Each row of C is computed the same way whatever the cut,
+/// and the cut depends only on the shape: bit-identical results.
 func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
            _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) {
   guard m > 0, n > 0 else { return }
@@ -11,9 +17,27 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
     if beta == 0 { c.update(repeating: 0, count: m * n) }
     return
   }
-  cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-              Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
-              beta, c, Int32(n))
+  _ = BLASConfiguration.singleThreaded
+  let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
+  /// Rows start..<start+count of C: a row offset into A, or a column offset when A is transposed.
+  @Sendable func rows(_ start: Int, _ count: Int) {
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(count), Int32(n), Int32(k), alpha, transposeA ? ap.pointer + start : ap.pointer + start * k,
+                Int32(transposeA ? m : k), bp.pointer, Int32(transposeB ? k : n), beta, cp.pointer + start * n, Int32(n))
+  }
+  guard m >= 64, m * n * k >= 1 << 20, !Parallelism.forceSerial else {
+    rows(0, m)
+    return
+  }
+  let split = (m / 2 + 7) / 8 * 8  // a multiple of 8 rows, fixed by the shape
+  DispatchQueue.concurrentPerform(iterations: 2) { half in
+    half == 0 ? rows(0, split) : rows(split, m - split)
+  }
+}
+
+/// OpenBLAS is set to one thread once, before its first product (see `sgemm`).
+enum BLASConfiguration {
+  static let singleThreaded: Void = openblas_set_num_threads(1)
 }
 
 /// The naive triple loop, kept as the reference the tests check `sgemm` against.
@@ -31,8 +55,6 @@ func sgemmReference(_ a: [Float], transposeA: Bool, _ b: [Float], transposeB: Bo
   return c
 }
 
-/// Caps OpenBLAS's threads (benchmarks compare at equal thread counts).
-public func setBLASThreads(_ count: Int) { openblas_set_num_threads(Int32(count)) }
 
 extension Tensor {
   /// The matrix product op(a)·op(b) of two rank-2 tensors.
@@ -57,4 +79,32 @@ extension Tensor {
     }
     return c
   }
+}
+
+/// Seconds per call of sgemm at one shape, for `lineage bench engine`: `raw` calls OpenBLAS on
+/// preallocated buffers (the physical ceiling); otherwise through `Tensor.matmul` (our wrapper,
+/// allocation included). One sample per repeat.
+public func timeMatmul(m: Int, n: Int, k: Int, transposeB: Bool, raw: Bool, repeats: Int,
+                       clock: () -> Double) -> [Double] {
+  var rng = RandomStream(seed: 1, purpose: .evaluation)
+  let a = Tensor(shape: [m, k], scalars: (0..<(m * k)).map { _ in rng.uniform() })
+  let b = Tensor(shape: transposeB ? [n, k] : [k, n], scalars: (0..<(n * k)).map { _ in rng.uniform() })
+  var c = [Float](repeating: 0, count: m * n)
+  var samples: [Double] = []
+  for _ in 0..<(repeats + 1) {
+    let start = clock()
+    if raw {
+      a.withUnsafeBufferPointer { pa in
+        b.withUnsafeBufferPointer { pb in
+          c.withUnsafeMutableBufferPointer { pc in
+            sgemm(pa.baseAddress!, transposeA: false, pb.baseAddress!, transposeB: transposeB, pc.baseAddress!, m: m, n: n, k: k)
+          }
+        }
+      }
+    } else {
+      _ = Tensor.matmul(a, b, transposeB: transposeB)
+    }
+    samples.append(clock() - start)
+  }
+  return Array(samples.dropFirst())  // the first call warms caches and threads
 }

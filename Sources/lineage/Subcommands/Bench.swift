@@ -4,5 +4,5 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Measure the pipeline and the engine (medians over repeated runs).",
-    subcommands: [PipelineBench.self])
+    subcommands: [PipelineBench.self, EngineBench.self])
 }
