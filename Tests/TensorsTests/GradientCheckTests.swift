@@ -88,10 +88,23 @@ import Testing
     check([random([4, 5], seed: 1)]) { $0[0].crossEntropy(targets: [0, 4, 2, 2], weights: [1, 0, 0.5, 1]) }
   }
 
+  @Test func routing() {
+    check([random([3, 5], seed: 1)]) { $0[0].softmax() }
+    check([random([7], seed: 2)]) { $0[0].sigmoid() }
+    check([random([3, 4], seed: 3).scaledPositive()]) { $0[0].routingWeights(chosen: [[1, 3], [0, 2], [3, 0]], normalize: true) }
+    check([random([3, 4], seed: 3)]) { $0[0].routingWeights(chosen: [[1, 3], [0, 2], [3, 0]], normalize: false) }
+  }
+
   @Test func everyDifferentiableOpIsChecked() {
     // The names of the ops each test above exercises; a new op must be added to a test and here.
     let tested: Set<String> = ["linear", "matmul", "add", "multiply", "scale", "sum", "embedding", "gatherRows",
-                               "scatterRows", "rmsNorm", "swiglu", "rope", "attention", "crossEntropy"]
+                               "scatterRows", "rmsNorm", "swiglu", "rope", "attention", "crossEntropy",
+                               "softmax", "sigmoid", "routingWeights"]
     #expect(Set(DifferentiableOp.allCases.map(\.rawValue)) == tested)
   }
+}
+
+extension Tensor {
+  /// |x| + 0.5: positive scores, as gates produce.
+  func scaledPositive() -> Tensor { Tensor(shape: shape, scalars: scalars.map { abs($0) + 0.5 }) }
 }
