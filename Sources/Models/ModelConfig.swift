@@ -19,10 +19,13 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   /// Whether the LM head reuses the embedding table.
   public var tiedEmbeddings: Bool
   public var normEps: Float
+  /// Mixture of Experts in place of every dense MLP (nil: dense).
+  public var moe: MoEConfig?
 
   public init(vocabularySize: Int, modelDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int? = nil,
               mlpHiddenDim: Int? = nil, contextLength: Int, ropeBase: Float = 10_000, ropeScaling: RoPEScaling = .none,
-              attention: AttentionPattern = .dense, tiedEmbeddings: Bool = false, normEps: Float = 1e-5) {
+              attention: AttentionPattern = .dense, tiedEmbeddings: Bool = false, normEps: Float = 1e-5,
+              moe: MoEConfig? = nil) {
     self.vocabularySize = vocabularySize
     self.modelDim = modelDim
     self.layerCount = layerCount
@@ -36,6 +39,7 @@ public struct ModelConfig: Codable, Hashable, Sendable {
     self.attention = attention
     self.tiedEmbeddings = tiedEmbeddings
     self.normEps = normEps
+    self.moe = moe
   }
 
   public var headDim: Int { modelDim / headCount }
@@ -46,14 +50,27 @@ public struct ModelConfig: Codable, Hashable, Sendable {
     if modelDim % headCount != 0 { out.append("d_model \(modelDim) is not divisible by heads \(headCount)") }
     if headCount % kvHeadCount != 0 { out.append("heads \(headCount) is not a multiple of kv heads \(kvHeadCount)") }
     if (modelDim / max(1, headCount)) % 2 != 0 { out.append("the head dimension \(modelDim / max(1, headCount)) must be even for RoPE") }
+    if let moe, moe.topK < 1 || moe.topK > moe.routedExperts {
+      out.append("top_k \(moe.topK) must be between 1 and the \(moe.routedExperts) routed experts")
+    }
     return out
   }
 
-  /// Every weight, counted.
-  public var parameterCount: Int {
+  /// Every weight, counted (the routing bias of the auxiliary-loss-free method is not a weight).
+  public var parameterCount: Int { count(experts: moe?.routedExperts ?? 0) }
+
+  /// The weights one token uses: the shared and its top-k routed experts, not the others.
+  public var activeParameterCount: Int { count(experts: moe?.topK ?? 0) }
+
+  private func count(experts: Int) -> Int {
     let d = modelDim, kv = kvHeadCount * headDim
     let attention = d * d * 2 + d * kv * 2          // q, o and k, v projections
-    let mlp = 3 * d * mlpHiddenDim
+    let mlp: Int
+    if let moe {
+      mlp = d * moe.routedExperts + (experts + moe.sharedExperts) * 3 * d * moe.expertHiddenDim
+    } else {
+      mlp = 3 * d * mlpHiddenDim
+    }
     let perLayer = attention + mlp + 2 * d           // + two norms
     return vocabularySize * d * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + d
   }

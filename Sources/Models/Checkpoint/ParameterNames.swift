@@ -13,4 +13,15 @@ public enum ParameterNames {
   }
   /// `gate`, `up` or `down`.
   public static func mlp(_ layer: Int, _ projection: String) -> String { "model.layers.\(layer).mlp.\(projection)_proj.weight" }
+
+  // Mixture of Experts, in the DeepSeek layout.
+  public static func moeGate(_ layer: Int) -> String { "model.layers.\(layer).mlp.gate.weight" }
+  public static func moeBias(_ layer: Int) -> String { "model.layers.\(layer).mlp.gate.e_score_correction_bias" }
+  public static func expert(_ layer: Int, _ expert: Int, _ projection: String) -> String {
+    "model.layers.\(layer).mlp.experts.\(expert).\(projection)_proj.weight"
+  }
+  /// The shared experts, stored as one SwiGLU whose hidden size is their total.
+  public static func sharedExpert(_ layer: Int, _ projection: String) -> String {
+    "model.layers.\(layer).mlp.shared_experts.\(projection)_proj.weight"
+  }
 }

@@ -127,46 +127,30 @@ public final class Generator {
   private func forward(tokens: [Int32], sequences: [Int], positions: [Int32], cache: inout KVCache,
                        queriesPerSequence: Int) -> Tensor {
     let c = model.config, rows = tokens.count
-    let w = weights
-    var x = Variable.embedding(w[ParameterNames.embedding]!, tokens)
-    let batch = rows / queriesPerSequence
     let kvWidth = c.kvHeadCount * c.headDim
-    for l in 0..<c.layerCount {
-      let h = x.rmsNorm(w[ParameterNames.attentionNorm(l)]!, eps: c.normEps)
-      let q = h.linear(w[ParameterNames.attention(l, "q")]!).rope(positions: positions, heads: c.headCount, table: model.rope)
-      let k = h.linear(w[ParameterNames.attention(l, "k")]!).rope(positions: positions, heads: c.kvHeadCount, table: model.rope)
-      let v = h.linear(w[ParameterNames.attention(l, "v")]!)
+    let w = weights
+    let groups = Array(stride(from: 0, to: rows, by: queriesPerSequence))
+    return model.forward(tokens: tokens, positions: positions, weight: { w[$0]! }) { l, q, k, v in
       cache.write(layer: l, keys: k.value, values: v.value, sequences: sequences, positions: positions, width: kvWidth)
-      // Attend sequence by sequence group: each group's keys are its own cache rows.
-      var attended = [Float](repeating: 0, count: rows * c.modelDim)
-      let groups = stride(from: 0, to: rows, by: queriesPerSequence).map { $0 }
-      if queriesPerSequence == 1 && Set(sequences).count == rows {
+      if queriesPerSequence == 1 {
+        // One new token per sequence: all of them at once, each over its own cache rows.
         let (keys, values) = cache.gather(layer: l, sequences: sequences)
-        let a = Tensor.cachedAttention(q: q.value, keys: keys, values: values, positions: positions, batch: batch,
-                                       queries: 1, keyStride: cache.capacity, heads: c.headCount,
-                                       kvHeads: c.kvHeadCount, pattern: c.attention)
-        attended = a.scalars
-      } else {
-        for start in groups {
-          let b = sequences[start]
-          let (keys, values) = cache.gather(layer: l, sequences: [b])
-          let qRows = Tensor(shape: [queriesPerSequence, c.modelDim],
-                             scalars: Array(q.value.scalars[(start * c.modelDim)..<((start + queriesPerSequence) * c.modelDim)]))
-          let a = Tensor.cachedAttention(q: qRows, keys: keys, values: values,
-                                         positions: Array(positions[start..<(start + queriesPerSequence)]), batch: 1,
-                                         queries: queriesPerSequence, keyStride: cache.capacity, heads: c.headCount,
-                                         kvHeads: c.kvHeadCount, pattern: c.attention)
-          attended.replaceSubrange((start * c.modelDim)..<((start + queriesPerSequence) * c.modelDim), with: a.scalars)
-        }
+        return Variable(Tensor.cachedAttention(q: q.value, keys: keys, values: values, positions: positions,
+                                               batch: rows, queries: 1, keyStride: cache.capacity, heads: c.headCount,
+                                               kvHeads: c.kvHeadCount, pattern: c.attention))
       }
-      let a = Variable(Tensor(shape: [rows, c.modelDim], scalars: attended))
-      x = x + a.linear(w[ParameterNames.attention(l, "o")]!)
-      let h2 = x.rmsNorm(w[ParameterNames.mlpNorm(l)]!, eps: c.normEps)
-      let gated = Variable.swiglu(gate: h2.linear(w[ParameterNames.mlp(l, "gate")]!), up: h2.linear(w[ParameterNames.mlp(l, "up")]!))
-      x = x + gated.linear(w[ParameterNames.mlp(l, "down")]!)
-    }
-    let out = x.rmsNorm(w[ParameterNames.finalNorm]!, eps: c.normEps)
-    return out.linear(w[c.tiedEmbeddings ? ParameterNames.embedding : ParameterNames.lmHead]!).value
+      var attended = [Float](repeating: 0, count: rows * c.modelDim)
+      for start in groups {
+        let (keys, values) = cache.gather(layer: l, sequences: [sequences[start]])
+        let span = (start * c.modelDim)..<((start + queriesPerSequence) * c.modelDim)
+        let a = Tensor.cachedAttention(q: Tensor(shape: [queriesPerSequence, c.modelDim], scalars: Array(q.value.scalars[span])),
+                                       keys: keys, values: values, positions: Array(positions[start..<(start + queriesPerSequence)]),
+                                       batch: 1, queries: queriesPerSequence, keyStride: cache.capacity, heads: c.headCount,
+                                       kvHeads: c.kvHeadCount, pattern: c.attention)
+        attended.replaceSubrange(span, with: a.scalars)
+      }
+      return Variable(Tensor(shape: [rows, c.modelDim], scalars: attended))
+    }.logits.value
   }
 }
 
