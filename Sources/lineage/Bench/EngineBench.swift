@@ -29,9 +29,24 @@ struct EngineBench: AsyncParsableCommand {
 
   struct Reference {
     var name: String
-    var d: Int
+    var config: ModelConfig
     var peerArguments: [String]
+    var generation: Bool
   }
+
+  /// The reference configurations of PERFORMANCE.md: byte vocabulary, 4 layers, 4 heads, context 128.
+  static let references: [Reference] = [
+    Reference(name: "dense d128", config: ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4,
+                                                      mlpHiddenDim: 512, contextLength: 128),
+              peerArguments: ["--d", "128", "--mode", "all"], generation: true),
+    Reference(name: "dense d256", config: ModelConfig(vocabularySize: 256, modelDim: 256, layerCount: 4, headCount: 4,
+                                                      mlpHiddenDim: 1024, contextLength: 128),
+              peerArguments: ["--d", "256", "--mode", "all"], generation: true),
+    Reference(name: "MoE d128 (8 routed top-2 + 1 shared)",
+              config: ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4, contextLength: 128,
+                                  moe: MoEConfig(routedExperts: 8, sharedExperts: 1, topK: 2, expertHiddenDim: 256)),
+              peerArguments: ["--d", "128", "--moe", "--mode", "train"], generation: false),
+  ]
 
   func run() async throws {
     var report: [[String: Any]] = []
@@ -52,12 +67,9 @@ struct EngineBench: AsyncParsableCommand {
                      "gflops_wrapper": flops / wrapped / 1e9])
     }
 
-    let references = [Reference(name: "dense d128", d: 128, peerArguments: ["--d", "128"]),
-                      Reference(name: "dense d256", d: 256, peerArguments: ["--d", "256"])]
-    for reference in references {
-      let config = ModelConfig(vocabularySize: 256, modelDim: reference.d, layerCount: 4, headCount: 4,
-                               mlpHiddenDim: 4 * reference.d, contextLength: 128)
-      let ours = measure(config: config, clock: clock)
+    for reference in EngineBench.references {
+      let config = reference.config
+      let ours = measure(config: config, generation: reference.generation, clock: clock)
       var line: [String: Any] = ["kind": "model", "name": reference.name, "train_tok_s": ours.train,
                                  "decode_tok_s_b1": ours.decode1, "decode_tok_s_b16": ours.decode16,
                                  "mfu": ours.train * flopsPerToken(config) / (peak * 1e9)]
@@ -65,11 +77,16 @@ struct EngineBench: AsyncParsableCommand {
       if let torch = peerResult(reference.peerArguments) {
         line["torch"] = torch
         let t = torch["train"] ?? 0, g1 = torch["gen1"] ?? 0, g16 = torch["gen16"] ?? 0
-        peerText = String(format: "torch %.0f / %.0f / %.0f; ratios %.2f× / %.2f× / %.2f×", t, g1, g16,
-                          ours.train / t, ours.decode1 / g1, ours.decode16 / g16)
+        peerText = reference.generation
+          ? String(format: "torch %.0f / %.0f / %.0f; ratios %.2f× / %.2f× / %.2f×", t, g1, g16,
+                   ours.train / t, ours.decode1 / g1, ours.decode16 / g16)
+          : String(format: "torch %.0f; ratio %.2f×", t, ours.train / t)
       }
-      rows.append([reference.name, String(format: "train %.0f tok/s (MFU %.0f%%), decode b1 %.0f, b16 %.0f tok/s", ours.train,
-                                          100 * ours.train * flopsPerToken(config) / (peak * 1e9), ours.decode1, ours.decode16),
+      let mfu = 100 * ours.train * flopsPerToken(config) / (peak * 1e9)
+      rows.append([reference.name, reference.generation
+                     ? String(format: "train %.0f tok/s (MFU %.0f%%), decode b1 %.0f, b16 %.0f tok/s", ours.train, mfu,
+                              ours.decode1, ours.decode16)
+                     : String(format: "train %.0f tok/s (MFU %.0f%%)", ours.train, mfu),
                    peerText])
       report.append(line)
     }
@@ -82,13 +99,13 @@ struct EngineBench: AsyncParsableCommand {
 
   func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
-  /// 6 × matmul weights + attention (QKᵀ and PV, causal average), per trained token.
+  /// 6 × active matmul weights + attention (QKᵀ and PV, counted in full as the peer does), per trained token.
   func flopsPerToken(_ c: ModelConfig) -> Double {
-    let matmul = Double(c.parameterCount - c.vocabularySize * c.modelDim - (2 * c.layerCount + 1) * c.modelDim)
+    let matmul = Double(c.activeParameterCount - c.vocabularySize * c.modelDim - (2 * c.layerCount + 1) * c.modelDim)
     return 6 * matmul + 6 * Double(2 * c.layerCount * c.contextLength * c.modelDim)
   }
 
-  func measure(config: ModelConfig, clock: () -> Double) -> (train: Double, decode1: Double, decode16: Double) {
+  func measure(config: ModelConfig, generation: Bool, clock: () -> Double) -> (train: Double, decode1: Double, decode16: Double) {
     let model = TransformerLM(config: config, seed: 0)
     let optimizer = AdamW(parameters: model.parameters, settings: .init(schedule: LearningRateSchedule(peak: 3e-4, warmupSteps: 0, totalSteps: 100)))
     var random = RandomStream(seed: 0, purpose: .dataOrder)
@@ -103,6 +120,7 @@ struct EngineBench: AsyncParsableCommand {
       if step >= 3 { times.append(clock() - start) }
     }
     let train = Double(16 * 128) / median(times)
+    guard generation else { return (train, 0, 0) }
     let generator = Generator(model: model)
     let tokenizer = ByteTokenizer()
     func decodeRate(_ batch: Int) -> Double {
@@ -127,7 +145,7 @@ struct EngineBench: AsyncParsableCommand {
     guard !noPeer, FileManager.default.fileExists(atPath: peer) else { return nil }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", peer, "--mode", "all", "--threads", String(threads), "--steps", String(steps),
+    process.arguments = ["python3", peer, "--threads", String(threads), "--steps", String(steps),
                          "--gen-repeats", String(repeats)] + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
