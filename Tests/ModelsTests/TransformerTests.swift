@@ -89,7 +89,7 @@ import Testing
     #expect(resumed.safetensors() == straight.safetensors())
   }
 
-  @Test(arguments: [AttentionPattern.dense, .slidingWindow(window: 5, globalTokens: 2)])
+  @Test(arguments: [AttentionPattern.dense, .slidingWindow(window: 5, globalTokens: 2), .blockSparse(block: 3, topBlocks: 2)])
   func cachedGenerationMatchesRecomputation(pattern: AttentionPattern) {
     let model = TransformerLM(config: TransformerTests.tiny(kvHeads: 2, attention: pattern), seed: 8)
     let tokens = ByteTokenizer().encode("Hola, ¿qué tal? 12 + 5")

@@ -76,7 +76,8 @@ import Testing
     check([random([3, 2 * 4], seed: 1)]) { $0[0].rope(positions: [0, 5, 17], heads: 2, table: table) }
   }
 
-  @Test(arguments: [AttentionPattern.dense, .slidingWindow(window: 2, globalTokens: 1)])
+  @Test(arguments: [AttentionPattern.dense, .slidingWindow(window: 2, globalTokens: 1),
+                    .blockSparse(block: 1, topBlocks: 1)])
   func attention(pattern: AttentionPattern) {
     // batch 2, seq 4, 4 query heads sharing 2 kv heads, head dim 3
     check([random([8, 12], seed: 1), random([8, 6], seed: 2), random([8, 6], seed: 3)]) {

@@ -40,6 +40,21 @@ import Testing
     #expect(dense != narrow)
   }
 
+  @Test func blockSparseWithEveryBlockChosenEqualsDenseAndOtherwiseAttendsLess() {
+    let q = Tensor(shape: [32, 8], scalars: random(256, seed: 1))
+    let k = Tensor(shape: [32, 8], scalars: random(256, seed: 2)), v = Tensor(shape: [32, 8], scalars: random(256, seed: 3))
+    let dense = attend(q, k, v, batch: 1, heads: 2, kvHeads: 2, pattern: .dense)
+    let all = attend(q, k, v, batch: 1, heads: 2, kvHeads: 2, pattern: .blockSparse(block: 4, topBlocks: 8))
+    for i in 0..<dense.count { #expect(abs(dense.scalars[i] - all.scalars[i]) < 1e-5) }
+    let sparse = attend(q, k, v, batch: 1, heads: 2, kvHeads: 2, pattern: .blockSparse(block: 4, topBlocks: 1))
+    #expect(sparse != dense)
+    // the first two blocks have nothing to choose: identical to dense there
+    for i in 0..<(8 * 8) { #expect(abs(dense.scalars[i] - sparse.scalars[i]) < 1e-5) }
+    let pattern = AttentionPattern.blockSparse(block: 64, topBlocks: 2)
+    #expect(pattern.attendedPairs(length: 4096) < 4096 * 64 * 4)
+    #expect(Double(AttentionPattern.dense.attendedPairs(length: 4096)) / Double(pattern.attendedPairs(length: 4096)) > 8)
+  }
+
   @Test func slidingWindowCostGrowsWithTheWindowNotTheSquare() {
     let dense = AttentionPattern.dense.attendedPairs(length: 4096)
     let window = AttentionPattern.slidingWindow(window: 256, globalTokens: 16).attendedPairs(length: 4096)

@@ -11,6 +11,10 @@ public enum AttentionPattern: Hashable, Codable, Sendable {
   /// The last `window` tokens (itself included), plus the first `globalTokens` tokens of the sequence,
   /// which every query sees. Time and memory grow with t · (window + globalTokens), not t².
   case slidingWindow(window: Int, globalTokens: Int)
+  /// Blocks of `block` tokens. A query attends to its own block (causally), the first block (global),
+  /// and the `topBlocks` earlier blocks whose mean key scores highest against the query itself; chosen
+  /// per query, so the choice never looks at later tokens and decoding makes the same choice.
+  case blockSparse(block: Int, topBlocks: Int)
 
   /// The keys a query at `position` attends to: a prefix of global tokens and a window ending at the
   /// query. The two never overlap.
@@ -22,6 +26,10 @@ public enum AttentionPattern: Hashable, Codable, Sendable {
     case .slidingWindow(let window, let globalTokens):
       let globalEnd = min(globalTokens, position + 1)
       return (0..<globalEnd, max(globalEnd, position - window + 1)..<(position + 1))
+    case .blockSparse(let block, _):
+      // The chosen middle blocks are added by `BlockChooser`.
+      let own = position / block * block
+      return (0..<(own > 0 ? block : 0), own..<(position + 1))
     }
   }
 
@@ -30,6 +38,7 @@ public enum AttentionPattern: Hashable, Codable, Sendable {
     switch self {
     case .dense: return length
     case .slidingWindow(let window, let globalTokens): return min(length, window + globalTokens)
+    case .blockSparse(let block, let topBlocks): return min(length, block * (2 + topBlocks))
     }
   }
 
@@ -37,7 +46,9 @@ public enum AttentionPattern: Hashable, Codable, Sendable {
   public func attendedPairs(length: Int) -> Int {
     (0..<length).reduce(0) { total, i in
       let (g, w) = keys(for: i)
-      return total + g.count + w.count
+      var middle = 0
+      if case .blockSparse(let block, let topBlocks) = self { middle = min(topBlocks, max(0, i / block - 1)) * block }
+      return total + g.count + w.count + middle
     }
   }
 }
@@ -73,14 +84,13 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
     let b = task / s.kvHeads, kvh = task % s.kvHeads
     var scores = [Float](repeating: 0, count: maxKeys)
     var keyIndex = [Int](repeating: 0, count: maxKeys)
+    var chooser = BlockChooser(shape: s, keys: kp.pointer, batch: b, kvHead: kvh,
+                               lastPosition: Int((0..<s.queries).map { pos.pointer[b * s.queries + $0] }.max() ?? 0))
     for h in (kvh * group)..<((kvh + 1) * group) {
       for i in 0..<s.queries {
         let position = Int(pos.pointer[b * s.queries + i])
-        let (global, window) = s.pattern.keys(for: position)
-        var n = 0
-        for j in global { keyIndex[n] = j; n += 1 }
-        for j in window { keyIndex[n] = j; n += 1 }
         let qRow = qp.pointer + ((b * s.queries + i) * s.heads + h) * d
+        let n = chooser.fill(&keyIndex, position: position, query: qRow)
         var m = -Float.infinity
         for slot in 0..<n {
           let kRow = kp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
@@ -124,15 +134,14 @@ func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: U
     let b = task / s.kvHeads, kvh = task % s.kvHeads
     var dScores = [Float](repeating: 0, count: maxKeys)
     var keyIndex = [Int](repeating: 0, count: maxKeys)
+    var chooser = BlockChooser(shape: s, keys: kp.pointer, batch: b, kvHead: kvh,
+                               lastPosition: Int((0..<s.queries).map { pos.pointer[b * s.queries + $0] }.max() ?? 0))
     for h in (kvh * group)..<((kvh + 1) * group) {
       for i in 0..<s.queries {
         let position = Int(pos.pointer[b * s.queries + i])
-        let (global, window) = s.pattern.keys(for: position)
-        var n = 0
-        for j in global { keyIndex[n] = j; n += 1 }
-        for j in window { keyIndex[n] = j; n += 1 }
         let row = (b * s.queries + i) * s.heads + h
         let dO = gp.pointer + row * d, qRow = qp.pointer + row * d, dqRow = dqp.pointer + row * d
+        let n = chooser.fill(&keyIndex, position: position, query: qRow)
         let pRow = pp.pointer + ((b * s.heads + h) * s.queries + i) * maxKeys
         var weighted: Float = 0  // Σ p · dP
         for slot in 0..<n {
@@ -185,5 +194,56 @@ extension Tensor {
       }
     }
     return out
+  }
+}
+
+/// Lists the keys a query attends to; for block-sparse attention it also picks the middle blocks.
+///
+/// Block means are computed once per (batch, kv head) over the complete blocks before the last query;
+/// a query scores the blocks between the first and its own by q · mean(k) and keeps the `topBlocks`
+/// best (ties: the earlier block), so forward, backward and decoding all choose the same keys.
+struct BlockChooser {
+  let pattern: AttentionPattern
+  let headDim: Int
+  private var means: [Float] = []
+  private var blockScores: [(score: Float, block: Int)] = []
+
+  init(shape s: AttentionShape, keys: UnsafePointer<Float>, batch b: Int, kvHead kvh: Int, lastPosition: Int) {
+    pattern = s.pattern
+    headDim = s.headDim
+    guard case .blockSparse(let block, _) = s.pattern else { return }
+    let complete = lastPosition / block  // blocks wholly before the last query's own block
+    means = [Float](repeating: 0, count: complete * s.headDim)
+    means.withUnsafeMutableBufferPointer { m in
+      for j in 0..<complete {
+        for r in 0..<block {
+          axpy(m.baseAddress! + j * s.headDim, 1 / Float(block),
+               keys + ((b * s.keyStride + j * block + r) * s.kvHeads + kvh) * s.headDim, s.headDim)
+        }
+      }
+    }
+  }
+
+  /// Writes the query's key positions into `keys` (global, chosen middle blocks, own block, each
+  /// ascending) and returns how many.
+  mutating func fill(_ keys: inout [Int], position: Int, query: UnsafePointer<Float>) -> Int {
+    let (global, window) = pattern.keys(for: position)
+    var n = 0
+    for j in global { keys[n] = j; n += 1 }
+    if case .blockSparse(let block, let topBlocks) = pattern, topBlocks > 0 {
+      let own = position / block
+      if own > 1 {
+        blockScores.removeAll(keepingCapacity: true)
+        means.withUnsafeBufferPointer { m in
+          for j in 1..<own { blockScores.append((dot(query, m.baseAddress! + j * headDim, headDim), j)) }
+        }
+        blockScores.sort { $0.score != $1.score ? $0.score > $1.score : $0.block < $1.block }
+        for chosen in blockScores.prefix(topBlocks).map(\.block).sorted() {
+          for j in (chosen * block)..<((chosen + 1) * block) { keys[n] = j; n += 1 }
+        }
+      }
+    }
+    for j in window { keys[n] = j; n += 1 }
+    return n
   }
 }
