@@ -297,6 +297,8 @@ extension Variable {
     let shape = AttentionShape(batch: batch, queries: seq, keyStride: seq, heads: heads, kvHeads: kvHeads,
                                headDim: headDim, pattern: pattern, scale: 1 / Float(headDim).squareRoot())
     let positions = (0..<rows).map { Int32($0 % seq) }
+    // Dense attention runs as matrix products (faster up to long sequences, where windows take over).
+    let useDense = pattern == .dense && !AttentionKernelChoice.forcePairwise
     var out = Tensor(zeros: q.shape)
     var probs = [Float](repeating: 0, count: batch * heads * seq * shape.maxKeys)
     q.value.withUnsafeBufferPointer { pq in
@@ -305,8 +307,13 @@ extension Variable {
           out.withUnsafeMutableBufferPointer { po in
             probs.withUnsafeMutableBufferPointer { pp in
               positions.withUnsafeBufferPointer { ppos in
-                attentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
-                                 probs: pp.baseAddress!, positions: ppos.baseAddress!, shape: shape)
+                if useDense {
+                  denseAttentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
+                                        probs: pp.baseAddress!, shape: shape)
+                } else {
+                  attentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
+                                   probs: pp.baseAddress!, positions: ppos.baseAddress!, shape: shape)
+                }
               }
             }
           }
@@ -326,10 +333,16 @@ extension Variable {
                     q.withGradIfNeeded { dq in
                       k.withGradIfNeeded { dk in
                         v.withGradIfNeeded { dv in
-                          attentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
-                                            v: pv.baseAddress!, probs: pp.baseAddress!, positions: ppos.baseAddress!,
-                                            dq: dq ?? s.baseAddress!, dk: dk ?? s.baseAddress!, dv: dv ?? s.baseAddress!,
-                                            shape: shape)
+                          if useDense {
+                            denseAttentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
+                                                   v: pv.baseAddress!, probs: pp.baseAddress!, dq: dq ?? s.baseAddress!,
+                                                   dk: dk ?? s.baseAddress!, dv: dv ?? s.baseAddress!, shape: shape)
+                          } else {
+                            attentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
+                                              v: pv.baseAddress!, probs: pp.baseAddress!, positions: ppos.baseAddress!,
+                                              dq: dq ?? s.baseAddress!, dk: dk ?? s.baseAddress!, dv: dv ?? s.baseAddress!,
+                                              shape: shape)
+                          }
                         }
                       }
                     }
@@ -374,4 +387,9 @@ extension Variable {
       }
     }
   }
+}
+
+/// Lets tests run dense attention through the pair-by-pair kernel, to compare the two.
+public enum AttentionKernelChoice {
+  nonisolated(unsafe) public static var forcePairwise = false
 }

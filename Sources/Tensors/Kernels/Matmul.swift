@@ -35,6 +35,16 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
   }
 }
 
+/// A single-threaded product over strided rows, for kernels that already run one task per core:
+/// C[m, n] = α·op(A)·op(B) + β·C, each matrix with its own leading dimension (row stride).
+func sgemmStrided(_ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, _ b: UnsafePointer<Float>, ldb: Int,
+                  transposeB: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, k: Int,
+                  alpha: Float = 1, beta: Float = 0) {
+  _ = BLASConfiguration.singleThreaded
+  cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+              Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
 /// OpenBLAS is set to one thread once, before its first product (see `sgemm`).
 enum BLASConfiguration {
   static let singleThreaded: Void = openblas_set_num_threads(1)
