@@ -49,6 +49,7 @@ struct EngineBench: AsyncParsableCommand {
   ]
 
   func run() async throws {
+    Allocator.keepFreedMemory()
     var report: [[String: Any]] = []
     var rows: [[String]] = []
     let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

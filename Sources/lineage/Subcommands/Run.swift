@@ -25,6 +25,7 @@ struct Run: AsyncParsableCommand {
   var verbose = false
 
   func run() async throws {
+    Allocator.keepFreedMemory()
     let recipe = try options.loadRecipe()
     let targets: [String]
     let forced: [String]
