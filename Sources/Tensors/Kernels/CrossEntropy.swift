@@ -37,13 +37,7 @@ func crossEntropyBackward(dLoss: Float, probabilities: UnsafePointer<Float>, tar
 func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
   var m = -Float.infinity
   for i in 0..<n { m = max(m, x[i]) }
-  var s: Float = 0
-  for i in 0..<n {
-    let e = expf(x[i] - m)
-    y[i] = e
-    s += e
-  }
-  let inv = 1 / s
+  let inv = 1 / expShifted(x, y, n, shift: m)
   for i in 0..<n { y[i] *= inv }
 }
 

@@ -29,12 +29,7 @@ func denseAttentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: 
         let row = p + i * t
         var m = -Float.infinity
         for j in 0...i { m = max(m, row[j]) }
-        var sum: Float = 0
-        for j in 0...i {
-          row[j] = expf(row[j] - m)
-          sum += row[j]
-        }
-        let inv = 1 / sum
+        let inv = 1 / expShifted(row, row, i + 1, shift: m)
         for j in 0...i { row[j] *= inv }
         for j in (i + 1)..<t { row[j] = 0 }
       }

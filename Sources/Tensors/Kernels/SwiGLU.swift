@@ -15,18 +15,17 @@ extension Float {
 
 /// y = silu(gate) · up, where silu(g) = g · σ(g).
 func swigluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
-  for i in 0..<count {
-    let g = gate[i]
-    y[i] = g * sigmoid(g) * up[i]
-  }
+  sigmoidVector(gate, y, count)
+  for i in 0..<count { y[i] *= gate[i] * up[i] }
 }
 
 /// Accumulates into dGate and dUp.
 func swigluBackward(dy: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                     dGate: UnsafeMutablePointer<Float>?, dUp: UnsafeMutablePointer<Float>?, count: Int) {
-  for i in 0..<count {
-    let g = gate[i], s = sigmoid(g)
-    if let dUp { dUp[i] += dy[i] * g * s }
-    if let dGate { dGate[i] += dy[i] * up[i] * s * (1 + g * (1 - s)) }
+  var sig = [Float](repeating: 0, count: count)
+  sig.withUnsafeMutableBufferPointer { s in
+    sigmoidVector(gate, s.baseAddress!, count)
+    if let dUp { for i in 0..<count { dUp[i] += dy[i] * gate[i] * s[i] } }
+    if let dGate { for i in 0..<count { dGate[i] += dy[i] * up[i] * s[i] * (1 + gate[i] * (1 - s[i])) } }
   }
 }
