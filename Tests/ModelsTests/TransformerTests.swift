@@ -174,3 +174,23 @@ import Testing
     #expect(throws: SafeTensorsError.self) { _ = try SafeTensors.read(badType) }
   }
 }
+
+@Suite struct GradientAccumulationTests {
+  /// Micro-batches whose losses are scaled by 1/count accumulate the gradient of the whole batch.
+  @Test func microBatchesAccumulateTheGradientOfTheWholeBatch() {
+    let ids = ByteTokenizer().encode(TransformerTests.text)
+    var random = RandomStream(seed: 3, purpose: .dataOrder)
+    let tokens = TransformerTests.batch(ids, size: 8, seq: 16, random: &random)
+    let whole = TransformerLM(config: TransformerTests.tiny(), seed: 6)
+    whole.loss(tokens).backward()
+    let parts = TransformerLM(config: TransformerTests.tiny(), seed: 6)
+    parts.loss(Array(tokens[..<4])).scaled(by: 0.5).backward()
+    parts.loss(Array(tokens[4...])).scaled(by: 0.5).backward()
+    for ((name, a), (_, b)) in zip(whole.parameters, parts.parameters) {
+      let ga = a.grad!.scalars, gb = b.grad!.scalars
+      let scale = ga.map(abs).max() ?? 1
+      let worst = zip(ga, gb).map { abs($0 - $1) }.max() ?? 0
+      #expect(worst <= 1e-4 * max(scale, 1e-3), "\(name): \(worst) of \(scale)")
+    }
+  }
+}

@@ -10,6 +10,9 @@ import Tensors
 /// Weight decay is decoupled (applied to the weights, not the gradient) and skipped for norm weights,
 /// which are scales around 1 rather than free weights. The state (step and moments) serialises
 /// exactly, so a run resumed from a checkpoint continues bit for bit.
+///
+/// Gradient accumulation: call `backward()` on each of n micro-batch losses scaled by 1/n (gradients
+/// add up until `zeroGradients()`), then `update()` once.
 public final class AdamW {
   public struct Settings: Codable, Hashable, Sendable {
     public var schedule: LearningRateSchedule
