@@ -97,12 +97,7 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
           scores[slot] = dot(qRow, kRow, d) * s.scale
           m = max(m, scores[slot])
         }
-        var sum: Float = 0
-        for slot in 0..<n {
-          scores[slot] = expf(scores[slot] - m)
-          sum += scores[slot]
-        }
-        let inv = 1 / sum
+        let inv = scores.withUnsafeMutableBufferPointer { p in 1 / expShifted(p.baseAddress!, p.baseAddress!, n, shift: m) }
         let oRow = op.pointer + ((b * s.queries + i) * s.heads + h) * d
         for e in 0..<d { oRow[e] = 0 }
         for slot in 0..<n {

@@ -8,8 +8,9 @@ import Dispatch
 ///
 /// Threads: OpenBLAS runs single-threaded (its idle workers spin in `sched_yield`, stealing the second
 /// core from every other kernel between products); a large product is instead cut into two halves of
-/// C's rows, computed at once on both cores. Each row of C is computed the same way whatever the cut,
-/// and the cut depends only on the shape: bit-identical results.
+/// C's rows (or of its columns when it has few rows, as in decoding), computed at once on both cores.
+/// Each element of C is computed the same way whatever the cut, and the cut depends only on the shape:
+/// bit-identical results.
 func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
            _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) {
   guard m > 0, n > 0 else { return }
@@ -19,19 +20,30 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
   }
   _ = BLASConfiguration.singleThreaded
   let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
-  /// Rows start..<start+count of C: a row offset into A, or a column offset when A is transposed.
-  @Sendable func rows(_ start: Int, _ count: Int) {
+  /// Rows r0..<r0+rows and columns c0..<c0+columns of C. A row offset moves along A (a column offset
+  /// when A is transposed); a column offset moves along B (a row offset when B is transposed).
+  @Sendable func block(_ r0: Int, _ rows: Int, _ c0: Int, _ columns: Int) {
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(count), Int32(n), Int32(k), alpha, transposeA ? ap.pointer + start : ap.pointer + start * k,
-                Int32(transposeA ? m : k), bp.pointer, Int32(transposeB ? k : n), beta, cp.pointer + start * n, Int32(n))
+                Int32(rows), Int32(columns), Int32(k), alpha, transposeA ? ap.pointer + r0 : ap.pointer + r0 * k,
+                Int32(transposeA ? m : k), transposeB ? bp.pointer + c0 * k : bp.pointer + c0,
+                Int32(transposeB ? k : n), beta, cp.pointer + r0 * n + c0, Int32(n))
   }
-  guard m >= 64, m * n * k >= 1 << 20, !Parallelism.forceSerial else {
-    rows(0, m)
+  guard m * n * k >= 1 << 18, !Parallelism.forceSerial else {
+    block(0, m, 0, n)
     return
   }
-  let split = (m / 2 + 7) / 8 * 8  // a multiple of 8 rows, fixed by the shape
-  DispatchQueue.concurrentPerform(iterations: 2) { half in
-    half == 0 ? rows(0, split) : rows(split, m - split)
+  if m >= 64 && m * n * k >= 1 << 20 {
+    let split = (m / 2 + 7) / 8 * 8  // halves of C's rows: a multiple of 8, fixed by the shape
+    DispatchQueue.concurrentPerform(iterations: 2) { half in
+      half == 0 ? block(0, split, 0, n) : block(split, m - split, 0, n)
+    }
+  } else if n >= 128 && m * n * k >= 1 << 21 {
+    let split = (n / 2 + 15) / 16 * 16  // few rows (decoding): halves of C's columns instead
+    DispatchQueue.concurrentPerform(iterations: 2) { half in
+      half == 0 ? block(0, m, 0, split) : block(0, m, split, n - split)
+    }
+  } else {
+    block(0, m, 0, n)
   }
 }
 
