@@ -22,6 +22,16 @@ public struct Tensor: Sendable, Equatable {
     self.init(shape: shape, scalars: [Float](repeating: 0, count: shape.reduce(1, *)))
   }
 
+  /// A tensor whose elements a kernel is about to overwrite entirely (skips zeroing the memory).
+  init(overwrittenShape shape: [Int], _ fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+    let count = shape.reduce(1, *)
+    self.shape = shape
+    self.scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      fill(buffer)
+      initialized = count
+    }
+  }
+
   /// Every element `value`.
   public init(repeating value: Float, shape: [Int]) {
     self.init(shape: shape, scalars: [Float](repeating: value, count: shape.reduce(1, *)))

@@ -21,10 +21,9 @@ extension Variable {
     let x = self
     let rows = x.value.count / weight.shape[1], inDim = weight.shape[1], outDim = weight.shape[0]
     precondition(x.value.count == rows * inDim, "linear: \(x.shape) does not end in \(inDim)")
-    var y = Tensor(zeros: [rows, outDim])
-    x.value.withUnsafeBufferPointer { px in
-      weight.value.withUnsafeBufferPointer { pw in
-        y.withUnsafeMutableBufferPointer { py in
+    let y = Tensor(overwrittenShape: [rows, outDim]) { py in  // beta = 0: sgemm writes every element
+      x.value.withUnsafeBufferPointer { px in
+        weight.value.withUnsafeBufferPointer { pw in
           sgemm(px.baseAddress!, transposeA: false, pw.baseAddress!, transposeB: true, py.baseAddress!,
                 m: rows, n: outDim, k: inDim)
         }

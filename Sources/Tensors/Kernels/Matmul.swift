@@ -90,16 +90,14 @@ extension Tensor {
     let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
     let n = transposeB ? b.shape[0] : b.shape[1]
     precondition((transposeB ? b.shape[1] : b.shape[0]) == k, "matmul: \(a.shape) and \(b.shape) do not fit")
-    var c = Tensor(zeros: [m, n])
-    a.withUnsafeBufferPointer { pa in
-      b.withUnsafeBufferPointer { pb in
-        c.withUnsafeMutableBufferPointer { pc in
+    return Tensor(overwrittenShape: [m, n]) { pc in  // beta = 0: sgemm writes every element
+      a.withUnsafeBufferPointer { pa in
+        b.withUnsafeBufferPointer { pb in
           sgemm(pa.baseAddress!, transposeA: transposeA, pb.baseAddress!, transposeB: transposeB, pc.baseAddress!,
                 m: m, n: n, k: k)
         }
       }
     }
-    return c
   }
 }
 

@@ -91,6 +91,24 @@ struct EngineBench: AsyncParsableCommand {
                    peerText])
       report.append(line)
     }
+    // MoE cost per token against a dense model with the same active parameters (MLP hidden = 3 × 256).
+    let moeConfig = EngineBench.references[2].config
+    let sameActive = ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4, mlpHiddenDim: 768,
+                                 contextLength: 128)
+    let moe = measure(config: moeConfig, generation: false, clock: clock).train
+    let dense = measure(config: sameActive, generation: false, clock: clock).train
+    rows.append(["MoE vs dense with the same active parameters", String(format: "%.0f vs %.0f tok/s: cost per token %.2f×", moe, dense, dense / moe), "target ≤ 1.3×"])
+    report.append(["kind": "moe_vs_dense", "moe_tok_s": moe, "dense_tok_s": dense, "cost_ratio": dense / moe])
+
+    // Attention at 8,192 tokens: a 256-token window against dense, forward + backward, one layer.
+    let long = attentionSeconds(length: 8192, pattern: .dense, clock: clock)
+    let window = attentionSeconds(length: 8192, pattern: .slidingWindow(window: 256, globalTokens: 0), clock: clock)
+    rows.append(["attention at 8,192 tokens, fwd+bwd (4 heads × 32)",
+                 String(format: "dense %.0f ms, window 256 %.0f ms: %.1f× faster", long.seconds * 1000, window.seconds * 1000, long.seconds / window.seconds),
+                 String(format: "saved weights %@ vs %@", byteCount(long.bytes), byteCount(window.bytes))])
+    report.append(["kind": "long_attention", "dense_seconds": long.seconds, "window_seconds": window.seconds,
+                   "dense_bytes": long.bytes, "window_bytes": window.bytes])
+
     if json {
       printJSON(report)
     } else {
@@ -99,6 +117,21 @@ struct EngineBench: AsyncParsableCommand {
   }
 
   func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+  /// One attention layer forward and backward at `length` tokens; the median of 3, and the bytes of
+  /// softmax weights it keeps for the backward pass.
+  func attentionSeconds(length: Int, pattern: AttentionPattern, clock: () -> Double) -> (seconds: Double, bytes: Int) {
+    var random = RandomStream(seed: 2, purpose: .evaluation)
+    func input() -> Tensor { Tensor(shape: [length, 128], scalars: (0..<(length * 128)).map { _ in random.normal() }) }
+    let q = Variable(input(), requiresGrad: true), k = Variable(input(), requiresGrad: true), v = Variable(input(), requiresGrad: true)
+    var samples: [Double] = []
+    for _ in 0..<3 {
+      let start = clock()
+      Variable.attention(q: q, k: k, v: v, batch: 1, heads: 4, kvHeads: 4, pattern: pattern).sum().backward()
+      samples.append(clock() - start)
+    }
+    return (median(samples), 4 * length * pattern.maximumKeys(length: length) * 4)
+  }
 
   /// 6 × active matmul weights + attention (QKᵀ and PV, counted in full as the peer does), per trained token.
   func flopsPerToken(_ c: ModelConfig) -> Double {
