@@ -104,7 +104,8 @@ public enum ParamValue: Hashable, Sendable {
     return text
   }
 
-  static func jsonQuoted(_ s: String) -> String {
+  /// `s` as a JSON string literal (quotes, escapes), for the JSON texts Lineage writes by hand.
+  public static func jsonQuoted(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
       switch scalar {

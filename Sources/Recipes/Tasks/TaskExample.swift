@@ -1,3 +1,5 @@
+import Pipeline
+
 /// One example of a task: a prompt, the worked reasoning that leads to the answer, and the answer.
 ///
 /// Datasets are JSONL files of these, one object per line with keys in a fixed order, so the same
@@ -20,26 +22,9 @@ public struct TaskExample: Equatable, Sendable {
 
   /// The JSON object of one JSONL line (no newline).
   public var jsonLine: String {
-    "{\"task\":\(json(task)),\"split\":\(json(split.rawValue)),\"prompt\":\(json(prompt)),"
+    let json = ParamValue.jsonQuoted
+    return "{\"task\":\(json(task)),\"split\":\(json(split.rawValue)),\"prompt\":\(json(prompt)),"
       + "\"reasoning\":\(json(reasoning)),\"answer\":\(json(answer))}"
-  }
-
-  private func json(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\t": out += "\\t"
-      case "\r": out += "\\r"
-      case _ where scalar.value < 0x20:
-        let hex = String(scalar.value, radix: 16)
-        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-      default: out.unicodeScalars.append(scalar)
-      }
-    }
-    return out + "\""
   }
 }
 
