@@ -26,7 +26,7 @@ public enum StaleReason: Equatable, Sendable, CustomStringConvertible {
     case .opVersionChanged(let op, let old, let new): return "op \(op) version \(old) → \(new)"
     case .opChanged(let old, let new): return "op \(old) → \(new)"
     case .seedChanged(let old, let new): return "seed \(old) → \(new)"
-    case .outputsMissing: return "cached outputs missing from the store"
+    case .outputsMissing: return "its locked result is not in this store"
     case .forced: return "forced"
     case .definitionChanged: return "definition changed"
     }

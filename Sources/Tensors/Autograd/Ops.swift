@@ -33,17 +33,17 @@ extension Variable {
       out.grad!.withUnsafeBufferPointer { dy in
         if x.requiresGrad {  // dx += dy·W
           weight.value.withUnsafeBufferPointer { pw in
-            x.withGrad { dx in
+            x.withGradForWriting { dx, fresh in
               sgemm(dy.baseAddress!, transposeA: false, pw.baseAddress!, transposeB: false, dx, m: rows, n: inDim,
-                    k: outDim, beta: 1)
+                    k: outDim, beta: fresh ? 0 : 1)
             }
           }
         }
         if weight.requiresGrad {  // dW += dyᵀ·x
           x.value.withUnsafeBufferPointer { px in
-            weight.withGrad { dw in
+            weight.withGradForWriting { dw, fresh in
               sgemm(dy.baseAddress!, transposeA: true, px.baseAddress!, transposeB: false, dw, m: outDim, n: inDim,
-                    k: rows, beta: 1)
+                    k: rows, beta: fresh ? 0 : 1)
             }
           }
         }
@@ -83,7 +83,13 @@ extension Variable {
     return Variable(y, op: "add", parents: [a, b]) { out in
       out.grad!.withUnsafeBufferPointer { g in
         for v in [a, b] where v.requiresGrad {
-          v.withGrad { d in for i in 0..<g.count { d[i] += g[i] } }
+          v.withGradForWriting { d, fresh in
+            if fresh {
+              d.update(from: g.baseAddress!, count: g.count)
+            } else {
+              for i in 0..<g.count { d[i] += g[i] }
+            }
+          }
         }
       }
     }
@@ -204,11 +210,10 @@ extension Variable {
   /// RMSNorm over the last axis: `[rows, dim]` with weight `[dim]`.
   public func rmsNorm(_ weight: Variable, eps: Float = 1e-5) -> Variable {
     let x = self, dim = weight.value.count, rows = x.value.count / dim
-    var y = Tensor(zeros: x.shape)
     var inv = [Float](repeating: 0, count: rows)
-    x.value.withUnsafeBufferPointer { px in
-      weight.value.withUnsafeBufferPointer { pw in
-        y.withUnsafeMutableBufferPointer { py in
+    let y = Tensor(overwrittenShape: x.shape) { py in  // the kernel writes every element
+      x.value.withUnsafeBufferPointer { px in
+        weight.value.withUnsafeBufferPointer { pw in
           inv.withUnsafeMutableBufferPointer { pi in
             rmsNormForward(x: px.baseAddress!, weight: pw.baseAddress!, y: py.baseAddress!, invRMS: pi.baseAddress!,
                            rows: rows, dim: dim, eps: eps)
@@ -237,10 +242,11 @@ extension Variable {
   /// silu(gate) ⊙ up, the SwiGLU activation; same shapes.
   public static func swiglu(gate: Variable, up: Variable) -> Variable {
     precondition(gate.value.count == up.value.count)
-    var y = Tensor(zeros: gate.shape)
-    gate.value.withUnsafeBufferPointer { g in
-      up.value.withUnsafeBufferPointer { u in
-        y.withUnsafeMutableBufferPointer { py in swigluForward(gate: g.baseAddress!, up: u.baseAddress!, y: py.baseAddress!, count: py.count) }
+    let y = Tensor(overwrittenShape: gate.shape) { py in  // the kernel writes every element
+      gate.value.withUnsafeBufferPointer { g in
+        up.value.withUnsafeBufferPointer { u in
+          swigluForward(gate: g.baseAddress!, up: u.baseAddress!, y: py.baseAddress!, count: py.count)
+        }
       }
     }
     return Variable(y, op: "swiglu", parents: [gate, up]) { out in

@@ -42,6 +42,18 @@ public final class Variable {
     return grad!.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
   }
 
+  /// Calls `body` with the gradient buffer and whether it is new: a new buffer is uninitialised, so
+  /// `body` must then write every element (an sgemm with β = 0) instead of adding to it. Saves
+  /// zeroing memory for the first gradient a variable receives.
+  func withGradForWriting<R>(_ body: (UnsafeMutablePointer<Float>, _ fresh: Bool) -> R) -> R {
+    if grad == nil {
+      var result: R?
+      grad = Tensor(overwrittenShape: value.shape) { result = body($0.baseAddress!, true) }
+      return result!
+    }
+    return grad!.withUnsafeMutableBufferPointer { body($0.baseAddress!, false) }
+  }
+
   /// Like `withGrad`, or nil when this variable needs no gradient.
   func withGradIfNeeded<R>(_ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
     requiresGrad ? withGrad { body($0) } : body(nil)
