@@ -84,8 +84,7 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
     let b = task / s.kvHeads, kvh = task % s.kvHeads
     var scores = [Float](repeating: 0, count: maxKeys)
     var keyIndex = [Int](repeating: 0, count: maxKeys)
-    var chooser = BlockChooser(shape: s, keys: kp.pointer, batch: b, kvHead: kvh,
-                               lastPosition: Int((0..<s.queries).map { pos.pointer[b * s.queries + $0] }.max() ?? 0))
+    var chooser = BlockChooser(shape: s, keys: kp.pointer, positions: pos.pointer, batch: b, kvHead: kvh)
     for h in (kvh * group)..<((kvh + 1) * group) {
       for i in 0..<s.queries {
         let position = Int(pos.pointer[b * s.queries + i])
@@ -129,8 +128,7 @@ func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: U
     let b = task / s.kvHeads, kvh = task % s.kvHeads
     var dScores = [Float](repeating: 0, count: maxKeys)
     var keyIndex = [Int](repeating: 0, count: maxKeys)
-    var chooser = BlockChooser(shape: s, keys: kp.pointer, batch: b, kvHead: kvh,
-                               lastPosition: Int((0..<s.queries).map { pos.pointer[b * s.queries + $0] }.max() ?? 0))
+    var chooser = BlockChooser(shape: s, keys: kp.pointer, positions: pos.pointer, batch: b, kvHead: kvh)
     for h in (kvh * group)..<((kvh + 1) * group) {
       for i in 0..<s.queries {
         let position = Int(pos.pointer[b * s.queries + i])
@@ -203,10 +201,12 @@ struct BlockChooser {
   private var means: [Float] = []
   private var blockScores: [(score: Float, block: Int)] = []
 
-  init(shape s: AttentionShape, keys: UnsafePointer<Float>, batch b: Int, kvHead kvh: Int, lastPosition: Int) {
+  init(shape s: AttentionShape, keys: UnsafePointer<Float>, positions: UnsafePointer<Int32>, batch b: Int, kvHead kvh: Int) {
     pattern = s.pattern
     headDim = s.headDim
     guard case .blockSparse(let block, _) = s.pattern else { return }
+    var lastPosition = 0
+    for i in 0..<s.queries { lastPosition = max(lastPosition, Int(positions[b * s.queries + i])) }
     let complete = lastPosition / block  // blocks wholly before the last query's own block
     means = [Float](repeating: 0, count: complete * s.headDim)
     means.withUnsafeMutableBufferPointer { m in
