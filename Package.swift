@@ -27,16 +27,16 @@ let package = Package(
                    providers: [.apt(["libyaml-dev"])]),
 
     // The engine.
-    .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: numericSettings,
+    .target(name: "Tensors", dependencies: ["CBLAS"], exclude: ["README.md"], swiftSettings: numericSettings,
             linkerSettings: [.linkedLibrary("m")]),
-    .target(name: "Models", dependencies: ["Tensors"], swiftSettings: numericSettings),
+    .target(name: "Models", dependencies: ["Tensors"], exclude: ["README.md"], swiftSettings: numericSettings),
 
     // The pipeline.
     .target(name: "ArtifactStore", dependencies: [
       "CLMDB", .product(name: "Crypto", package: "swift-crypto"),
-    ]),
-    .target(name: "Pipeline", dependencies: ["CYAML", "ArtifactStore"]),
-    .target(name: "Recipes", dependencies: ["Pipeline", "Models", "ArtifactStore"],
+    ], exclude: ["README.md"]),
+    .target(name: "Pipeline", dependencies: ["CYAML", "ArtifactStore"], exclude: ["README.md"]),
+    .target(name: "Recipes", dependencies: ["Pipeline", "Models", "ArtifactStore"], exclude: ["README.md"],
             swiftSettings: numericSettings),
     .executableTarget(name: "lineage", dependencies: [
       "Recipes", "Pipeline", "ArtifactStore", "Models", "Tensors",
