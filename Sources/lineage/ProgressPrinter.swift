@@ -56,7 +56,7 @@ final class ProgressPrinter: EventSink, @unchecked Sendable {  // state guarded 
       say("skip \(stage): depends on failed stage \(failed)")
     case .stageCancelled(let stage):
       clearLine(stage)
-      say("interrupted \(stage); its checkpoint is kept, the next run resumes it")
+      say("interrupted \(stage); the next run starts it again, from its last checkpoint if it saved one")
     }
   }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 import Recipes
 import Testing
 
@@ -51,5 +52,35 @@ import Testing
     #expect(object?["prompt"] == e.prompt)
     #expect(object?["split"] == "heldout")
     #expect(object?["answer"] == "ñ")
+  }
+}
+
+@Suite struct DatasetOpTests {
+  @Test func difficultiesWhoseAnswersWouldOverflowAreRejectedWithAPlace() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-dataset-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try "stages:\n  d:\n    op: dataset\n    generator: arithmetic\n    difficulty: {digits: 6, operations: 8}\n"
+      .write(toFile: folder + "/a.yaml", atomically: true, encoding: .utf8)
+    do {
+      _ = try RecipeLoader(registry: BuiltinOperations.registry).load(directory: folder)
+      Issue.record("expected a validation error")
+    } catch {
+      #expect(error.diagnostics.count == 1)
+      #expect(error.diagnostics.first?.message.contains("digits × (operations + 1) is 54") == true)
+      #expect(error.diagnostics.first?.location?.line == 5)
+    }
+  }
+
+  @Test func theLargestAllowedDifficultyStaysExact() {
+    let task = ArithmeticTask(digits: 2, operations: 8)
+    var rng = TaskRandom(seed: 9, stream: "t")
+    for _ in 0..<500 {
+      let e = task.example(split: .train, using: &rng)
+      #expect(ArithmeticTask.verify(e.answer, for: e))
+    }
+    let widest = ArithmeticTask(digits: 9, operations: 1)
+    let e = widest.example(split: .train, using: &rng)
+    #expect(ArithmeticTask.verify(e.answer, for: e))
   }
 }

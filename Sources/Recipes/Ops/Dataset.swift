@@ -26,6 +26,15 @@ public struct DatasetOp: StageOperation {
     ],
     outputs: [OutputSpec("dataset", kind: .dataset, doc: "JSONL, one example per line")])
 
+  /// Answers are exact 64-bit integers: at most 18 digits can multiply together.
+  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
+    guard let digits = parameters[path: "difficulty.digits"].int,
+          let operations = parameters[path: "difficulty.operations"].int,
+          digits * (operations + 1) > ArithmeticTask.maximumResultDigits else { return [] }
+    return [ParameterProblem(path: "difficulty",
+                             "digits × (operations + 1) is \(digits * (operations + 1)); at most \(ArithmeticTask.maximumResultDigits) keeps every answer exact")]
+  }
+
   public func run(_ context: StageContext) throws -> StageOutput {
     let p = context.parameters
     let count = p["count"].int!

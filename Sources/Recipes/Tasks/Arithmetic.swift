@@ -8,8 +8,13 @@ public struct ArithmeticTask: Sendable {
   public var digits: Int
   public var operations: Int
 
+  /// Operands can all multiply together; 10¹⁸ still fits in 64 bits.
+  public static let maximumResultDigits = 18
+
   public init(digits: Int, operations: Int) {
-    precondition((1...9).contains(digits) && (1...8).contains(operations))
+    precondition((1...9).contains(digits) && (1...8).contains(operations)
+                   && digits * (operations + 1) <= ArithmeticTask.maximumResultDigits,
+                 "digits × (operations + 1) must be at most \(ArithmeticTask.maximumResultDigits)")
     self.digits = digits
     self.operations = operations
   }
@@ -49,7 +54,7 @@ public struct ArithmeticTask: Sendable {
     var ops = operators
     var steps: [String] = []
     while let i = ops.firstIndex(of: "*") {
-      let result = values[i].multipliedReportingOverflow(by: values[i + 1]).partialValue
+      let result = values[i] * values[i + 1]
       steps.append("\(values[i]) * \(values[i + 1]) = \(result)")
       values.replaceSubrange(i...i + 1, with: [result])
       ops.remove(at: i)
