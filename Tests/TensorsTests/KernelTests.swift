@@ -71,16 +71,15 @@ import Testing
     let k = Tensor(shape: [rows, kvHeads * d], scalars: random(rows * kvHeads * d, seed: 2))
     let v = Tensor(shape: [rows, kvHeads * d], scalars: random(rows * kvHeads * d, seed: 3))
     let weights = Tensor(shape: [rows, heads * d], scalars: random(rows * heads * d, seed: 4))
-    func run() -> [Tensor] {
+    func run(pairwise: Bool) -> [Tensor] {
       let vq = Variable(q, requiresGrad: true), vk = Variable(k, requiresGrad: true), vv = Variable(v, requiresGrad: true)
-      let o = Variable.attention(q: vq, k: vk, v: vv, batch: 2, heads: heads, kvHeads: kvHeads, pattern: .dense)
+      let o = Variable.attention(q: vq, k: vk, v: vv, batch: 2, heads: heads, kvHeads: kvHeads, pattern: .dense,
+                                 pairwise: pairwise)
       (o * Variable(weights)).sum().backward()
       return [o.value, vq.grad!, vk.grad!, vv.grad!]
     }
-    let fast = run()
-    AttentionKernelChoice.forcePairwise = true
-    let reference = run()
-    AttentionKernelChoice.forcePairwise = false
+    let fast = run(pairwise: false)
+    let reference = run(pairwise: true)
     for (a, b) in zip(fast, reference) {
       for i in 0..<a.count { #expect(abs(a.scalars[i] - b.scalars[i]) < 1e-5) }
     }
@@ -119,11 +118,26 @@ import Testing
       return (o.value, vk.grad!)
     }
     let parallel = run()
-    Parallelism.forceSerial = true
-    let serial = run()
-    Parallelism.forceSerial = false
+    let serial = Parallelism.$forceSerial.withValue(true) { run() }
     #expect(parallel.0 == serial.0)
     #expect(parallel.1 == serial.1)
+
+    // Products split across cores by rows (training) and by columns (few rows, decoding).
+    for (m, n, kk) in [(256, 384, 128), (16, 1024, 256)] {
+      let a = Variable(Tensor(shape: [m, kk], scalars: random(m * kk, seed: 5)), requiresGrad: true)
+      let w = Variable(Tensor(shape: [n, kk], scalars: random(n * kk, seed: 6)), requiresGrad: true)
+      func product() -> (Tensor, Tensor) {
+        a.zeroGrad()
+        w.zeroGrad()
+        let y = a.linear(w)
+        y.sum().backward()
+        return (y.value, w.grad!)
+      }
+      let split = product()
+      let whole = Parallelism.$forceSerial.withValue(true) { product() }
+      #expect(split.0 == whole.0, "\(m)×\(kk)×\(n) forward")
+      #expect(split.1 == whole.1, "\(m)×\(kk)×\(n) weight gradient")
+    }
   }
 
   @Test func ropeAtAnOffsetEqualsTheSameRowsOfTheFullSequence() {

@@ -297,13 +297,19 @@ extension Variable {
   ///   attended pairs: seq · min(seq, window + global tokens) per head.
   public static func attention(q: Variable, k: Variable, v: Variable, batch: Int, heads: Int, kvHeads: Int,
                                pattern: AttentionPattern) -> Variable {
+    attention(q: q, k: k, v: v, batch: batch, heads: heads, kvHeads: kvHeads, pattern: pattern, pairwise: false)
+  }
+
+  /// `pairwise: true` runs dense attention through the pair-by-pair kernel (tests compare the two).
+  static func attention(q: Variable, k: Variable, v: Variable, batch: Int, heads: Int, kvHeads: Int,
+                        pattern: AttentionPattern, pairwise: Bool) -> Variable {
     let rows = q.shape[0], seq = rows / batch, headDim = q.value.count / (rows * heads)
     precondition(heads % kvHeads == 0 && rows == batch * seq)
     let shape = AttentionShape(batch: batch, queries: seq, keyStride: seq, heads: heads, kvHeads: kvHeads,
                                headDim: headDim, pattern: pattern, scale: 1 / Float(headDim).squareRoot())
     let positions = (0..<rows).map { Int32($0 % seq) }
     // Dense attention runs as matrix products (faster up to long sequences, where windows take over).
-    let useDense = pattern == .dense && !AttentionKernelChoice.forcePairwise
+    let useDense = pattern == .dense && !pairwise
     var out = Tensor(zeros: q.shape)
     var probs = [Float](repeating: 0, count: batch * heads * seq * shape.maxKeys)
     q.value.withUnsafeBufferPointer { pq in
@@ -392,9 +398,4 @@ extension Variable {
       }
     }
   }
-}
-
-/// Lets tests run dense attention through the pair-by-pair kernel, to compare the two.
-public enum AttentionKernelChoice {
-  nonisolated(unsafe) public static var forcePairwise = false
 }

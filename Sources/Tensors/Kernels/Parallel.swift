@@ -13,9 +13,11 @@ func parallelFor(_ count: Int, workPerItem: Int, minimumWork: Int = 1 << 16, _ b
   DispatchQueue.concurrentPerform(iterations: count) { i in body(i) }
 }
 
-/// Switches off parallel kernels (tests compare serial and parallel results bit for bit).
+/// Switches off parallel kernels within one task (tests compare serial and parallel results bit for
+/// bit): `Parallelism.$forceSerial.withValue(true) { … }`. A task-local value, so concurrent work
+/// elsewhere is unaffected.
 public enum Parallelism {
-  nonisolated(unsafe) public static var forceSerial = false
+  @TaskLocal public static var forceSerial = false
 }
 
 /// Lets kernels hand raw buffers to `parallelFor` closures; each task writes disjoint elements.
