@@ -352,8 +352,8 @@ private struct TreeBuilder {
       }
       return YAMLError(problem, at: place)
     }
-    let place = location(parser.problem_mark)
-    if problem.contains("cannot start any token"), character(at: place) == "\t" {
+    let place = clampedToText(location(parser.problem_mark))
+    if problem.contains("tab character") || (problem.contains("cannot start any token") && character(at: place) == "\t") {
       return YAMLError("tab characters are not allowed for indentation; use spaces", at: place)
     }
     var message = problem
@@ -361,6 +361,14 @@ private struct TreeBuilder {
       message = "\(problem) (\(context) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
     }
     return YAMLError(message, at: place)
+  }
+
+  /// libyaml places an error found at the end of the input after the last line; point at the end of
+  /// the last line instead, where the editor can show it.
+  private func clampedToText(_ place: SourceLocation) -> SourceLocation {
+    let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+    guard place.line > lines.count, let last = lines.last else { return place }
+    return SourceLocation(file: file, line: lines.count, column: last.count + 1)
   }
 
   /// The character at a 1-based place, if the place is inside the text.

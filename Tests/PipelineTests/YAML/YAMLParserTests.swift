@@ -147,3 +147,87 @@ import Testing
     #expect(try parse("s: \"¿Dónde está el niño? 🦙\"")?["s"]?.string == "¿Dónde está el niño? 🦙")
   }
 }
+
+@Suite struct YAMLRobustnessTests {
+  static let stageFile = """
+    x-train: &train {steps: 800, batch: 16}
+    stages:
+      v1:
+        op: pretrain
+        doc: "Foundational transformer"
+        model: {d_model: "${d}", layers: 4, heads: 4, context: 256}
+        train: {<<: *train, lr: 3e-3, warmup: 50}
+      v2:
+        op: multitask
+        from: v1
+        tasks: {translation: 0.4, qa: 0.3, summarization: 0.3}
+        notes: |
+          a block scalar
+          over two lines
+    """
+
+  /// SplitMix64, enough to make the mutations reproducible.
+  struct Mutator {
+    var state: UInt64
+    mutating func next(_ bound: Int) -> Int {
+      state &+= 0x9E37_79B9_7F4A_7C15
+      var z = state
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      return Int((z ^ (z >> 31)) % UInt64(bound))
+    }
+  }
+
+  /// Seeded mutations of a valid stage file each either parse or fail with an error located inside the
+  /// text: never a crash, a hang, or a place that is not there.
+  @Test func mutatedFilesFailCleanlyWithLocationsInsideTheText() {
+    let original = Array(YAMLRobustnessTests.stageFile.unicodeScalars)
+    let alphabet = Array(":-[]{},#&*!|>'\"\t\n ?%@`<x1é".unicodeScalars)
+    var random = Mutator(state: 42)
+    var failures = 0
+    for _ in 0..<400 {
+      var scalars = original
+      for _ in 0...random.next(3) {
+        let at = random.next(scalars.count)
+        switch random.next(3) {
+        case 0: scalars.remove(at: at)
+        case 1: scalars.insert(alphabet[random.next(alphabet.count)], at: at)
+        default: scalars[at] = alphabet[random.next(alphabet.count)]
+        }
+      }
+      var text = ""
+      text.unicodeScalars.append(contentsOf: scalars)
+      let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+      do {
+        _ = try YAMLParser.parse(text, file: "fuzz.yaml")
+      } catch {
+        failures += 1
+        let line = error.location.line
+        #expect(line >= 1 && line <= lines.count, "\(error) in\n\(text)")
+        if line >= 1 && line <= lines.count {
+          #expect(error.location.column >= 1 && error.location.column <= lines[line - 1].count + 1, "\(error) in\n\(text)")
+        }
+        #expect(!error.message.isEmpty)
+      }
+    }
+    #expect(failures > 50, "the mutations do break the file, often")
+  }
+
+  @Test(arguments: [("a:\n\tb: 1\n", 2, 1), ("a:\n  b: 1\n  \tc: 2\n", 3, 3), ("stages:\n  v1:\n\t\top: x\n", 3, 1),
+                    ("- a\n\t- b\n", 2, 1), ("a:\n \tb: 1\n", 2, 2)])
+  func tabsUsedForIndentationSaySo(text: String, line: Int, column: Int) {
+    do {
+      _ = try YAMLParser.parse(text, file: "t.yaml")
+      Issue.record("expected an error")
+    } catch {
+      #expect(error.message == "tab characters are not allowed for indentation; use spaces", "\(error)")
+      #expect(error.location.line == line && error.location.column == column, "\(error)")
+    }
+  }
+
+  @Test func tabsAreFineWhereYAMLAllowsThem() throws {
+    let root = try #require(try YAMLParser.parse("a:\t1\nb: [1,\t2]\nc: \"x\ty\"\n", file: "t.yaml"))
+    #expect(root["a"]?.int == 1)
+    #expect(root["c"]?.string == "x\ty")
+  }
+}
