@@ -3,7 +3,11 @@ import Pipeline
 /// The ops Lineage ships, frozen into one registry at startup.
 public enum BuiltinOperations {
   public static let registry = OperationRegistry([
+    CorpusOp(),
     DatasetOp(),
+    EvalOp(),
+    MultitaskOp(),
+    PretrainOp(),
     TokenizerOp(),
   ])
 }

@@ -135,12 +135,16 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
 }
 
 extension TransformerLM {
-  /// The model as safetensors bytes, its config as JSON in the metadata.
-  public func safetensors() -> [UInt8] {
+  /// The model as safetensors bytes, its config as JSON in the metadata under `lineage_config`, plus
+  /// any `metadata` of the caller's (e.g. the tokenizer a model was trained with).
+  public func safetensors(metadata extra: [String: String] = [:]) -> [UInt8] {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     let config = (try? encoder.encode(config)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    return SafeTensors.write(tensors, metadata: ["format": "pt", "lineage_config": config])
+    var metadata = extra
+    metadata["format"] = "pt"
+    metadata["lineage_config"] = config
+    return SafeTensors.write(tensors, metadata: metadata)
   }
 
   /// A model rebuilt from safetensors bytes written by `safetensors()`.
@@ -148,12 +152,30 @@ extension TransformerLM {
   /// - Throws: `SafeTensorsError` or `ModelError` when the file or its config is not usable.
   public convenience init(safetensors bytes: [UInt8]) throws {
     let (tensors, metadata) = try SafeTensors.read(bytes)
+    try self.init(config: TransformerLM.config(in: metadata), tensors: tensors)
+  }
+
+  /// A model and the file's whole metadata (with what the writer added beside the config).
+  public static func read(safetensors bytes: [UInt8]) throws -> (model: TransformerLM, metadata: [String: String]) {
+    let (tensors, metadata) = try SafeTensors.read(bytes)
+    return (try TransformerLM(config: config(in: metadata), tensors: tensors), metadata)
+  }
+
+  /// A model of `config` holding `tensors` (e.g. another model's weights under a new attention pattern,
+  /// RoPE scaling or context length, none of which changes a weight's shape).
+  ///
+  /// - Throws: `ModelError` when the config is invalid or a tensor is missing or misshapen.
+  public convenience init(config: ModelConfig, tensors: [String: Tensor]) throws {
+    guard config.problems.isEmpty else { throw ModelError.invalidConfig(config.problems.joined(separator: "; ")) }
+    self.init(config: config, seed: 0)
+    try load(tensors)
+  }
+
+  private static func config(in metadata: [String: String]) throws -> ModelConfig {
     guard let text = metadata["lineage_config"],
           let config = try? JSONDecoder().decode(ModelConfig.self, from: Data(text.utf8)) else {
       throw ModelError.invalidConfig("the checkpoint's metadata has no lineage_config")
     }
-    guard config.problems.isEmpty else { throw ModelError.invalidConfig(config.problems.joined(separator: "; ")) }
-    self.init(config: config, seed: 0)
-    try load(tensors)
+    return config
   }
 }

@@ -59,6 +59,8 @@ public indirect enum ParamType: Sendable, Equatable {
   case string
   /// A file or folder inside the recipe folder; its *contents* are hashed into the stage's key.
   case path
+  /// One of the named built-in sources (`builtin:library`), or else a `path`.
+  case pathOrBuiltin([String])
   /// One of a fixed set of words.
   case choice([String])
   case list(ParamType)
@@ -75,6 +77,7 @@ public indirect enum ParamType: Sendable, Equatable {
     case .bool: return "bool"
     case .string: return "string"
     case .path: return "path"
+    case .pathOrBuiltin(let builtins): return (builtins + ["path"]).joined(separator: "|")
     case .choice(let words): return words.joined(separator: "|")
     case .list(let element): return "list of \(element.name)"
     case .map(_, let values): return "map of \(values.name)"

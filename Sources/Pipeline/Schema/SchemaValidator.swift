@@ -108,9 +108,19 @@ struct SchemaValidator {
     case .string:
       guard case .string(let v)? = value.scalar else { return mismatch(value, path: path, expected: "a string") }
       return record(origin: value, path: path, .string(v))
-    case .path:
+    case .path, .pathOrBuiltin:
       guard case .string(let v)? = value.scalar, !v.isEmpty else {
         return mismatch(value, path: path, expected: "a path")
+      }
+      if case .pathOrBuiltin(let builtins) = type {
+        if builtins.contains(v) { return record(origin: value, path: path, .string(v)) }
+        if v.hasPrefix("builtin:") {
+          let hint = Suggestion.phrase(for: v, among: builtins)
+          diagnostics.append(Diagnostic(
+            "'\(path)': no built-in source '\(v)'; built-ins are \(builtins.joined(separator: ", "))\(hint)",
+            at: value.location))
+          return nil
+        }
       }
       let full = v.hasPrefix("/") ? v : recipeDirectory + "/" + v
       guard FileManager.default.fileExists(atPath: full) else {

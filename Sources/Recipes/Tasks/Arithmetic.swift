@@ -22,7 +22,7 @@ public struct ArithmeticTask: Sendable {
   public static let name = "arithmetic"
 
   /// The next example of `split`, drawing problems until one falls in that split.
-  public func example(split: Split, using rng: inout some RandomNumberGenerator) -> TaskExample {
+  public func example(split: Split, using rng: inout TaskRandom) -> TaskExample {
     while true {
       let (operands, operators) = drawExpression(using: &rng)
       let prompt = "What is " + ArithmeticTask.render(operands, operators) + "?"
@@ -80,5 +80,14 @@ extension String {
   func trimmingCharacters(in set: String) -> String {
     let chars = Set(set)
     return String(drop { chars.contains($0) }.reversed().drop { chars.contains($0) }.reversed())
+  }
+}
+
+extension ArithmeticTask: TaskGenerator {
+  public var name: String { ArithmeticTask.name }
+  public var metric: TaskMetric { .verified }
+
+  public func score(_ answer: String, for example: TaskExample) -> Double {
+    ArithmeticTask.verify(answer, for: example) ? 1 : 0
   }
 }

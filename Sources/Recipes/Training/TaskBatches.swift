@@ -1,0 +1,68 @@
+import Models
+import Pipeline
+
+/// Training batches of task examples (prompt masked out), optionally mixed with corpus text so that a
+/// model keeps its general language while it learns the tasks.
+struct TaskBatches {
+  var mixture: TaskMixture
+  let corpus: TokenStream?
+  let corpusShare: Double
+  let tokenizer: TextTokenizer
+  let batch: Int
+  let maxTokens: Int
+  let seed: UInt64
+  /// Names the streams, so two ops on the same seed draw different examples.
+  let purpose: String
+
+  /// The batch of `step`: each row is a corpus window with probability `corpusShare`, else an example
+  /// of a task drawn by the mixture's weights. Corpus windows are as long as the longest example.
+  func batch(_ step: Int) -> TrainingBatch {
+    var rng = TaskRandom(seed: seed, stream: "\(purpose)/step/\(step)")
+    var rows: [(tokens: [Int32], weights: [Float])] = []
+    var corpusRows = 0
+    for _ in 0..<batch {
+      if corpus != nil && Double.random(in: 0..<1, using: &rng) < corpusShare {
+        corpusRows += 1
+        continue
+      }
+      let task = mixture.drawTask(using: &rng)
+      let example = mixture.generators[task].example(split: .train, using: &rng)
+      rows.append(TaskFormat.encode(example, with: tokenizer, maxTokens: maxTokens))
+    }
+    if let corpus, corpusRows > 0 {
+      let length = min(maxTokens, max(64, rows.map(\.tokens.count).max() ?? 0))
+      for window in corpus.windows(corpusRows, length: length, using: &rng) {
+        rows.append((window, [Float](repeating: 1, count: window.count)))
+      }
+    }
+    return paddedBatch(rows, pad: tokenizer.id(of: .pad))
+  }
+}
+
+/// Losses of a model on task examples, without training.
+enum TaskLoss {
+  /// The mean per-token loss of the completions of `examples` (prompts masked), in batches of 16.
+  static func mean(_ model: TransformerLM, tokenizer: TextTokenizer, examples: [TaskExample], maxTokens: Int) -> Double {
+    var total = 0.0, weight = 0.0
+    for start in stride(from: 0, to: examples.count, by: 16) {
+      let rows = examples[start..<min(start + 16, examples.count)].map {
+        TaskFormat.encode($0, with: tokenizer, maxTokens: maxTokens)
+      }
+      let batch = paddedBatch(rows, pad: tokenizer.id(of: .pad))
+      let tokens = batch.weights!.reduce(0) { $0 + $1.dropFirst().reduce(0, +) }
+      total += Double(model.loss(batch.tokens, weights: batch.weights).value.scalars[0]) * Double(tokens)
+      weight += Double(tokens)
+    }
+    return weight > 0 ? total / weight : .nan
+  }
+
+  /// The mean per-token loss on corpus windows.
+  static func mean(_ model: TransformerLM, windows: [[Int32]]) -> Double {
+    var total = 0.0
+    for start in stride(from: 0, to: windows.count, by: 8) {
+      total += Double(model.loss(Array(windows[start..<min(start + 8, windows.count)])).value.scalars[0])
+        * Double(min(8, windows.count - start))
+    }
+    return windows.isEmpty ? .nan : total / Double(windows.count)
+  }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Models
+
+/// How a task example reads as text for the model: the prompt, then (learned and generated) the worked
+/// reasoning and the answer.
+///
+/// ```
+/// <s>What is 12 + 7 * 3?
+/// 7 * 3 = 21
+/// 12 + 21 = 33
+/// Answer: 33</s>
+/// ```
+///
+/// Training masks the prompt out of the loss; evaluation feeds the prompt and reads the answer back
+/// from what the model writes (`answer(in:)`).
+enum TaskFormat {
+  static let answerMarker = "Answer: "
+
+  /// The text the model is given.
+  static func prompt(_ example: TaskExample) -> String {
+    SpecialToken.bos.text + example.prompt + "\n"
+  }
+
+  /// The text the model should write after the prompt (ending with the end-of-sequence token).
+  static func completion(_ example: TaskExample) -> String {
+    (example.reasoning.isEmpty ? "" : example.reasoning + "\n") + answerMarker + example.answer + SpecialToken.eos.text
+  }
+
+  /// The answer in a generated completion: what follows the last "Answer: " up to the end of its line
+  /// (or the last line when the marker is missing).
+  static func answer(in completion: String) -> String {
+    let text = completion.replacingOccurrences(of: SpecialToken.eos.text, with: "")
+    if let r = text.range(of: answerMarker, options: .backwards) {
+      return String(text[r.upperBound...].prefix { $0 != "\n" })
+    }
+    return String(text.split(separator: "\n").last ?? "")
+  }
+
+  /// Tokens and loss weights of one example: 0 on the prompt, 1 on the completion.
+  static func encode(_ example: TaskExample, with tokenizer: TextTokenizer, maxTokens: Int) -> (tokens: [Int32], weights: [Float]) {
+    let p = tokenizer.encode(prompt(example)), c = tokenizer.encode(completion(example))
+    var tokens = p + c
+    var weights = [Float](repeating: 0, count: p.count) + [Float](repeating: 1, count: c.count)
+    if tokens.count > maxTokens {
+      tokens = Array(tokens.suffix(maxTokens))   // keep the answer; the prompt's start goes first
+      weights = Array(weights.suffix(maxTokens))
+    }
+    return (tokens, weights)
+  }
+}
+
+/// Pads variable-length rows into one batch: each row becomes `length` tokens (the longest row), with
+/// padding weighted 0.
+func paddedBatch(_ rows: [(tokens: [Int32], weights: [Float])], pad: Int32) -> TrainingBatch {
+  let length = rows.map(\.tokens.count).max() ?? 0
+  var tokens: [[Int32]] = [], weights: [[Float]] = []
+  for row in rows {
+    let missing = length - row.tokens.count
+    tokens.append(row.tokens + [Int32](repeating: pad, count: missing))
+    weights.append(row.weights + [Float](repeating: 0, count: missing))
+  }
+  return TrainingBatch(tokens: tokens, weights: weights)
+}
