@@ -6,8 +6,11 @@ public enum BuiltinOperations {
     CorpusOp(),
     DatasetOp(),
     EvalOp(),
+    FinetuneOp(),
+    LongContextOp(),
     MultitaskOp(),
     PretrainOp(),
+    SparseAttentionOp(),
     TokenizerOp(),
   ])
 }

@@ -68,8 +68,12 @@ enum TaskTraining {
     return TokenStream(documents: try CorpusText.documents(slot: "corpus", of: context), tokenizer: tokenizer)
   }
 
+  /// Trains `start` on the mixture and reports held-out losses before and after.
+  ///
+  /// - Parameters:
+  ///   - extraMetrics: adds the op's own metrics (and headline scalars) once training is done.
   static func run(_ context: StageContext, start: ModelArtifact, mixture: TaskMixture, purpose: String,
-                  extraMetrics: (inout MetricsArtifact) -> Void = { _ in }) throws -> StageOutput {
+                  extraMetrics: (inout MetricsArtifact, inout [String: Double]) -> Void = { _, _ in }) throws -> StageOutput {
     let p = context.parameters, train = p["train"]
     let model = start.model, tokenizer = start.tokenizer
     let maxTokens = min(train["sequence"].int ?? model.config.contextLength, model.config.contextLength)
@@ -100,7 +104,7 @@ enum TaskTraining {
       headline["heldout_loss/\(task)"] = after[i]
       context.log("\(task): held-out loss \(String(format: "%.4f", before[i])) → \(String(format: "%.4f", after[i]))")
     }
-    extraMetrics(&metrics)
+    extraMetrics(&metrics, &headline)
     return StageOutput(artifacts: ["model": ModelArtifact(model: model, tokenizer: tokenizer).bytes,
                                    "metrics": metrics.bytes],
                        metrics: headline)

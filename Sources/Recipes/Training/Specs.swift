@@ -2,7 +2,7 @@ import Models
 import Pipeline
 import Tensors
 
-/// The `model:`, `train:`, `attention:` and `rope_scaling:` groups that several ops share, and their
+/// The `model:`, `train:` and `attention:` groups that several ops share, and their
 /// translation into engine settings.
 enum Specs {
   // MARK: - model
@@ -78,7 +78,7 @@ enum Specs {
                           gradientClip: Float(p["grad_clip"].double!))
   }
 
-  // MARK: - attention and RoPE scaling
+  // MARK: - attention
 
   static let attention = ParameterSpec("attention", .record([
     ParameterSpec("kind", .choice(["dense", "sliding_window", "block_sparse"]), default: .string("sliding_window"),
@@ -94,22 +94,6 @@ enum Specs {
     case "sliding_window": return .slidingWindow(window: p["window"].int!, globalTokens: p["global_tokens"].int!)
     case "block_sparse": return .blockSparse(block: p["block"].int!, topBlocks: p["top_blocks"].int!)
     default: return .dense
-    }
-  }
-
-  static let ropeScaling = ParameterSpec("rope_scaling", .record([
-    ParameterSpec("kind", .choice(["none", "linear", "ntk", "yarn"]), default: .string("yarn"),
-                  doc: "Position interpolation, NTK-aware base change, or YaRN"),
-    ParameterSpec("factor", .float, default: .float(4), range: 1...1024, doc: "New context ÷ original context"),
-  ]), doc: "How RoPE stretches to the longer context")
-
-  static func ropeScaling(_ p: ParamValue, originalContext: Int) -> RoPEScaling {
-    let factor = Float(p["factor"].double!)
-    switch p["kind"].string {
-    case "linear": return .linear(factor: factor)
-    case "ntk": return .ntk(factor: factor)
-    case "yarn": return .yarn(factor: factor, originalContext: originalContext)
-    default: return .none
     }
   }
 }

@@ -60,10 +60,13 @@ final class TrainingLoop {
   /// - Parameters:
   ///   - batch: the batch of step `s` (0-based); must depend only on `s` and the op's fixed inputs
   ///     (and `opState`).
-  ///   - afterStep: called after each update with the step and its loss; returns scalars to show.
-  func run(batch: (Int) throws -> TrainingBatch,
+  ///   - restore: called with `opState` when the run resumes from a checkpoint that holds one.
+  ///   - afterStep: called after each update with the step and its loss (before a checkpoint is saved,
+  ///     so state it puts in `opState` is saved with that step).
+  func run(batch: (Int) throws -> TrainingBatch, restore: ([UInt8]) throws -> Void = { _ in },
            afterStep: (Int, Float) throws -> Void = { _, _ in }) throws {
     let first = try resume()
+    if first > 0 && !opState.isEmpty { try restore(opState) }
     var lastSave = Date()
     let started = Date()
     var tokensSeen = 0

@@ -1,0 +1,231 @@
+import Foundation
+import Models
+import Pipeline
+import Tensors
+
+/// `finetune` (V3): adaptive fine-tuning on synthetic data that a model stage generates, mixed with
+/// real task data.
+///
+/// 1. The generator model answers `count` training prompts drawn by the initial task weights; its
+///    answers are checked by the tasks' verifiers and kept only when right (or, for translation and
+///    summarisation, when their score reaches `min_score`). What is kept is the model's own text.
+/// 2. Each training row is, with probability `synthetic_share`, a kept synthetic sample of the drawn
+///    task, else a real example.
+/// 3. Adaptive mixture: every `adaptive.every` steps each task's loss on validation examples (drawn
+///    from the train split; the held-out split stays unseen) moves its weight:
+///    wᵢ ← wᵢ · exp(rate · (Lᵢ − L̄) / L̄), then renormalised with a floor of `adaptive.min_weight`,
+///    so the tasks the model is worst at get more of the batch. The weights over time are in the metrics.
+public struct FinetuneOp: StageOperation {
+  public init() {}
+
+  public let name = "finetune"
+  public let version = 1
+  public let summary = "Adaptive fine-tuning on verified synthetic data from a model stage (V3)"
+
+  public let schema = OpSchema(
+    parameters: [
+      ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), required: true,
+                    doc: "Task → initial mixture weight"),
+      ParameterSpec("count", .int, default: .int(256), range: 0...1_000_000, doc: "Synthetic prompts to generate"),
+      ParameterSpec("synthetic_share", .float, default: .float(0.5), range: 0...1,
+                    doc: "Share of rows taken from the kept synthetic samples"),
+      ParameterSpec("min_score", .float, default: .float(0.5), range: 0...1,
+                    doc: "Keep a translation/summary sample whose score reaches this (others must be right)"),
+      ParameterSpec("temperature", .float, default: .float(0), range: 0...5, doc: "Generation temperature (0: greedy)"),
+      ParameterSpec("adaptive", .record([
+        ParameterSpec("every", .int, default: .int(25), range: 0...1_000_000, doc: "Steps between weight updates (0: fixed)"),
+        ParameterSpec("rate", .float, default: .float(1), range: 0...100, doc: "How strongly losses move the weights"),
+        ParameterSpec("min_weight", .float, default: .float(0.05), range: 0...0.5, doc: "Floor of a task's share"),
+        ParameterSpec("validation", .int, default: .int(16), range: 1...10_000, doc: "Validation examples per task"),
+      ]), doc: "How the mixture adapts"),
+      ParameterSpec("corpus_share", .float, default: .float(0), range: 0...0.95,
+                    doc: "Share of rows that are corpus text (needs corpus:)"),
+      ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
+                    doc: "The seeded world of the QA, summarisation and entailment tasks"),
+      ParameterSpec("heldout_examples", .int, default: .int(64), range: 0...10_000,
+                    doc: "Held-out examples per task for the before/after loss"),
+      Specs.train(steps: 200, batch: 16, lr: 5e-4, warmup: 10),
+    ],
+    inputs: [
+      InputSlot("from", kinds: [.model], doc: "The model to fine-tune"),
+      InputSlot("generator", kinds: [.model], doc: "The model that writes the synthetic data"),
+      InputSlot("corpus", kinds: [.corpus], required: false, literals: [BuiltinCorpus.libraryName],
+                doc: "Corpus text mixed in at corpus_share"),
+    ],
+    outputs: [OutputSpec("model", kind: .model, doc: "The fine-tuned model"),
+              OutputSpec("metrics", kind: .metrics, doc: "Synthetic yield, mixture weights over time, losses")])
+
+  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
+    TaskTraining.problems(parameters)
+  }
+
+  public func run(_ context: StageContext) throws -> StageOutput {
+    let p = context.parameters, train = p["train"]
+    let start = try ModelArtifact.input("from", of: context)
+    let model = start.model, tokenizer = start.tokenizer
+    var mixture = TaskMixture(weights: TaskTraining.weights(p["tasks"]), world: UInt64(p["world"].int!))
+    let initialWeights = mixture.weights
+    let maxTokens = min(train["sequence"].int ?? model.config.contextLength, model.config.contextLength)
+
+    let synthetic = try SyntheticData.generate(
+      context, generator: try ModelArtifact.input("generator", of: context), mixture: mixture, count: p["count"].int!,
+      temperature: Float(p["temperature"].double!), minScore: p["min_score"].double!)
+    var metrics = MetricsArtifact()
+    for (i, task) in mixture.names.enumerated() {
+      let made = synthetic.generated[i], kept = synthetic.kept[i].count
+      metrics.set("synthetic_generated/\(task)", Double(made))
+      metrics.set("synthetic_kept/\(task)", Double(kept))
+      context.log("\(task): kept \(kept) of \(made) synthetic samples")
+    }
+
+    let adaptive = p["adaptive"], every = adaptive["every"].int!
+    let validation = mixture.names.indices.map {
+      mixture.examples($0, count: adaptive["validation"].int!, split: .train, seed: context.seed, stream: "finetune/validation")
+    }
+    let heldoutCount = p["heldout_examples"].int!
+    let heldout = mixture.names.indices.map {
+      mixture.examples($0, count: heldoutCount, split: .heldout, seed: context.seed, stream: "finetune/report")
+    }
+    let before = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
+
+    let corpus = try TaskTraining.corpus(context, tokenizer: tokenizer)
+    let corpusShare = p["corpus_share"].double!
+    if corpus == nil && corpusShare > 0 { throw StageFailure("corpus_share is \(corpusShare) but no corpus: is given") }
+    let share = p["synthetic_share"].double!
+    var history: [[Double]] = [[0] + mixture.weights]   // [step, weights…]
+    let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
+    try loop.run(batch: { step in
+      var rng = TaskRandom(seed: context.seed, stream: "finetune/step/\(step)")
+      var rows: [(tokens: [Int32], weights: [Float])] = []
+      for _ in 0..<train["batch"].int! {
+        if let corpus, Double.random(in: 0..<1, using: &rng) < corpusShare {
+          let window = corpus.windows(1, length: min(maxTokens, 128), using: &rng)[0]
+          rows.append((window, [Float](repeating: 1, count: window.count)))
+          continue
+        }
+        let task = mixture.drawTask(using: &rng)
+        let kept = synthetic.kept[task]
+        if !kept.isEmpty && Double.random(in: 0..<1, using: &rng) < share {
+          rows.append(TaskFormat.encode(kept[Int.random(in: 0..<kept.count, using: &rng)], with: tokenizer, maxTokens: maxTokens))
+        } else {
+          let example = mixture.generators[task].example(split: .train, using: &rng)
+          rows.append(TaskFormat.encode(example, with: tokenizer, maxTokens: maxTokens))
+        }
+      }
+      return paddedBatch(rows, pad: tokenizer.id(of: .pad))
+    }, restore: { state in
+      history = try AdaptiveState.decode(state, tasks: mixture.names.count)
+      mixture.setWeights(Array(history.last!.dropFirst()))
+    }, afterStep: { step, _ in
+      guard every > 0, (step + 1) % every == 0, step + 1 < train["steps"].int! else { return }
+      let losses = validation.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
+      mixture.setWeights(AdaptiveState.update(mixture.weights, losses: losses, rate: adaptive["rate"].double!,
+                                              floor: adaptive["min_weight"].double!))
+      history.append([Double(step + 1)] + mixture.weights)
+      loop.opState = AdaptiveState.encode(history)
+      context.log("step \(step + 1): mixture " + zip(mixture.names, mixture.weights)
+        .map { "\($0) \(String(format: "%.3f", $1))" }.joined(separator: ", "))
+    })
+
+    let after = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
+    metrics.setCurve("loss", loop.losses)
+    metrics.set("final_loss", Double(loop.finalLoss))
+    metrics["mixture_weights"] = .list(history.map { row in .list(row.map { .float($0) }) })
+    metrics["mixture_tasks"] = .list(mixture.names.map { .string($0) })
+    var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
+    for (i, task) in mixture.names.enumerated() {
+      metrics.set("initial_weight/\(task)", initialWeights[i] / initialWeights.reduce(0, +))
+      metrics.set("final_weight/\(task)", mixture.weights[i] / mixture.weights.reduce(0, +))
+      headline["synthetic_kept/\(task)"] = Double(synthetic.kept[i].count)
+      guard heldoutCount > 0 else { continue }
+      metrics.set("heldout_loss_before/\(task)", before[i])
+      metrics.set("heldout_loss/\(task)", after[i])
+      headline["heldout_loss/\(task)"] = after[i]
+    }
+    return StageOutput(artifacts: ["model": ModelArtifact(model: model, tokenizer: tokenizer).bytes,
+                                   "metrics": metrics.bytes],
+                       metrics: headline)
+  }
+}
+
+/// The adaptive mixture's update rule and its checkpointed history.
+enum AdaptiveState {
+  /// wᵢ · exp(rate · (Lᵢ − L̄) / L̄), normalised, each at least `floor`, normalised again.
+  static func update(_ weights: [Double], losses: [Double], rate: Double, floor: Double) -> [Double] {
+    let valid = losses.filter(\.isFinite)
+    guard !valid.isEmpty else { return weights }
+    let mean = valid.reduce(0, +) / Double(valid.count)
+    var next = zip(weights, losses).map { w, l in l.isFinite && mean > 0 ? w * exp(rate * (l - mean) / mean) : w }
+    var total = next.reduce(0, +)
+    next = next.map { max(floor, $0 / total) }
+    total = next.reduce(0, +)
+    return next.map { $0 / total }
+  }
+
+  static func encode(_ history: [[Double]]) -> [UInt8] {
+    var out: [UInt8] = []
+    for row in history { for x in row { withUnsafeBytes(of: x.bitPattern.littleEndian) { out += $0 } } }
+    return out
+  }
+
+  static func decode(_ bytes: [UInt8], tasks: Int) throws -> [[Double]] {
+    let width = (tasks + 1) * 8
+    guard !bytes.isEmpty, bytes.count % width == 0 else { throw StageFailure("the adaptive mixture state is damaged") }
+    return stride(from: 0, to: bytes.count, by: width).map { start in
+      (0...tasks).map { j in
+        var bits: UInt64 = 0
+        for b in 0..<8 { bits |= UInt64(bytes[start + j * 8 + b]) << (8 * UInt64(b)) }
+        return Double(bitPattern: bits)
+      }
+    }
+  }
+}
+
+/// Synthetic samples a generator model writes for training prompts, filtered by the task verifiers.
+struct SyntheticData {
+  /// Per task (mixture order): samples generated, and those kept (prompt + the model's own completion).
+  var generated: [Int]
+  var kept: [[TaskExample]]
+
+  static func generate(_ context: StageContext, generator: ModelArtifact, mixture: TaskMixture, count: Int,
+                       temperature: Float, minScore: Double) throws -> SyntheticData {
+    var rng = TaskRandom(seed: context.seed, stream: "finetune/synthetic")
+    var prompts: [(task: Int, example: TaskExample)] = []
+    for _ in 0..<count {
+      let task = mixture.drawTask(using: &rng)
+      prompts.append((task, mixture.generators[task].example(split: .train, using: &rng)))
+    }
+    var data = SyntheticData(generated: [Int](repeating: 0, count: mixture.names.count),
+                             kept: [[TaskExample]](repeating: [], count: mixture.names.count))
+    let model = generator.model, tokenizer = generator.tokenizer
+    let engine = Generator(model: model)
+    var random = RandomStream(seed: context.seed, purpose: .sampling)
+    let maxNew = min(96, model.config.contextLength / 2)
+    for start in stride(from: 0, to: prompts.count, by: 16) {
+      if context.isCancelled { throw CancellationError() }
+      context.progress(step: start, of: prompts.count, [("generating", 1)])
+      let chunk = Array(prompts[start..<min(start + 16, prompts.count)])
+      let inputs = chunk.map { Array(tokenizer.encode(TaskFormat.prompt($0.example)).suffix(model.config.contextLength - maxNew)) }
+      let outputs = engine.generate(prompts: inputs, settings: SamplingSettings(temperature: temperature, maxNewTokens: maxNew),
+                                    tokenizer: tokenizer, random: &random)
+      for (item, output) in zip(chunk, outputs) {
+        let task = mixture.generators[item.task]
+        data.generated[item.task] += 1
+        let score = task.score(TaskFormat.answer(in: output.text), for: item.example)
+        let continuous = task.metric == .chrF || task.metric == .rougeL
+        guard continuous ? score >= minScore : score == 1, output.finishReason == .eos else { continue }
+        var sample = item.example
+        let text = output.text
+        if let r = text.range(of: TaskFormat.answerMarker, options: .backwards) {
+          sample.reasoning = String(text[..<r.lowerBound]).trimmingCharacters(in: .newlines)
+          sample.answer = String(text[r.upperBound...])
+        } else {
+          sample.reasoning = ""
+          sample.answer = text
+        }
+        data.kept[item.task].append(sample)
+      }
+    }
+    return data
+  }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Models
+import Pipeline
+import Tensors
+
+/// `sparse_attention` (V2): switches a model to a sparse attention pattern and adapts it with a short
+/// training on its task mixture (and corpus text).
+///
+/// Reports the attention cost against dense at the stage's context (query–key pairs scored, which is
+/// what time and memory grow with), and the held-out task loss of the dense input, of the sparse model
+/// before adapting, and after.
+public struct SparseAttentionOp: StageOperation {
+  public init() {}
+
+  public let name = "sparse_attention"
+  public let version = 1
+  public let summary = "Switch a model to sliding-window or block-sparse attention and adapt it (V2)"
+
+  public let schema = OpSchema(
+    parameters: [
+      Specs.attention,
+      ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), required: true,
+                    doc: "Task → weight of the adaptation mixture"),
+      ParameterSpec("corpus_share", .float, default: .float(0.25), range: 0...0.95,
+                    doc: "Share of rows that are corpus text (needs corpus:)"),
+      ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
+                    doc: "The seeded world of the QA, summarisation and entailment tasks"),
+      ParameterSpec("heldout_examples", .int, default: .int(64), range: 0...10_000,
+                    doc: "Held-out examples per task for the loss report"),
+      ParameterSpec("cost_context", .int, range: 8...1_000_000,
+                    doc: "Sequence length of the cost report; default: the model's context"),
+      Specs.train(steps: 100, batch: 16, lr: 5e-4, warmup: 10),
+    ],
+    inputs: [
+      InputSlot("from", kinds: [.model], doc: "The dense model to adapt"),
+      InputSlot("corpus", kinds: [.corpus], required: false, literals: [BuiltinCorpus.libraryName],
+                doc: "Corpus text mixed in at corpus_share"),
+    ],
+    outputs: [OutputSpec("model", kind: .model, doc: "The model with sparse attention"),
+              OutputSpec("metrics", kind: .metrics, doc: "Attention cost and held-out losses")])
+
+  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
+    var problems = TaskTraining.problems(parameters)
+    if parameters[path: "attention.kind"].string == "dense" {
+      problems.append(ParameterProblem(path: "attention.kind", "sparse_attention needs sliding_window or block_sparse"))
+    }
+    return problems
+  }
+
+  public func run(_ context: StageContext) throws -> StageOutput {
+    let p = context.parameters
+    let dense = try ModelArtifact.input("from", of: context)
+    var config = dense.model.config
+    let pattern = Specs.attentionPattern(p["attention"])
+    config.attention = pattern
+    let sparse = ModelArtifact(model: try TransformerLM(config: config, tensors: dense.model.tensors), tokenizer: dense.tokenizer)
+
+    let length = p["cost_context"].int ?? config.contextLength
+    let densePairs = AttentionPattern.dense.attendedPairs(length: length)
+    let sparsePairs = pattern.attendedPairs(length: length)
+    context.log("attention at \(length) tokens: \(sparsePairs) of \(densePairs) query–key pairs "
+                + String(format: "(%.1f× fewer)", Double(densePairs) / Double(sparsePairs)))
+
+    let mixture = TaskMixture(weights: TaskTraining.weights(p["tasks"]), world: UInt64(p["world"].int!))
+    let maxTokens = min(p[path: "train.sequence"].int ?? config.contextLength, config.contextLength)
+    let heldout = mixture.names.indices.map {
+      mixture.examples($0, count: p["heldout_examples"].int!, split: .heldout, seed: context.seed, stream: "sparse_attention/report")
+    }
+    let denseLoss = heldout.map { TaskLoss.mean(dense.model, tokenizer: dense.tokenizer, examples: $0, maxTokens: maxTokens) }
+    return try TaskTraining.run(context, start: sparse, mixture: mixture, purpose: "sparse_attention") { metrics, headline in
+      metrics.set("attention_pairs_dense", Double(densePairs))
+      metrics.set("attention_pairs", Double(sparsePairs))
+      metrics.set("cost_context", Double(length))
+      headline["attention_cost_reduction"] = Double(densePairs) / Double(sparsePairs)
+      for (i, task) in mixture.names.enumerated() where !heldout[i].isEmpty {
+        metrics.set("heldout_loss_dense/\(task)", denseLoss[i])
+        let after = metrics["heldout_loss/\(task)"]?.double ?? .nan
+        headline["heldout_loss_change/\(task)"] = after - denseLoss[i]
+        context.log("\(task): held-out loss dense \(String(format: "%.4f", denseLoss[i])) → sparse adapted \(String(format: "%.4f", after))")
+      }
+    }
+  }
+}
