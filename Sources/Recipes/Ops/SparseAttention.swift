@@ -21,7 +21,7 @@ public struct SparseAttentionOp: StageOperation {
       Specs.attention,
       ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), required: true,
                     doc: "Task → weight of the adaptation mixture"),
-      ParameterSpec("corpus_share", .float, default: .float(0.25), range: 0...0.95,
+      ParameterSpec("corpus_share", .float, default: .float(0), range: 0...0.95,
                     doc: "Share of rows that are corpus text (needs corpus:)"),
       ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
                     doc: "The seeded world of the QA, summarisation and entailment tasks"),

@@ -11,7 +11,7 @@ public enum TaskSuite {
   /// The generator called `name` (one of `names`).
   public static func generator(_ name: String, world: UInt64 = 1) -> any TaskGenerator {
     switch name {
-    case "arithmetic": return ArithmeticTask(digits: 2, operations: 2)
+    case "arithmetic": return ArithmeticTask(digits: 1, operations: 2)
     default: preconditionFailure("unknown task \(name); the schema lists TaskSuite.names")
     }
   }

@@ -1,0 +1,153 @@
+import ArtifactStore
+import Foundation
+import Pipeline
+@testable import Recipes
+import Testing
+
+/// The training ops on tiny models: each moves its metric the right way against its input model, is
+/// deterministic, and resumes bit-identically.
+@Suite struct TrainingOpsTests {
+  static let pretrain = """
+    stages:
+      text: {op: corpus, source: text.txt}
+      v1:
+        op: pretrain
+        corpus: text
+        model: \(tinyModel)
+        train: {steps: 40, batch: 8, lr: 1e-2, warmup: 5}
+
+    """
+
+  @Test func pretrainingLowersTheLossAndTheSameSeedGivesTheSameWeights() async throws {
+    let a = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.pretrain])
+    let b = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.pretrain])
+    try await a.run()
+    try await b.run()
+    let curve = try #require(try a.metrics("v1")["loss"] as? [[Double]])
+    #expect(curve.count == 40)
+    #expect(curve.last![1] < 0.5 * curve.first![1], "loss \(curve.first![1]) → \(curve.last![1])")
+    #expect(try a.hash("v1", "model") == b.hash("v1", "model"))
+    #expect(try a.hash("v1", "metrics") == b.hash("v1", "metrics"))
+
+    // A different seed gives different weights.
+    try b.write("recipe.yaml", "seed: 7\n")
+    try await b.run()
+    #expect(try a.hash("v1", "model") != b.hash("v1", "model"))
+  }
+
+  @Test func anInterruptedTrainingResumesMidStageAndEndsBitIdentical() async throws {
+    let clean = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.pretrain])
+    try await clean.run()
+
+    let broken = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.pretrain])
+    let control = RunControl()
+    let events = EventLog { event in
+      if case .stageProgress("v1", let p) = event, p.step >= 15 { control.cancel() }
+    }
+    let first = try await Executor(recipe: try broken.recipe(), store: broken.store, events: events, control: control).run()
+    #expect(first.cancelled == ["v1"])
+    let again = EventLog()
+    try await broken.run(events: again)
+    let resumedAt = try #require(again.resumed["v1"])
+    #expect(resumedAt >= 15 && resumedAt < 40, "resumed at step \(resumedAt), not from the start")
+    #expect(try broken.hash("v1", "model") == clean.hash("v1", "model"))
+    #expect(try broken.hash("v1", "metrics") == clean.hash("v1", "metrics"))
+  }
+
+  @Test func multitaskLowersTheHeldOutLossOfItsTasks() async throws {
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.pretrain + """
+        v2:
+          op: multitask
+          from: v1
+          corpus: text
+          corpus_share: 0.2
+          tasks: {arithmetic: 1}
+          heldout_examples: 32
+          train: {steps: 40, batch: 8, lr: 1e-2}
+
+      """])
+    try await h.run()
+    let m = try h.metrics("v2")
+    let before = try #require(m["heldout_loss_before/arithmetic"] as? Double)
+    let after = try #require(m["heldout_loss/arithmetic"] as? Double)
+    #expect(after < 0.7 * before, "held-out loss \(before) → \(after)")
+  }
+
+  @Test func sparseAttentionCostsLessAtFourThousandTokensAndAWholeWindowEqualsDense() async throws {
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.pretrain + """
+        sparse:
+          op: sparse_attention
+          from: v1
+          attention: {kind: sliding_window, window: 256, global_tokens: 4}
+          tasks: {arithmetic: 1}
+          cost_context: 4096
+          heldout_examples: 16
+          train: {steps: 1, lr: 1e-7}
+        whole:
+          op: sparse_attention
+          from: v1
+          attention: {kind: sliding_window, window: 64, global_tokens: 0}
+          tasks: {arithmetic: 1}
+          heldout_examples: 16
+          train: {steps: 1, lr: 1e-7}
+
+      """])
+    try await h.run()
+    let sparse = try h.metrics("sparse")
+    let pairs = try #require(sparse["attention_pairs"] as? Double)
+    let dense = try #require(sparse["attention_pairs_dense"] as? Double)
+    #expect(dense == 4096 * 4097 / 2)
+    #expect(pairs < dense / 7, "a 256-token window at 4096 tokens scores \(pairs) of \(dense) pairs")
+
+    // A window as long as the context attends to everything: before adapting, the sparse model's
+    // held-out loss is the dense model's.
+    let whole = try h.metrics("whole")
+    let denseLoss = try #require(whole["heldout_loss_dense/arithmetic"] as? Double)
+    let sparseLoss = try #require(whole["heldout_loss_before/arithmetic"] as? Double)
+    #expect(abs(denseLoss - sparseLoss) < 1e-4 * denseLoss, "\(denseLoss) vs \(sparseLoss)")
+  }
+
+  @Test func theAdaptiveMixtureFavoursTheTasksWithTheHighestLoss() throws {
+    let next = AdaptiveState.update([0.5, 0.3, 0.2], losses: [1.0, 2.0, 3.0], rate: 1, floor: 0.05)
+    #expect(abs(next.reduce(0, +) - 1) < 1e-12)
+    #expect(next[2] > 0.2 && next[0] < 0.5, "\(next)")
+    let floored = AdaptiveState.update([0.98, 0.01, 0.01], losses: [9, 1, 1], rate: 5, floor: 0.05)
+    #expect(floored.allSatisfy { $0 >= 0.05 / 1.1 }, "\(floored)")
+    let history: [[Double]] = [[0, 0.5, 0.5], [25, 0.4, 0.6]]
+    #expect(try AdaptiveState.decode(AdaptiveState.encode(history), tasks: 2) == history)
+  }
+
+  @Test func changingACorpusFileRerunsExactlyTheStagesThatReadIt() async throws {
+    let h = try RecipeHarness(["a.txt": tinyCorpus, "b.txt": tinyCorpus.uppercased(), "s.yaml": """
+      stages:
+        a: {op: corpus, source: a.txt}
+        b: {op: corpus, source: b.txt}
+        ma:
+          op: pretrain
+          corpus: a
+          model: \(tinyModel)
+          train: {steps: 2, batch: 2}
+        mb:
+          op: pretrain
+          corpus: b
+          model: \(tinyModel)
+          train: {steps: 2, batch: 2}
+
+      """])
+    try await h.run()
+    #expect(try h.stale() == [])
+    try h.write("b.txt", tinyCorpus.uppercased())   // rewritten, same contents
+    #expect(try h.stale() == [])
+    try h.write("a.txt", tinyCorpus + "\n\nOne more document.")
+    #expect(try h.stale() == ["a", "ma"])
+  }
+
+  @Test func userCorporaReadTextJSONLAndFoldersAndRejectBadLines() throws {
+    let h = try RecipeHarness(["x.txt": "first doc\n\nsecond doc\n", "y.jsonl": "{\"text\": \"json doc\"}\n\n"])
+    #expect(try UserText.documents(at: h.path + "/x.txt", named: "x.txt") == ["first doc", "second doc"])
+    #expect(try UserText.documents(at: h.path + "/y.jsonl", named: "y.jsonl") == ["json doc"])
+    #expect(try UserText.documents(at: h.path, named: ".") == ["first doc", "second doc", "json doc"])
+    try h.write("z.jsonl", "{\"text\": \"ok\"}\n[1, 2]\n")
+    #expect(throws: StageFailure.self) { try UserText.documents(at: h.path + "/z.jsonl", named: "z.jsonl") }
+  }
+}
