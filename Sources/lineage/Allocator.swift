@@ -1,3 +1,4 @@
+import Foundation
 /// Process-wide allocator tuning for training: glibc hands large freed blocks back to the kernel, so
 /// every training step's activations would fault in fresh zeroed pages (≈10% of a step, measured with
 /// perf). Keeping freed memory for reuse removes that. Called once by commands that train.
@@ -15,3 +16,13 @@ enum Allocator {
 @_silgen_name("mallopt")
 private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 #endif
+
+/// The most memory this process has held at once (its resident high-water mark, VmHWM).
+enum PeakMemory {
+  static var bytes: Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+    return kib * 1024
+  }
+}

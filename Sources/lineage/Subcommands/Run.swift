@@ -59,7 +59,8 @@ struct Run: AsyncParsableCommand {
     if !summary.failed.isEmpty { parts.append("\(summary.failed.count) failed: " + summary.failed.joined(separator: ", ")) }
     if !summary.skipped.isEmpty { parts.append("\(summary.skipped.count) skipped") }
     if !summary.cancelled.isEmpty { parts.append("\(summary.cancelled.count) interrupted") }
-    Console.error(parts.joined(separator: ", ") + " (\(Console.duration(summary.seconds)))")
+    let memory = PeakMemory.bytes.map { ", peak memory \(byteCount($0))" } ?? ""
+    Console.error(parts.joined(separator: ", ") + " (\(Console.duration(summary.seconds))\(memory))")
     if !summary.cancelled.isEmpty || control.isCancelled { throw ExitCode(ExitStatus.interrupted) }
     if !summary.failed.isEmpty { throw ExitCode(ExitStatus.stageFailed) }
   }
