@@ -150,4 +150,35 @@ import Testing
     try h.write("z.jsonl", "{\"text\": \"ok\"}\n[1, 2]\n")
     #expect(throws: StageFailure.self) { try UserText.documents(at: h.path + "/z.jsonl", named: "z.jsonl") }
   }
+
+  @Test func userExamplesBecomeADatasetAndTrainAMultitaskStage() async throws {
+    let lines = (0..<40).map { "{\"prompt\": \"Say \($0) twice.\", \"answer\": \"\($0) \($0)\"}" }
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "mine.jsonl": lines.joined(separator: "\n") + "\n",
+                               "s.yaml": Self.pretrain + """
+        mine: {op: dataset, source: mine.jsonl}
+        v2:
+          op: multitask
+          from: v1
+          tasks: {arithmetic: 1}
+          dataset: [mine]
+          dataset_share: 0.5
+          heldout_examples: 4
+          train: {steps: 3, batch: 4}
+
+      """])
+    try await h.run()
+    let bytes = try h.store.blob(try h.hash("mine", "dataset"))
+    let examples = try TaskExamples.parse(bytes, named: "mine")
+    #expect(examples.count == 40)
+    #expect(examples.allSatisfy { $0.task == "custom" && $0.split == Split.of(problem: $0.prompt) })
+    #expect(examples.contains { $0.prompt == "Say 7 twice." && $0.answer == "7 7" })
+
+    #expect(throws: StageFailure.self) { try TaskExamples.parse(Array("{\"prompt\": \"p\"}\n".utf8), named: "x") }
+    do {
+      _ = try TaskExamples.parse(Array("{\"prompt\": \"p\", \"answer\": \"a\"}\nnot json\n".utf8), named: "x.jsonl")
+      Issue.record("a bad line must be rejected")
+    } catch let failure as StageFailure {
+      #expect(failure.message == "x.jsonl:2: not a JSON object")
+    }
+  }
 }

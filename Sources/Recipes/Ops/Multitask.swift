@@ -19,6 +19,8 @@ public struct MultitaskOp: StageOperation {
                     doc: "Task → mixture weight, e.g. {translation: 0.4, qa: 0.3, summarization: 0.3}"),
       ParameterSpec("corpus_share", .float, default: .float(0), range: 0...0.95,
                     doc: "Share of rows that are corpus text (needs corpus:)"),
+      ParameterSpec("dataset_share", .float, default: .float(0.25), range: 0...1,
+                    doc: "Share of rows taken from the dataset: stages, when given"),
       ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
                     doc: "The seeded world the QA, summarisation and entailment tasks describe"),
       ParameterSpec("heldout_examples", .int, default: .int(64), range: 0...10_000,
@@ -29,6 +31,8 @@ public struct MultitaskOp: StageOperation {
       InputSlot("from", kinds: [.model], doc: "The model to continue"),
       InputSlot("corpus", kinds: [.corpus], required: false, literals: [BuiltinCorpus.libraryName],
                 doc: "Corpus text mixed in at corpus_share"),
+      InputSlot("dataset", kinds: [.dataset], required: false, multiple: true,
+                doc: "Dataset stages (e.g. your JSONL examples) mixed in at dataset_share"),
     ],
     outputs: [OutputSpec("model", kind: .model, doc: "The continued model"),
               OutputSpec("metrics", kind: .metrics, doc: "Loss curve and held-out loss per task, before and after")])
@@ -63,6 +67,13 @@ enum TaskTraining {
     (tasks.map ?? [:]).compactMapValues { $0.double }
   }
 
+  /// The training-split examples of the stage's `dataset:` inputs.
+  static func datasets(_ context: StageContext) throws -> [TaskExample] {
+    try context.inputs("dataset").flatMap { input in
+      try TaskExamples.parse(try context.bytes(of: input), named: input.stage).filter { $0.split == .train }
+    }
+  }
+
   static func corpus(_ context: StageContext, tokenizer: TextTokenizer) throws -> TokenStream? {
     guard context.input("corpus") != nil || context.parameters["corpus"].string != nil else { return nil }
     return TokenStream(documents: try CorpusText.documents(slot: "corpus", of: context), tokenizer: tokenizer)
@@ -87,9 +98,12 @@ enum TaskTraining {
     if corpus == nil && (p["corpus_share"].double ?? 0) > 0 {
       throw StageFailure("corpus_share is \(p["corpus_share"].double!) but no corpus: is given")
     }
-    let batches = TaskBatches(mixture: mixture, corpus: corpus,
+    var batches = TaskBatches(mixture: mixture, corpus: corpus,
                               corpusShare: p["corpus_share"].double ?? 0, tokenizer: tokenizer,
                               batch: train["batch"].int!, maxTokens: maxTokens, seed: context.seed, purpose: purpose)
+    batches.datasets = try datasets(context)
+    batches.datasetShare = p["dataset_share"].double ?? 0
+    if !batches.datasets.isEmpty { context.log("\(batches.datasets.count) training examples from dataset stages") }
     let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
     try loop.run(batch: { batches.batch($0) })
 

@@ -7,6 +7,9 @@ struct TaskBatches {
   var mixture: TaskMixture
   let corpus: TokenStream?
   let corpusShare: Double
+  /// The user's examples (`dataset:` stages), train split only, drawn at `datasetShare`.
+  var datasets: [TaskExample] = []
+  var datasetShare: Double = 0
   let tokenizer: TextTokenizer
   let batch: Int
   let maxTokens: Int
@@ -14,8 +17,9 @@ struct TaskBatches {
   /// Names the streams, so two ops on the same seed draw different examples.
   let purpose: String
 
-  /// The batch of `step`: each row is a corpus window with probability `corpusShare`, else an example
-  /// of a task drawn by the mixture's weights. Corpus windows are as long as the longest example.
+  /// The batch of `step`: each row is a corpus window with probability `corpusShare`, else one of the
+  /// user's examples with probability `datasetShare`, else an example of a task drawn by the mixture's
+  /// weights. Corpus windows are as long as the longest example.
   func batch(_ step: Int) -> TrainingBatch {
     var rng = TaskRandom(seed: seed, stream: "\(purpose)/step/\(step)")
     var rows: [(tokens: [Int32], weights: [Float])] = []
@@ -23,6 +27,11 @@ struct TaskBatches {
     for _ in 0..<batch {
       if corpus != nil && Double.random(in: 0..<1, using: &rng) < corpusShare {
         corpusRows += 1
+        continue
+      }
+      if !datasets.isEmpty && Double.random(in: 0..<1, using: &rng) < datasetShare {
+        rows.append(TaskFormat.encode(datasets[Int.random(in: 0..<datasets.count, using: &rng)],
+                                      with: tokenizer, maxTokens: maxTokens))
         continue
       }
       let task = mixture.drawTask(using: &rng)
