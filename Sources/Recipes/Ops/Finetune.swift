@@ -203,29 +203,39 @@ struct SyntheticData {
     let maxNew = min(96, model.config.contextLength / 2)
     for start in stride(from: 0, to: prompts.count, by: 16) {
       if context.isCancelled { throw CancellationError() }
-      context.progress(step: start, of: prompts.count, [("generating", 1)])
+      context.progress(step: start, of: prompts.count)
       let chunk = Array(prompts[start..<min(start + 16, prompts.count)])
       let inputs = chunk.map { Array(tokenizer.encode(TaskFormat.prompt($0.example)).suffix(model.config.contextLength - maxNew)) }
       let outputs = engine.generate(prompts: inputs, settings: SamplingSettings(temperature: temperature, maxNewTokens: maxNew),
                                     tokenizer: tokenizer, random: &random)
       for (item, output) in zip(chunk, outputs) {
-        let task = mixture.generators[item.task]
         data.generated[item.task] += 1
-        let score = task.score(TaskFormat.answer(in: output.text), for: item.example)
-        let continuous = task.metric == .chrF || task.metric == .rougeL
-        guard continuous ? score >= minScore : score == 1, output.finishReason == .eos else { continue }
-        var sample = item.example
-        let text = output.text
-        if let r = text.range(of: TaskFormat.answerMarker, options: .backwards) {
-          sample.reasoning = String(text[..<r.lowerBound]).trimmingCharacters(in: .newlines)
-          sample.answer = String(text[r.upperBound...])
-        } else {
-          sample.reasoning = ""
-          sample.answer = text
+        if let sample = keep(output.text, finished: output.finishReason == .eos, for: item.example,
+                             task: mixture.generators[item.task], minScore: minScore) {
+          data.kept[item.task].append(sample)
         }
-        data.kept[item.task].append(sample)
       }
     }
     return data
+  }
+
+  /// The training example made of a generated completion, or nil when the verifier rejects it: the
+  /// model must have finished (end of sequence) and its answer must be right (or, for translation and
+  /// summarisation, score at least `minScore`). The example keeps the model's own reasoning and answer.
+  static func keep(_ completion: String, finished: Bool, for example: TaskExample, task: any TaskGenerator,
+                   minScore: Double) -> TaskExample? {
+    guard finished else { return nil }
+    let score = task.score(TaskFormat.answer(in: completion), for: example)
+    let continuous = task.metric == .chrF || task.metric == .rougeL
+    guard continuous ? score >= minScore : score == 1 else { return nil }
+    var sample = example
+    if let r = completion.range(of: TaskFormat.answerMarker, options: .backwards) {
+      sample.reasoning = String(completion[..<r.lowerBound]).trimmingCharacters(in: .newlines)
+      sample.answer = String(completion[r.upperBound...])
+    } else {
+      sample.reasoning = ""
+      sample.answer = completion
+    }
+    return sample
   }
 }
