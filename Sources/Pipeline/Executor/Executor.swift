@@ -17,6 +17,8 @@ public struct Executor: Sendable {
   public let control: RunControl
   /// Written into the run record (`lineage run -j 2 v3`).
   public var commandLine: String
+  /// Whether the run rewrites the recipe's `lineage.lock` (not when verifying in a scratch store).
+  public var writesLockfile = true
 
   public init(recipe: Recipe, store: Store, events: any EventSink, jobs: Int = 1, forced: Set<String> = [],
               control: RunControl = RunControl(), commandLine: String = "lineage run") {
@@ -289,7 +291,7 @@ public struct Executor: Sendable {
         parameters: stage.parameters, inputs: inputs, files: try planner.fileHashes(for: stage),
         outputs: record.outputs, metrics: record.metrics)
     }
-    if lock != previous { try lock.write(directory: recipe.directory) }
+    if writesLockfile && lock != previous { try lock.write(directory: recipe.directory) }
     if !summary.executed.isEmpty || !summary.failed.isEmpty || !summary.restored.isEmpty {
       try store.write { txn in
         try txn.appendRun(RunRecord(id: 0, startedAt: started.timeIntervalSince1970,
