@@ -89,6 +89,26 @@ import Testing
     #expect(folder.read("lineage.lock") == lock)
   }
 
+  @Test func verifyRecomputesAndCatchesALockfileThatDoesNotMatch() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run"], in: folder).status == 0)
+    let lock = try #require(folder.read("lineage.lock"))
+
+    let good = try lineage(["verify"], in: folder)
+    #expect(good.status == 0, "\(good.stderr)")
+    #expect(good.stdout.contains("train-data") && good.stdout.contains(" ok"), "\(good.stdout)")
+    #expect(folder.read("lineage.lock") == lock, "verify never rewrites the lockfile")
+
+    // Claim a different output for one stage: verify must notice and fail.
+    let line = try #require(lock.split(separator: "\n").first { $0.contains("hash:") })
+    let hash = try #require(line.split(separator: "\"").dropFirst().first)
+    try folder.write("lineage.lock", lock.replacingOccurrences(of: String(hash), with: String(repeating: "0", count: 64)))
+    let bad = try lineage(["verify", "train-data", "heldout"], in: folder)
+    #expect(bad.status == 1, "\(bad.stdout)\n\(bad.stderr)")
+    #expect(bad.stdout.contains("MISMATCH"), "\(bad.stdout)")
+  }
+
   @Test func badRecipeExitsTwoWithLocatedDiagnostics() throws {
     let folder = try Folder()
     try folder.write("data.yaml", "stages:\n  d:\n    op: dataset\n    generator: arithmetic\n    cuont: 5\n")
