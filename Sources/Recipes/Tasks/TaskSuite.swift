@@ -6,12 +6,20 @@ import Pipeline
 /// model pretrained on `builtin:library` can answer closed-book questions about it; `world` picks it.
 public enum TaskSuite {
   /// Every task a stage may name, in the order tables list them.
-  public static let names = ["arithmetic"]
+  public static let names = ["arithmetic", "program", "translation", "qa", "summarization", "sentiment",
+                              "entailment", "passkey"]
 
   /// The generator called `name` (one of `names`).
   public static func generator(_ name: String, world: UInt64 = 1) -> any TaskGenerator {
     switch name {
     case "arithmetic": return ArithmeticTask(digits: 1, operations: 2)
+    case "program": return ProgramSynthesisTask(numbers: 3)
+    case "translation": return TranslationTask()
+    case "qa": return QuestionAnsweringTask(world: World(seed: world))
+    case "summarization": return SummarizationTask(world: World(seed: world))
+    case "sentiment": return SentimentTask(world: World(seed: world))
+    case "entailment": return EntailmentTask(world: World(seed: world))
+    case "passkey": return PasskeyTask(length: 1024)
     default: preconditionFailure("unknown task \(name); the schema lists TaskSuite.names")
     }
   }
