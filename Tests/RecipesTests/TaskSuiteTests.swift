@@ -104,7 +104,6 @@ import Testing
     let one = TranslationTask.NounPhrase(noun: Lexicon.objects.first { $0.english == "clock" }!,
                                          adjective: Lexicon.colors.first { $0.english == "blue" }!, determiner: .indefinite)
     #expect(one.english == "a blue clock" && one.spanish == "un reloj azul")
-    // Both directions translate the same sentence.
     let g = TranslationTask(direction: .both)
     var rng = TaskRandom(seed: 1, stream: "x")
     for _ in 0..<200 {
@@ -112,6 +111,15 @@ import Testing
       #expect(e.answer.hasSuffix(".") && e.answer.first!.isUppercase)
       #expect(e.prompt.split(separator: " ").count <= 15)
     }
+    // A held-out sentence is never trained on in either direction.
+    var train = TaskRandom(seed: 1, stream: "train"), heldout = TaskRandom(seed: 1, stream: "heldout")
+    func sentences(_ e: TaskExample) -> Set<String> {
+      [e.answer, String(e.prompt.drop { $0 != ":" }.dropFirst(2))].reduce(into: []) { $0.insert($1) }
+    }
+    var seen = Set<String>(), held = Set<String>()
+    for _ in 0..<3000 { seen.formUnion(sentences(g.example(split: .train, using: &train))) }
+    for _ in 0..<300 { held.formUnion(sentences(g.example(split: .heldout, using: &heldout))) }
+    #expect(seen.isDisjoint(with: held))
   }
 
   @Test func programsAreCheckedByRunningThem() {

@@ -26,6 +26,12 @@ public struct LongContextOp: StageOperation {
       ]), doc: "How RoPE stretches to the longer context"),
       ParameterSpec("passkey_share", .float, default: .float(0.5), range: 0...1,
                     doc: "Share of training sequences that are passkey documents"),
+      ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), default: .map([:]),
+                    doc: "Task → weight of packed task sequences, so short-task skills survive the change"),
+      ParameterSpec("task_share", .float, default: .float(0.3), range: 0...1,
+                    doc: "Share of training sequences packed with task examples (when tasks: is given)"),
+      ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
+                    doc: "The seeded world of the QA, summarisation and entailment tasks"),
       ParameterSpec("passkey_lengths", .list(.int), default: .list([1024, 2048, 4096, 8192].map { .int($0) }),
                     range: 1...16, doc: "Lengths (tokens) at which passkey retrieval is measured"),
       ParameterSpec("passkey_examples", .int, default: .int(8), range: 1...1000, doc: "Passkeys per length"),
@@ -73,14 +79,20 @@ public struct LongContextOp: StageOperation {
     let train = p["train"]
     let sequence = train["sequence"].int ?? newContext
     let share = p["passkey_share"].double!
+    let weights = TaskTraining.weights(p["tasks"])
+    let mixture = weights.isEmpty ? nil : TaskMixture(weights: weights, world: UInt64(p["world"].int!))
+    let taskShare = mixture == nil ? 0 : p["task_share"].double!
     let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
     try loop.run(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "long_context/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
       for _ in 0..<train["batch"].int! {
-        if Double.random(in: 0..<1, using: &rng) < share {
+        let draw = Double.random(in: 0..<1, using: &rng)
+        if draw < share {
           let length = Int.random(in: min(256, sequence)...sequence, using: &rng)
           rows.append(passkeys.row(tokens: length, split: .train, using: &rng))
+        } else if let mixture, draw < share + (1 - share) * taskShare {
+          rows.append(TaskPacking.row(mixture, tokens: sequence + 1, tokenizer: tokenizer, using: &rng))
         } else {
           let window = stream.windows(1, length: sequence + 1, using: &rng)[0]
           rows.append((window, [Float](repeating: 1, count: window.count)))
@@ -148,5 +160,21 @@ struct PasskeyDocuments {
   func row(tokens: Int, split: Split, using rng: inout TaskRandom) -> (tokens: [Int32], weights: [Float]) {
     let example = PasskeyTask(length: max(64, Int(Double(tokens) * bytesPerToken * 0.95))).example(split: split, using: &rng)
     return TaskFormat.encode(example, with: tokenizer, maxTokens: tokens + 1)
+  }
+}
+
+/// Task examples packed one after another into one long training sequence (each prompt masked).
+enum TaskPacking {
+  static func row(_ mixture: TaskMixture, tokens: Int, tokenizer: TextTokenizer,
+                  using rng: inout TaskRandom) -> (tokens: [Int32], weights: [Float]) {
+    var out: [Int32] = [], weights: [Float] = []
+    while out.count < tokens {
+      let task = mixture.drawTask(using: &rng)
+      let example = mixture.generators[task].example(split: .train, using: &rng)
+      let (t, w) = TaskFormat.encode(example, with: tokenizer, maxTokens: tokens)
+      out += t
+      weights += w
+    }
+    return (Array(out.prefix(tokens)), Array(weights.prefix(tokens)))
   }
 }

@@ -19,8 +19,10 @@ public struct TranslationTask: TaskGenerator {
       case .spanishToEnglish: toSpanish = false
       case .both: toSpanish = Bool.random(using: &rng)
       }
+      // Split by the sentence, not the prompt: otherwise a held-out sentence could be trained on in the
+      // other direction.
+      guard Split.of(problem: sentence.english) == split else { continue }
       let prompt = toSpanish ? "Translate to Spanish: \(sentence.english)" : "Translate to English: \(sentence.spanish)"
-      guard Split.of(problem: prompt) == split else { continue }
       return TaskExample(task: name, split: split, prompt: prompt, reasoning: "",
                          answer: toSpanish ? sentence.spanish : sentence.english)
     }
