@@ -182,3 +182,113 @@ import Testing
     }
   }
 }
+
+/// The later V-series ops on tiny models: each moves its metric the right way against its input.
+@Suite struct LaterOpsTests {
+  static let base = TrainingOpsTests.pretrain + """
+      v2:
+        op: multitask
+        from: v1
+        tasks: {arithmetic: 1}
+        heldout_examples: 16
+        train: {steps: 30, batch: 8, lr: 1e-2}
+
+    """
+
+  @Test func adaptingANarrowWindowRecoversHeldOutLoss() async throws {
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.base + """
+        narrow:
+          op: sparse_attention
+          from: v2
+          attention: {kind: sliding_window, window: 4, global_tokens: 1}
+          tasks: {arithmetic: 1}
+          heldout_examples: 16
+          train: {steps: 30, batch: 8, lr: 5e-3}
+
+      """])
+    try await h.run()
+    let m = try h.metrics("narrow")
+    let unadapted = try #require(m["heldout_loss_before/arithmetic"] as? Double)
+    let adapted = try #require(m["heldout_loss/arithmetic"] as? Double)
+    #expect(adapted < unadapted, "a 4-token window: \(unadapted) before adapting → \(adapted)")
+  }
+
+  @Test func longContextAdaptationLowersTheLossOnLongDocuments() async throws {
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.base + """
+        long:
+          op: long_context
+          from: v2
+          corpus: text
+          context: 512
+          rope_scaling: {kind: ntk}
+          tasks: {arithmetic: 1}
+          passkey_lengths: [512]
+          passkey_examples: 2
+          train: {steps: 20, batch: 2, lr: 3e-3}
+
+      """])
+    try await h.run()
+    let m = try h.metrics("long")
+    let before = try #require(m["heldout_loss_before"] as? Double)
+    let after = try #require(m["heldout_loss"] as? Double)
+    #expect(after < before, "held-out long-document loss \(before) → \(after)")
+    #expect(m["passkey_accuracy/512"] is Double)
+    #expect((m["attention_bytes_per_layer/512"] as? Double) == Double(2 * 512 * 512 * 4), "dense: heads × n × n × 4 bytes")
+  }
+
+  @Test func finetuningOnItsMixtureLowersHeldOutLossAndLogsTheWeights() async throws {
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.base + """
+        v3:
+          op: finetune
+          from: v2
+          generator: v2
+          tasks: {arithmetic: 0.5, sentiment: 0.5}
+          count: 16
+          adaptive: {every: 5, validation: 4}
+          heldout_examples: 16
+          train: {steps: 30, batch: 8, lr: 5e-3}
+
+      """])
+    try await h.run()
+    let m = try h.metrics("v3")
+    for task in ["arithmetic", "sentiment"] {
+      let before = try #require(m["heldout_loss_before/\(task)"] as? Double)
+      let after = try #require(m["heldout_loss/\(task)"] as? Double)
+      #expect(after < before, "\(task): \(before) → \(after)")
+      #expect((m["synthetic_generated/\(task)"] as? Double ?? 0) > 0)
+    }
+    let history = try #require(m["mixture_weights"] as? [[Double]])
+    #expect(history.count == 6, "the initial weights and one row per update at steps 5…25")
+    #expect(history.allSatisfy { abs($0.dropFirst().reduce(0, +) - 1) < 1e-9 })
+    #expect(history.last! != history.first!, "the weights moved")
+  }
+
+  @Test func evalPutsAModelTrainedLongerAheadOnPerplexity() async throws {
+    let h = try RecipeHarness(["s.yaml": """
+      stages:
+        short:
+          op: pretrain
+          corpus: builtin:library
+          model: \(tinyModel)
+          train: {steps: 2, batch: 4}
+        long:
+          op: pretrain
+          corpus: builtin:library
+          model: \(tinyModel)
+          train: {steps: 60, batch: 8, lr: 1e-2}
+        table:
+          op: eval
+          models: [short, long]
+          tasks: [perplexity, sentiment]
+          examples: 8
+
+      """])
+    try await h.run()
+    let m = try h.metrics("table")
+    let short = try #require(m["short/perplexity"] as? Double), long = try #require(m["long/perplexity"] as? Double)
+    #expect(long < short / 2, "perplexity \(short) after 2 steps, \(long) after 60")
+    #expect(m["long/sentiment/accuracy"] is Double)
+    let table = String(decoding: try h.store.blob(try h.hash("table", "table")), as: UTF8.self)
+    #expect(table.hasPrefix("model") && table.contains("\nshort") && table.contains("\nlong"), "\(table)")
+  }
+}

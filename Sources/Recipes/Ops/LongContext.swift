@@ -82,6 +82,18 @@ public struct LongContextOp: StageOperation {
     let weights = TaskTraining.weights(p["tasks"])
     let mixture = weights.isEmpty ? nil : TaskMixture(weights: weights, world: UInt64(p["world"].int!))
     let taskShare = mixture == nil ? 0 : p["task_share"].double!
+    // Held-out passkey documents at the training length: their loss before and after adapting.
+    var heldoutRng = TaskRandom(seed: context.seed, stream: "long_context/heldout")
+    let heldout = (0..<4).map { _ in
+      let row = passkeys.row(tokens: sequence, split: .heldout, using: &heldoutRng)
+      return (tokens: row.tokens, weights: [Float](repeating: 1, count: row.tokens.count))  // every token, not only the key
+    }
+    let heldoutBatch = paddedBatch(heldout, pad: tokenizer.id(of: .pad))
+    func heldoutLoss() -> Double {
+      Double(model.loss(heldoutBatch.tokens, weights: heldoutBatch.weights).value.scalars[0])
+    }
+    let before = heldoutLoss()
+
     let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
     try loop.run(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "long_context/step/\(step)")
@@ -101,10 +113,14 @@ public struct LongContextOp: StageOperation {
       return paddedBatch(rows, pad: tokenizer.id(of: .pad))
     })
 
+    let after = heldoutLoss()
+    context.log("held-out long-document loss at \(sequence) tokens: \(String(format: "%.4f", before)) → \(String(format: "%.4f", after))")
     var metrics = MetricsArtifact()
     metrics.setCurve("loss", loop.losses)
     metrics.set("final_loss", Double(loop.finalLoss))
-    var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
+    metrics.set("heldout_loss_before", before)
+    metrics.set("heldout_loss", after)
+    var headline: [String: Double] = ["final_loss": Double(loop.finalLoss), "heldout_loss": after]
     let generator = Generator(model: model)
     for length in p["passkey_lengths"].list!.map({ $0.int! }) {
       if context.isCancelled { throw CancellationError() }
