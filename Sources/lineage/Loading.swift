@@ -26,6 +26,19 @@ extension RecipeOptions {
     }
   }
 
+  /// Takes the store's write lock, saying so while another process holds it (or failing at once
+  /// with `noWait`).
+  func lockStore(noWait: Bool) throws -> RunLock {
+    do {
+      return try RunLock(storePath: storePath, wait: !noWait) { pid in
+        Console.error("waiting for another lineage process\(pid.map { " (pid \($0))" } ?? "") to finish with this store…")
+      }
+    } catch {
+      Console.error("error: \(error)")
+      throw ExitCode.failure
+    }
+  }
+
   func openStore() throws -> Store {
     do {
       return try Store(path: storePath)

@@ -13,9 +13,14 @@ struct GC: AsyncParsableCommand {
   @Flag(name: .long, help: "Show what would be deleted, delete nothing.")
   var dryRun = false
 
+  @Flag(name: .long, help: "Fail at once if another run holds the store, instead of waiting.")
+  var noWait = false
+
   func run() async throws {
     let recipe = try options.loadRecipe()
     let lockfile = try options.loadLockfile(recipe)
+    let lock = dryRun ? nil : try options.lockStore(noWait: noWait)
+    defer { withExtendedLifetime(lock) {} }
     let store = try options.openStore()
     var planner = Planner(recipe: recipe, lockfile: lockfile, cache: store)
     let current = try planner.status().compactMap(\.key)

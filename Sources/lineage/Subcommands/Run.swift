@@ -24,6 +24,9 @@ struct Run: AsyncParsableCommand {
   @Flag(name: .shortAndLong, help: "Show every log line of running stages.")
   var verbose = false
 
+  @Flag(name: .long, help: "Fail at once if another run holds the store, instead of waiting.")
+  var noWait = false
+
   func run() async throws {
     Allocator.keepFreedMemory()
     let recipe = try options.loadRecipe()
@@ -36,6 +39,8 @@ struct Run: AsyncParsableCommand {
       throw ExitCode(Console.report(error))
     }
     guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+    let lock = dryRun ? nil : try options.lockStore(noWait: noWait)
+    defer { withExtendedLifetime(lock) {} }
     let store = try options.openStore()
     if dryRun {
       try Status.printPlan(recipe: recipe, lockfile: options.loadLockfile(recipe), store: store,
