@@ -13,7 +13,8 @@ public struct LongContextOp: StageOperation {
   public init() {}
 
   public let name = "long_context"
-  public let version = 1
+  /// 2: reports the held-out long-document loss before and after.
+  public let version = 2
   public let summary = "Extend the context with RoPE scaling and adapt on long documents; passkey eval (V2)"
 
   public let schema = OpSchema(
