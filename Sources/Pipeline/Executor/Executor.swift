@@ -19,6 +19,8 @@ public struct Executor: Sendable {
   public var commandLine: String
   /// Whether the run rewrites the recipe's `lineage.lock` (not when verifying in a scratch store).
   public var writesLockfile = true
+  /// How often long stages save a checkpoint, in seconds (they also save one when interrupted).
+  public var checkpointSeconds: Double = 30
 
   public init(recipe: Recipe, store: Store, events: any EventSink, jobs: Int = 1, forced: Set<String> = [],
               control: RunControl = RunControl(), commandLine: String = "lineage run") {
@@ -191,6 +193,7 @@ public struct Executor: Sendable {
     }
     events.emit(.stageStarted(stage: stage.name, reasons: reasons.isEmpty ? [.definitionChanged] : reasons))
     let context = StageContext(stage: stage.name, parameters: stage.parameters, seed: stage.seed,
+                               checkpointSeconds: checkpointSeconds,
                                recipeDirectory: recipe.directory, key: key, inputs: prepared.inputs,
                                store: store, events: events)
     control.register(context)

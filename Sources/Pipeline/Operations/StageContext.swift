@@ -15,6 +15,8 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   public let recipeDirectory: String
   /// The stage's cache key; checkpoints are filed under it.
   public let key: ContentHash
+  /// How often a long op should save a checkpoint, in seconds (`lineage run --checkpoint-every`).
+  public let checkpointSeconds: Double
 
   private let inputsBySlot: [String: [InputArtifact]]
   private let store: Store
@@ -25,11 +27,13 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   private var lastProgress: Date?
   private var logLines: [String] = []
 
-  init(stage: String, parameters: ParamValue, seed: UInt64, recipeDirectory: String, key: ContentHash,
+  init(stage: String, parameters: ParamValue, seed: UInt64, checkpointSeconds: Double = 30,
+       recipeDirectory: String, key: ContentHash,
        inputs: [String: [InputArtifact]], store: Store, events: any EventSink) {
     self.stage = stage
     self.parameters = parameters
     self.seed = seed
+    self.checkpointSeconds = checkpointSeconds
     self.recipeDirectory = recipeDirectory
     self.key = key
     self.inputsBySlot = inputs

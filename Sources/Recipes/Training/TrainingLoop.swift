@@ -24,15 +24,17 @@ final class TrainingLoop {
   private(set) var losses: [Float] = []
   /// Bytes an op keeps across a checkpoint (e.g. adaptive mixture weights); restored before `run` goes on.
   var opState: [UInt8] = []
-  /// Seconds between checkpoints (one is also saved when the run is interrupted).
-  var checkpointInterval: TimeInterval = 30
 
   init(context: StageContext, model: TransformerLM, settings: AdamW.Settings, steps: Int) {
     self.context = context
     self.model = model
     self.optimizer = AdamW(parameters: model.parameters, settings: settings)
     self.steps = steps
+    checkpointInterval = context.checkpointSeconds
   }
+
+  /// Seconds between checkpoints (one is also saved when the run is interrupted).
+  let checkpointInterval: TimeInterval
 
   /// Resumes from this stage's checkpoint if there is one; returns the first step still to run.
   ///

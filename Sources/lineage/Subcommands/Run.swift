@@ -27,6 +27,9 @@ struct Run: AsyncParsableCommand {
   @Flag(name: .long, help: "Fail at once if another run holds the store, instead of waiting.")
   var noWait = false
 
+  @Option(name: .long, help: "Seconds between the checkpoints of training stages (also saved on Ctrl-C).")
+  var checkpointEvery: Double = 30
+
   func run() async throws {
     Allocator.keepFreedMemory()
     let recipe = try options.loadRecipe()
@@ -53,8 +56,9 @@ struct Run: AsyncParsableCommand {
     let interrupts = InterruptHandler(control: control)
     defer { interrupts.stop() }
     let printer = ProgressPrinter(terminal: Console.isTerminal, verbose: verbose)
-    let executor = Executor(recipe: recipe, store: store, events: printer, jobs: jobs, forced: Set(forced),
+    var executor = Executor(recipe: recipe, store: store, events: printer, jobs: jobs, forced: Set(forced),
                             control: control, commandLine: CommandLine.arguments.joined(separator: " "))
+    executor.checkpointSeconds = max(0, checkpointEvery)
     let summary = try await executor.run(targets: targets)
 
     var parts: [String] = []
