@@ -1,0 +1,162 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A remote cache over HTTP, laid out as Bazel's remote cache: `/cas/<sha256>` holds blobs by the hash
+/// of their bytes, `/ac/<key>` holds action records (ours: the `ActionRecord` JSON) by cache key.
+/// Any server that answers `GET`, `HEAD` and `PUT` on those paths works, e.g. nginx with WebDAV `PUT`.
+///
+/// Downloads are verified: a blob must hash to its name and a record must carry the key it was asked
+/// for, so a damaged or malicious server cannot put wrong bytes in the store.
+public struct RemoteCache: Sendable {
+  public let base: URL
+
+  /// - Throws: `RemoteError.badURL` unless `url` is `http(s)://host[:port][/path]`.
+  public init(url: String) throws {
+    guard let parsed = URL(string: url.hasSuffix("/") ? String(url.dropLast()) : url),
+          ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+      throw RemoteError.badURL(url)
+    }
+    base = parsed
+  }
+
+  public enum Area: String, Sendable { case cas, ac }
+
+  private func url(_ area: Area, _ name: ContentHash) -> URL {
+    base.appendingPathComponent(area.rawValue).appendingPathComponent(name.hex)
+  }
+
+  /// Whether the remote holds `name`.
+  public func has(_ area: Area, _ name: ContentHash) async throws -> Bool {
+    var request = URLRequest(url: url(area, name))
+    request.httpMethod = "HEAD"
+    let (_, status) = try await send(request)
+    switch status {
+    case 200: return true
+    case 404: return false
+    default: throw RemoteError.status(status, "HEAD", request.url!.absoluteString)
+    }
+  }
+
+  /// The bytes under `name`, or nil when the remote does not hold them.
+  public func get(_ area: Area, _ name: ContentHash) async throws -> [UInt8]? {
+    let request = URLRequest(url: url(area, name))
+    let (data, status) = try await send(request)
+    switch status {
+    case 200: return Array(data)
+    case 404: return nil
+    default: throw RemoteError.status(status, "GET", request.url!.absoluteString)
+    }
+  }
+
+  public func put(_ area: Area, _ name: ContentHash, _ bytes: [UInt8]) async throws {
+    var request = URLRequest(url: url(area, name))
+    request.httpMethod = "PUT"
+    request.httpBody = Data(bytes)
+    let (_, status) = try await send(request)
+    guard (200..<300).contains(status) else { throw RemoteError.status(status, "PUT", request.url!.absoluteString) }
+  }
+
+  private func send(_ request: URLRequest) async throws -> (Data, Int) {
+    do {
+      let (data, response) = try await URLSession.shared.data(for: request)
+      return (data, (response as? HTTPURLResponse)?.statusCode ?? 0)
+    } catch {
+      throw RemoteError.unreachable(base.absoluteString, error.localizedDescription)
+    }
+  }
+}
+
+public enum RemoteError: Error, Equatable, CustomStringConvertible {
+  case badURL(String)
+  case unreachable(String, String)
+  case status(Int, String, String)
+  case corrupt(String)
+
+  public var description: String {
+    switch self {
+    case .badURL(let url): return "'\(url)' is not an http:// or https:// URL"
+    case .unreachable(let url, let why): return "cannot reach the remote cache \(url): \(why)"
+    case .status(let code, let method, let url): return "\(method) \(url) answered HTTP \(code)"
+    case .corrupt(let what): return what
+    }
+  }
+}
+
+/// Moving results between a store and a remote cache.
+public enum RemoteSync {
+  public struct Report: Equatable, Sendable {
+    public var blobsSent = 0, blobsSkipped = 0, recordsSent = 0, recordsSkipped = 0
+    public var blobsReceived = 0, recordsReceived = 0, missing: [String] = []
+    public var bytes = 0
+  }
+
+  /// Uploads the action records under `keys` and their output blobs, only what the remote lacks.
+  public static func push(_ keys: [ContentHash], from store: Store, to remote: RemoteCache) async throws -> Report {
+    var report = Report()
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    for key in keys {
+      guard let record = try store.action(for: key) else {
+        report.missing.append(key.short)
+        continue
+      }
+      for ref in record.outputs.values.sorted(by: { $0.hash.hex < $1.hash.hex }) {
+        if try await remote.has(.cas, ref.hash) {
+          report.blobsSkipped += 1
+        } else {
+          let bytes = try store.blob(ref.hash)  // verified against its hash on read
+          try await remote.put(.cas, ref.hash, bytes)
+          report.blobsSent += 1
+          report.bytes += bytes.count
+        }
+      }
+      // The record goes last, so a remote never lists a result whose blobs it lacks.
+      if try await remote.has(.ac, key) {
+        report.recordsSkipped += 1
+      } else {
+        try await remote.put(.ac, key, Array(try encoder.encode(record)))
+        report.recordsSent += 1
+      }
+    }
+    return report
+  }
+
+  /// Downloads the action records under `keys` (those the store lacks) and their blobs, checks every
+  /// hash, then writes them in one store transaction: all or nothing.
+  public static func pull(_ keys: [ContentHash], into store: Store, from remote: RemoteCache) async throws -> Report {
+    var report = Report()
+    var records: [ActionRecord] = []
+    var blobs: [ContentHash: [UInt8]] = [:]
+    for key in keys where try store.action(for: key) == nil {
+      guard let bytes = try await remote.get(.ac, key) else {
+        report.missing.append(key.short)
+        continue
+      }
+      guard let record = try? JSONDecoder().decode(ActionRecord.self, from: Data(bytes)), record.key == key else {
+        throw RemoteError.corrupt("the remote's record \(key.short) is not a Lineage action record for that key")
+      }
+      for ref in record.outputs.values {
+        guard blobs[ref.hash] == nil, try !store.hasBlob(ref.hash) else { continue }
+        guard let blob = try await remote.get(.cas, ref.hash) else {
+          throw RemoteError.corrupt("the remote lists result \(key.short) but lacks its blob \(ref.hash.short)")
+        }
+        let actual = ContentHash.of(blob)
+        guard actual == ref.hash else {
+          throw RemoteError.corrupt("blob \(ref.hash.short) from the remote hashes to \(actual.short); nothing was stored")
+        }
+        blobs[ref.hash] = blob
+        report.bytes += blob.count
+      }
+      records.append(record)
+    }
+    try store.write { txn in
+      for (hash, bytes) in blobs.sorted(by: { $0.key.hex < $1.key.hex }) { try txn.putBlob(bytes, hash: hash) }
+      for record in records { try txn.putAction(record) }
+    }
+    report.blobsReceived = blobs.count
+    report.recordsReceived = records.count
+    return report
+  }
+}
