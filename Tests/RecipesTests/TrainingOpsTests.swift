@@ -292,3 +292,34 @@ import Testing
     #expect(table.hasPrefix("model") && table.contains("\nshort") && table.contains("\nlong"), "\(table)")
   }
 }
+
+@Suite struct CheckpointFaultTests {
+  @Test func aDamagedCheckpointFailsClearlyIsRemovedAndTheNextRunStartsOver() async throws {
+    let clean = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": TrainingOpsTests.pretrain])
+    try await clean.run()
+
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": TrainingOpsTests.pretrain])
+    let control = RunControl()
+    let events = EventLog { event in
+      if case .stageProgress("v1", let p) = event, p.step >= 10 { control.cancel() }
+    }
+    _ = try await Executor(recipe: try h.recipe(), store: h.store, events: events, control: control).run()
+    // Replace the saved state with garbage under the same key.
+    var planner = Planner(recipe: try h.recipe(), lockfile: try h.lock(), cache: h.store)
+    let key = try #require(try planner.status().first { $0.stage == "v1" }?.key)
+    try h.store.write { txn in
+      let saved = try #require(try txn.checkpoint(for: key))
+      let garbage = try txn.putBlob(Array("not a checkpoint".utf8))
+      try txn.putCheckpoint(Checkpoint(step: saved.step, total: saved.total, state: garbage, savedAt: 0), for: key)
+    }
+    let failed = try await Executor(recipe: try h.recipe(), store: h.store, events: NullEventSink()).run()
+    guard case .failed(let message)? = failed.outcomes["v1"] else {
+      Issue.record("a damaged checkpoint must fail the stage")
+      return
+    }
+    #expect(message.contains("checkpoint is damaged") && message.contains("starts the stage over"), "\(message)")
+    #expect(try h.store.read { try $0.checkpoint(for: key) } == nil)
+    try await h.run()
+    #expect(try h.hash("v1", "model") == clean.hash("v1", "model"))
+  }
+}

@@ -70,6 +70,28 @@ public struct Executor: Sendable {
   /// - Throws: `RecipeError` for a malformed lockfile; store errors that make recording results
   ///   impossible. Stage failures are not thrown: they are outcomes.
   public func run(targets: [String] = []) async throws -> Summary {
+    let first = try await runOnce(targets: targets)
+    let repaired = first.outcomes.values.contains {
+      if case .failed(let message) = $0 { return message.hasPrefix(Executor.corruptInputPrefix) }
+      return false
+    }
+    guard repaired, !control.isCancelled else { return first }
+    // A corrupt input was removed: plan again, which reruns its producer and the stages that failed.
+    var second = try await runOnce(targets: targets)
+    for (name, outcome) in first.outcomes {
+      switch (outcome, second.outcomes[name]) {
+      case (.executed, .upToDate?), (.restored, .upToDate?): second.outcomes[name] = outcome
+      default: break
+      }
+    }
+    second.seconds += first.seconds
+    return second
+  }
+
+  /// Marks a failure whose cause (a corrupt input blob, now removed) a second pass repairs.
+  static let corruptInputPrefix = "\u{1}corrupt-input: "
+
+  private func runOnce(targets: [String]) async throws -> Summary {
     let started = Date()
     let lockfile = try Lockfile.read(directory: recipe.directory)
     var planner = Planner(recipe: recipe, lockfile: lockfile, cache: store)
@@ -206,6 +228,14 @@ public struct Executor: Sendable {
       if error is CancellationError || context.isCancelled {
         events.emit(.stageCancelled(stage: stage.name))
         return .cancelled
+      }
+      if case StoreError.corruptBlob(let hash, _) = error {
+        // The bytes on disk no longer match their hash: drop them, so that a repair pass recomputes
+        // the stage that made them (its result now lacks an output) and then this one.
+        try? store.write { try $0.deleteBlob(hash) }
+        let message = "input blob \(hash.short) was corrupt on disk; removed it, its producer is recomputed"
+        events.emit(.stageFailed(stage: stage.name, message: message))
+        return .failed(Executor.corruptInputPrefix + message)
       }
       let message = "\(error)"
       events.emit(.stageFailed(stage: stage.name, message: message))

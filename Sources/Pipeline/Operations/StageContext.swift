@@ -112,6 +112,11 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
     }
   }
 
+  /// Deletes this stage's checkpoint (e.g. one that cannot be read): the next execution starts over.
+  public func discardCheckpoint() throws {
+    try store.write { try $0.deleteCheckpoint(for: key) }
+  }
+
   /// The last checkpoint saved under this stage's key, if any; its bytes are verified.
   ///
   /// - Throws: `StoreError.corruptBlob` when the saved state does not match its hash.

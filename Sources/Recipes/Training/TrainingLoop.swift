@@ -40,20 +40,22 @@ final class TrainingLoop {
   ///
   /// - Throws: `StageFailure` when the checkpoint cannot be read (its blob is verified by the store).
   func resume() throws -> Int {
-    guard let saved = try context.loadCheckpoint() else { return 0 }
     do {
+      guard let saved = try context.loadCheckpoint() else { return 0 }
       var reader = SectionReader(saved.state)
       try model.load(try SafeTensors.read(try reader.next()).tensors)
       try optimizer.restore(try reader.next())
       losses = try reader.next().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
       opState = try reader.next()
       guard losses.count == saved.step, optimizer.step == saved.step else {
-        throw StageFailure("inconsistent checkpoint")
+        throw StageFailure("it records step \(saved.step) but holds \(losses.count) losses")
       }
       context.log("resumed at step \(saved.step) of \(steps)")
       return saved.step
     } catch {
-      throw StageFailure("the checkpoint of this stage is unusable (\(error))")
+      // Never train on from a damaged state: drop it, so the next run starts this stage over.
+      try? context.discardCheckpoint()
+      throw StageFailure("this stage's checkpoint is damaged (\(error)); it was removed and the next run starts the stage over")
     }
   }
 

@@ -33,9 +33,18 @@ struct Fsck: AsyncParsableCommand {
     }
     if report.corrupt.isEmpty && report.actionsWithMissingOutputs.isEmpty {
       Console.out("store is healthy")
-    } else {
-      Console.out("the next `lineage run` recomputes the affected stages")
-      throw ExitCode.failure
+      return
     }
+    if !report.corrupt.isEmpty {
+      // Corrupt bytes are useless: remove them, so that no run can read them and their stages rerun.
+      let lock = try RunLock(storePath: path, wait: true) { pid in
+        Console.error("waiting for another lineage process\(pid.map { " (pid \($0))" } ?? "") to finish with this store…")
+      }
+      try opened.write { txn in for hash in report.corrupt { try txn.deleteBlob(hash) } }
+      withExtendedLifetime(lock) {}
+      Console.out("removed \(report.corrupt.count) corrupt blob\(report.corrupt.count == 1 ? "" : "s")")
+    }
+    Console.out("the next `lineage run` recomputes the affected stages")
+    throw ExitCode.failure
   }
 }

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// Damaged bytes on disk: fsck names them and the stages that use them, removes them, and the next run
+/// recomputes exactly those results, bit-identical to before; a run that meets one repairs it itself.
+@Suite(.serialized) struct FaultTests {
+  static let recipe = """
+    stages:
+      text: {op: corpus, source: t.txt}
+      m:
+        op: pretrain
+        corpus: text
+        model: {d_model: 32, layers: 1, heads: 2, context: 64}
+        train: {steps: 4, batch: 2}
+
+    """
+  static let text = (0..<60).map { "MARKER document \($0) about the mill." }.joined(separator: "\n\n")
+
+  /// Flips the first byte of every copy of `needle` in the store's data file.
+  static func corrupt(_ folder: CLITests.Folder, _ needle: String) throws -> Int {
+    let path = folder.path + "/Stages/.lineage/data.mdb"
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    let pattern = Array(needle.utf8)
+    var flipped = 0
+    var i = 0
+    while i + pattern.count <= bytes.count {
+      if bytes[i] == pattern[0] && Array(bytes[i..<(i + pattern.count)]) == pattern {
+        bytes[i] ^= 0x20
+        flipped += 1
+      }
+      i += 1
+    }
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return flipped
+  }
+
+  @Test func fsckNamesRemovesAndTheNextRunRecomputes() throws {
+    let folder = try CLITests.Folder()
+    try folder.write("t.txt", Self.text)
+    try folder.write("s.yaml", Self.recipe)
+    #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    let lock = folder.read("lineage.lock")
+    #expect(try Self.corrupt(folder, "MARKER document 17 ") > 0)
+
+    let fsck = try CLITests().lineage(["fsck"], in: folder)
+    #expect(fsck.status == 1)
+    #expect(fsck.stdout.contains("corrupt blob") && fsck.stdout.contains("used by text.corpus"), "\(fsck.stdout)")
+    #expect(fsck.stdout.contains("removed 1 corrupt blob"), "\(fsck.stdout)")
+    let run = try CLITests().lineage(["run"], in: folder)
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stderr.contains("run text:"), "\(run.stderr)")
+    #expect(folder.read("lineage.lock") == lock, "recomputed bytes are the old bytes")
+    #expect(try CLITests().lineage(["fsck"], in: folder).status == 0)
+  }
+
+  @Test func aRunThatReadsACorruptInputRemovesItAndRecomputesItsProducer() throws {
+    let folder = try CLITests.Folder()
+    try folder.write("t.txt", Self.text)
+    try folder.write("s.yaml", Self.recipe)
+    #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    let lock = folder.read("lineage.lock")
+    #expect(try Self.corrupt(folder, "MARKER document 23 ") > 0)
+
+    let run = try CLITests().lineage(["run", "--force", "m"], in: folder)
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stderr.contains("was corrupt on disk; removed it"), "\(run.stderr)")
+    #expect(run.stderr.contains("done text"), "the producer was recomputed: \(run.stderr)")
+    #expect(folder.read("lineage.lock") == lock)
+  }
+
+  @Test func aDamagedLockfileStopsTheRunWithAClearMessage() throws {
+    let folder = try CLITests.Folder()
+    try folder.write("t.txt", Self.text)
+    try folder.write("s.yaml", Self.recipe)
+    #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    let lock = try #require(folder.read("lineage.lock"))
+    try folder.write("lineage.lock", String(lock.prefix(lock.count / 2)))
+    let run = try CLITests().lineage(["run"], in: folder)
+    #expect(run.status == 2, "\(run.stderr)")
+    #expect(run.stderr.contains("the lockfile is damaged"), "\(run.stderr)")
+    try folder.write("lineage.lock", "stages: [not, a, map]\n")
+    #expect(try CLITests().lineage(["run"], in: folder).status == 2)
+  }
+}
