@@ -38,6 +38,9 @@ let package = Package(
     .target(name: "Pipeline", dependencies: ["CYAML", "ArtifactStore"], exclude: ["README.md"]),
     .target(name: "Recipes", dependencies: ["Pipeline", "Models", "ArtifactStore"], exclude: ["README.md"],
             swiftSettings: numericSettings),
+    // The stage-file loader under libFuzzer (Scripts/fuzz), or a replay of saved inputs.
+    .executableTarget(name: "lineage-fuzz", dependencies: ["Recipes", "Pipeline"],
+                      swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     .executableTarget(name: "lineage", dependencies: [
       "Recipes", "Pipeline", "ArtifactStore", "Models", "Tensors",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -82,3 +82,25 @@ import Testing
     #expect(try CLITests().lineage(["run"], in: folder).status == 2)
   }
 }
+
+/// The inputs fuzzing saved (seeds and any input that once crashed the loader) still load cleanly.
+@Suite struct FuzzCorpusTests {
+  @Test func theLoaderSurvivesEverySavedFuzzInput() throws {
+    let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("FuzzCorpus").path
+    let files = try FileManager.default.contentsOfDirectory(atPath: corpus)
+    #expect(files.count >= 3)
+    let replay = URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent("lineage-fuzz").path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: replay)
+    process.arguments = [corpus]
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0, "\(text)")
+    #expect(text.split(separator: "\n").count == files.count, "\(text)")
+    #expect(text.contains("seed-v-series.yaml: 0 diagnostics"), "\(text)")
+  }
+}
