@@ -36,10 +36,22 @@ enum RecipeLoaderFuzzer {
 }
 
 #if LIBFUZZER
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-  RecipeLoaderFuzzer.check(Array(UnsafeBufferPointer(start: data, count: size)))
-  return 0
+/// libFuzzer's entry point for a driver that owns `main` (SwiftPM gives every executable its own).
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+@main
+struct Fuzz {
+  static func main() {
+    var argc = CommandLine.argc
+    var argv = CommandLine.unsafeArgv
+    exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+      RecipeLoaderFuzzer.check(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+      return 0
+    })
+  }
 }
 #else
 @main
