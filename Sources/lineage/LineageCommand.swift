@@ -13,7 +13,7 @@ struct LineageCommand: AsyncParsableCommand {
       Exit status: 0 success, 1 a stage failed, 2 the recipe is invalid, 130 interrupted.
       """,
     subcommands: [Run.self, Status.self, Dag.self, Show.self, Metrics.self, Ops.self, GC.self, Fsck.self, Verify.self, Push.self, Pull.self,
-                  Bench.self])
+                  BundleCommand.self, Bench.self])
 }
 
 /// Options every command that reads a recipe shares.

@@ -157,6 +157,35 @@ import Testing
     #expect(try lineage(["run"], in: folder).stderr.contains("2 up to date"))
   }
 
+  @Test func bundleCreateThenImportElsewhereRestoresWithoutRunning() throws {
+    let source = try Folder()
+    try source.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run"], in: source).status == 0)
+    let file = source.path + "/share.tar"
+    let created = try lineage(["bundle", "create", "-o", file], in: source)
+    #expect(created.status == 0, "\(created.stderr)")
+    #expect(created.stdout.contains("2 stages"), "\(created.stdout)")
+
+    let target = try Folder()
+    let imported = try lineage(["bundle", "import", file], in: target)
+    #expect(imported.status == 0, "\(imported.stderr)")
+    #expect(target.read("data.yaml") == CLITests.recipe)
+    let run = try lineage(["run"], in: target)
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stderr.contains("2 up to date"), "\(run.stderr)")
+    #expect(!run.stderr.contains("ran"), "\(run.stderr)")
+
+    // A truncated bundle: exit 1, the reason on stderr, no store created.
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+    try bytes.prefix(bytes.count - 1024).write(to: URL(fileURLWithPath: file))
+    let other = try Folder()
+    let refused = try lineage(["bundle", "import", file], in: other)
+    #expect(refused.status == 1)
+    #expect(refused.stderr.contains("truncated"), "\(refused.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: other.path + "/Stages/.lineage"), "nothing written to a store")
+    #expect(other.read("data.yaml") == nil)
+  }
+
   @Test func gcDeletesWhatNothingReferences() throws {
     let folder = try Folder()
     try folder.write("data.yaml", CLITests.recipe)
