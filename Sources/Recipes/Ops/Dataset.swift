@@ -26,8 +26,7 @@ public struct DatasetOp: StageOperation {
         ParameterSpec("digits", .int, default: .int(2), range: 1...9, doc: "Digits per operand"),
         ParameterSpec("operations", .int, default: .int(2), range: 1...8, doc: "Operations per problem"),
       ]), doc: "arithmetic: how hard the problems are"),
-      ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
-                    doc: "The seeded world of the QA, summarisation and entailment tasks"),
+      Specs.world,
     ],
     outputs: [OutputSpec("dataset", kind: .dataset, doc: "JSONL, one example per line")])
 

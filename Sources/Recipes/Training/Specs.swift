@@ -96,4 +96,15 @@ enum Specs {
     default: return .dense
     }
   }
+
+  // MARK: - Shared by the task-training ops
+
+  static let world = ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
+                                   doc: "The seeded world of the QA, summarisation, entailment and library tasks")
+  static let heldoutExamples = ParameterSpec("heldout_examples", .int, default: .int(64), range: 0...10_000,
+                                             doc: "Held-out examples per task for the before/after loss")
+  static let corpusShare = ParameterSpec("corpus_share", .float, default: .float(0), range: 0...0.95,
+                                         doc: "Share of rows that are corpus text (needs corpus:)")
+  static let mixedCorpus = InputSlot("corpus", kinds: [.corpus], required: false, literals: [BuiltinCorpus.libraryName],
+                                     doc: "Corpus text mixed in at corpus_share")
 }
