@@ -124,12 +124,30 @@ import Testing
     #expect(summary.upToDate.contains("tok") || summary.restored.contains("tok"))
   }
 
-  @Test func aStageWithoutAStoredResultIsNamed() async throws {
+  @Test func creatingNamesWhatCannotBeBundled() async throws {
     let source = try await BundleTests.ranRecipe()
-    let key = try #require(try source.lock().stages["sums"]?.key)
+    let lock = try source.lock()
+    let sumsHash = try source.hash("sums", "dataset")
+    let lockText = try String(contentsOfFile: source.path + "/lineage.lock", encoding: .utf8)
+    try source.write("lineage.lock", lockText.replacingOccurrences(of: sumsHash.hex, with: String(repeating: "0", count: 64)))
+    #expect(throws: BundleError.lockfileDisagreesWithStore(stage: "sums")) {
+      try RecipeBundle.make(recipe: try source.recipe(), store: source.store, selection: .allLocked)
+    }
+    try source.write("lineage.lock", lockText)
+
+    let key = try #require(lock.stages["sums"]?.key)
     try source.store.write { try $0.deleteAction(key) }
     #expect(throws: BundleError.resultNotInStore(stage: "sums", key: key)) {
       try RecipeBundle.make(recipe: try source.recipe(), store: source.store, selection: .allLocked)
+    }
+
+    // A stage reading a file by absolute path: the file could not travel with the recipe.
+    let outside = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-outside-\(UUID().uuidString).txt").path
+    try BundleTests.notes.write(toFile: outside, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: outside) }
+    try source.write("more.yaml", "stages:\n  far:\n    op: corpus\n    source: \(outside)\n")
+    #expect(throws: BundleError.pathNotBundlable(stage: "far", parameter: "source", path: outside)) {
+      try RecipeBundle.make(recipe: try source.recipe(), store: source.store, selection: .stages(["text"]))
     }
   }
 

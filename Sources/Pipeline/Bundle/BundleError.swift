@@ -23,6 +23,9 @@ public enum BundleError: Error, Equatable, Sendable, CustomStringConvertible {
   /// The lockfile's result of the stage is not in the store (collected as garbage, or another store).
   case resultNotInStore(stage: String, key: ContentHash)
   case artifactNotInStore(stage: String, output: String, hash: ContentHash)
+  /// The lockfile's outputs of the stage are not those of the store's result under the same key (a
+  /// hand-edited lockfile).
+  case lockfileDisagreesWithStore(stage: String)
   /// A `path` parameter names a file a bundle cannot carry: absolute, outside the recipe folder, or hidden.
   case pathNotBundlable(stage: String, parameter: String, path: String)
   case malformedLockfile(String)
@@ -72,6 +75,9 @@ public enum BundleError: Error, Equatable, Sendable, CustomStringConvertible {
       return "the result of stage '\(stage)' (key \(key.short)) is not in the store; run it again"
     case .artifactNotInStore(let stage, let output, let hash):
       return "output \(stage).\(output) (\(hash.short)) is not in the store; run `lineage fsck`"
+    case .lockfileDisagreesWithStore(let stage):
+      return "lineage.lock gives stage '\(stage)' other outputs than its result in the store; "
+        + "run `lineage verify \(stage)`"
     case .pathNotBundlable(let stage, let parameter, let path):
       return "stage '\(stage)': '\(parameter)' names '\(path)', which a bundle cannot carry "
         + "(only files inside the recipe folder, by relative path, none hidden)"

@@ -55,8 +55,9 @@ public struct RecipeBundle: Sendable {
   /// The results are the lockfile's, so what is bundled is what `lineage.lock` vouches for; the stage
   /// files go in as they are on disk.
   ///
-  /// - Throws: `BundleError` naming the stage whose result or output is missing, the `path` parameter
-  ///   that names a file outside the recipe folder, or an unreadable file.
+  /// - Throws: `BundleError` naming the stage whose result or output is missing (or whose lockfile
+  ///   entry claims other outputs than the store's result), the `path` parameter that names a file
+  ///   outside the recipe folder, or an unreadable file.
   public static func make(recipe: Recipe, store: Store, selection: Selection) throws(BundleError) -> RecipeBundle {
     let directory = recipe.directory
     var recipeFiles = try stageFiles(in: directory)
@@ -87,8 +88,8 @@ public struct RecipeBundle: Sendable {
           guard let record = try txn.action(for: entry.key) else {
             throw BundleError.resultNotInStore(stage: name, key: entry.key)
           }
-          let outputs = entry.outputs.merging(record.outputs) { locked, _ in locked }
-          for (output, ref) in outputs.sorted(by: { $0.key < $1.key }) where artifacts[ref.hash] == nil {
+          guard record.outputs == entry.outputs else { throw BundleError.lockfileDisagreesWithStore(stage: name) }
+          for (output, ref) in entry.outputs.sorted(by: { $0.key < $1.key }) where artifacts[ref.hash] == nil {
             guard try txn.hasBlob(ref.hash) else {
               throw BundleError.artifactNotInStore(stage: name, output: output, hash: ref.hash)
             }
