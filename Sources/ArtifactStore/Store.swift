@@ -8,6 +8,9 @@ import Foundation
 /// half of one. Readers see a consistent snapshot and never block writers. The memory map grows when
 /// it fills (doubling, up to `maxMapSize`) instead of failing. Safe to share between threads and
 /// processes.
+///
+/// A full disk or a map that may not grow further fails the write with `StoreError.storeFull` or
+/// `.diskFull`; the transaction is rolled back, so everything committed before stays intact.
 public final class Store: @unchecked Sendable {  // the env handle is thread-safe (MDB_NOTLS); `mapSize` is guarded by `gate`
   public let path: String
   private let env: OpaquePointer
@@ -16,13 +19,20 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
   private var mapSize: Int
   private let maxMapSize: Int
 
+  /// The largest map a store may grow to unless told otherwise: 1 TiB.
+  public static let defaultMaxMapSize = 1 << 40
+
   /// Opens the store in folder `path`, creating it if needed.
   ///
-  /// - Throws: `StoreError.cannotOpen` when the folder or the environment cannot be opened.
   /// The map is sparse: a large initial size costs no disk until used, and spares growth retries.
-  public init(path: String, initialMapSize: Int = 1 << 30, maxMapSize: Int = 1 << 40) throws {
+  /// `maxMapSize` caps the store (the CLI reads it from `LINEAGE_STORE_LIMIT`); the map starts at no
+  /// more than the cap and doubles up to it.
+  ///
+  /// - Throws: `StoreError.cannotOpen` when the folder or the environment cannot be opened.
+  public init(path: String, initialMapSize: Int = 1 << 30, maxMapSize: Int = Store.defaultMaxMapSize) throws {
     self.path = path
     self.maxMapSize = maxMapSize
+    let initialMapSize = min(initialMapSize, maxMapSize)
     do {
       try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     } catch {
@@ -67,15 +77,9 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
       var full = false
       let result: R? = try gate.shared {
         let txn = try begin(readOnly: false)
+        let value: R
         do {
-          let value = try body(WriteTransaction(Transaction(txn: txn, databases: databases)))
-          let rc = mdb_txn_commit(txn)
-          if rc == MDB_MAP_FULL {
-            full = true
-            return nil
-          }
-          try check(rc, "mdb_txn_commit")
-          return value
+          value = try body(WriteTransaction(Transaction(txn: txn, databases: databases)))
         } catch let error as StoreError where error.isMapFull {
           mdb_txn_abort(txn)
           full = true
@@ -84,6 +88,14 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
           mdb_txn_abort(txn)
           throw error
         }
+        // A failed commit frees the transaction itself: it must not be aborted again.
+        let rc = mdb_txn_commit(txn)
+        if rc == MDB_MAP_FULL {
+          full = true
+          return nil
+        }
+        try check(rc, "mdb_txn_commit")
+        return value
       }
       if let result, !full { return result }
       try grow()
@@ -119,10 +131,13 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
     try gate.exclusive {
       var info = MDB_envinfo()
       mdb_env_info(env, &info)
-      let target = max(mapSize, info.me_mapsize) * 2
-      guard target <= maxMapSize else { throw StoreError.mapFull(requestedBytes: target) }
+      let current = max(mapSize, info.me_mapsize)
+      guard current < maxMapSize else { throw StoreError.storeFull(limit: maxMapSize) }
+      let target = min(current * 2, maxMapSize)
       let rc = mdb_env_set_mapsize(env, target)
-      guard rc == MDB_SUCCESS else { throw StoreError.mapFull(requestedBytes: target) }
+      guard rc == MDB_SUCCESS else {
+        throw StoreError.diskFull(reason: "the map could not grow to \(target >> 20) MiB: \(String(cString: mdb_strerror(rc)))")
+      }
       mapSize = target
     }
   }

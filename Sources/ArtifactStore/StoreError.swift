@@ -1,4 +1,5 @@
 internal import CLMDB
+import Foundation
 
 /// Why the store could not do what was asked.
 public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -7,8 +8,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
   /// A blob's bytes no longer hash to its key: the disk or the file was damaged.
   case corruptBlob(ContentHash, actual: ContentHash)
   case missingBlob(ContentHash)
-  /// The map could not grow any further (disk full or the configured maximum).
-  case mapFull(requestedBytes: Int)
+  /// The store reached its size limit (`LINEAGE_STORE_LIMIT`, or the built-in 1 TiB).
+  case storeFull(limit: Int)
+  /// The file system refused to take the bytes of a commit: no space left, a quota, a file-size limit
+  /// (LMDB reports a short write as an I/O error).
+  case diskFull(reason: String)
   case corruptRecord(database: String, key: String, reason: String)
   case cannotOpen(path: String, reason: String)
 
@@ -18,8 +22,12 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case .corruptBlob(let hash, let actual):
       return "blob \(hash.short) is corrupt (its bytes hash to \(actual.short)); run `lineage fsck`"
     case .missingBlob(let hash): return "blob \(hash.short) is not in the store"
-    case .mapFull(let bytes):
-      return "the store is full: it could not grow to \(bytes >> 20) MiB (is the disk full?)"
+    case .storeFull(let limit):
+      return "the store is full: it reached its limit of \(StoreError.size(limit)) (set LINEAGE_STORE_LIMIT higher, "
+        + "or free space with `lineage gc`); finished stages are kept"
+    case .diskFull(let reason):
+      return "the disk refused to write the store (\(reason)): is it full? Free some space and run again; "
+        + "finished stages are kept"
     case .corruptRecord(let database, let key, let reason): return "corrupt \(database) record \(key): \(reason)"
     case .cannotOpen(let path, let reason): return "cannot open the store at \(path): \(reason)"
     }
@@ -27,13 +35,24 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Turns an LMDB return code into a `StoreError`: the one place C error codes become Swift errors.
+/// The file-system errors of a full disk (no space, quota, file-size limit, a short write) become
+/// `.diskFull`.
 func check(_ code: Int32, _ function: String) throws(StoreError) {
   guard code == MDB_SUCCESS else {
-    throw StoreError.lmdb(function: function, code: code, message: String(cString: mdb_strerror(code)))
+    let message = String(cString: mdb_strerror(code))
+    if [ENOSPC, EDQUOT, EFBIG, EIO].contains(code) { throw StoreError.diskFull(reason: message) }
+    throw StoreError.lmdb(function: function, code: code, message: message)
   }
 }
 
 extension StoreError {
+  /// `1536 MiB`, `3 GiB`: sizes in messages.
+  static func size(_ bytes: Int) -> String {
+    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
+    if bytes >= 1 << 20 { return "\(bytes >> 20) MiB" }
+    return "\(bytes) bytes"
+  }
+
   var isMapFull: Bool {
     if case .lmdb(_, let code, _) = self { return code == MDB_MAP_FULL }
     return false

@@ -39,13 +39,62 @@ extension RecipeOptions {
     }
   }
 
-  func openStore() throws -> Store {
-    do {
-      return try Store(path: storePath)
-    } catch {
-      Console.error("error: cannot open the store at \(storePath): \(error)")
-      throw ExitCode.failure
+  func openStore() throws -> Store { try lineage.openStore(at: storePath) }
+}
+
+/// Opens the store at `path` with the size limit of `LINEAGE_STORE_LIMIT`, or exits with a message.
+func openStore(at path: String) throws -> Store {
+  let limit: Int
+  switch StoreLimit.fromEnvironment() {
+  case .success(let value): limit = value
+  case .failure(let message):
+    Console.error("error: \(message)")
+    throw ExitCode(ExitStatus.invalidRecipe)
+  }
+  // A file-size limit (`ulimit -f`) must fail the write with EFBIG, which the store reports as a full
+  // disk, rather than kill the process with SIGXFSZ in the middle of a commit.
+  signal(SIGXFSZ, SIG_IGN)
+  do {
+    return try Store(path: path, maxMapSize: limit)
+  } catch {
+    Console.error("error: cannot open the store at \(path): \(error)")
+    throw ExitCode.failure
+  }
+}
+
+/// `LINEAGE_STORE_LIMIT`: the most bytes a store may grow to (`512MiB`, `20GiB`, `1T`, or bytes).
+/// A shared disk can cap each store; a stage whose results would pass the cap fails with a clear
+/// message and everything finished before it stays.
+enum StoreLimit {
+  static let variable = "LINEAGE_STORE_LIMIT"
+
+  enum Reading { case success(Int), failure(String) }
+
+  static func fromEnvironment() -> Reading {
+    guard let text = ProcessInfo.processInfo.environment[variable], !text.isEmpty else {
+      return .success(Store.defaultMaxMapSize)
     }
+    guard let bytes = parse(text) else {
+      return .failure("\(variable)='\(text)' is not a size; write it like 512MiB, 20GiB or 1TiB")
+    }
+    guard bytes >= 1 << 20 else { return .failure("\(variable)='\(text)' is too small; a store needs at least 1MiB") }
+    return .success(bytes)
+  }
+
+  /// `64MiB`, `64M`, `64MB`, `1.5GiB` (binary units), or a plain number of bytes.
+  static func parse(_ text: String) -> Int? {
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let digits = trimmed.prefix { $0.isNumber || $0 == "." }
+    var unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).uppercased()
+    for suffix in ["IB", "B"] where unit.hasSuffix(suffix) {
+      unit = String(unit.dropLast(suffix.count))
+      break
+    }
+    let shifts: [String: Int] = ["": 0, "K": 10, "M": 20, "G": 30, "T": 40]
+    guard let number = Double(digits), number.isFinite, let shift = shifts[unit] else { return nil }
+    let bytes = number * Double(1 << shift)
+    guard bytes >= 1, bytes < Double(1 << 50) else { return nil }
+    return Int(bytes)
   }
 }
 

@@ -28,10 +28,19 @@ import Testing
     func read(_ name: String) -> String? { try? String(contentsOfFile: path + "/Stages/" + name, encoding: .utf8) }
   }
 
-  func lineage(_ arguments: [String], in folder: Folder) throws -> Result {
+  /// Runs `lineage arguments` in `folder`, with `environment` added to this process's, and with the
+  /// shell's file-size limit (`ulimit -f`, in KiB) when `fileSizeLimitKiB` is set.
+  func lineage(_ arguments: [String], in folder: Folder, environment: [String: String] = [:],
+               fileSizeLimitKiB: Int? = nil) throws -> Result {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: CLITests.binary)
-    process.arguments = arguments
+    if let fileSizeLimitKiB {
+      process.executableURL = URL(fileURLWithPath: "/bin/sh")
+      process.arguments = ["-c", "ulimit -f \(fileSizeLimitKiB) && exec \"$0\" \"$@\"", CLITests.binary] + arguments
+    } else {
+      process.executableURL = URL(fileURLWithPath: CLITests.binary)
+      process.arguments = arguments
+    }
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.currentDirectoryURL = URL(fileURLWithPath: folder.path)
     let out = Pipe(), err = Pipe()
     process.standardOutput = out

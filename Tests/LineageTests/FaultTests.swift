@@ -81,6 +81,67 @@ import Testing
     try folder.write("lineage.lock", "stages: [not, a, map]\n")
     #expect(try CLITests().lineage(["run"], in: folder).status == 2)
   }
+  // MARK: - Full store, full disk
+
+  /// A small stage and a 4 MiB one: the second cannot fit under a 2 MiB limit.
+  static func twoCorpora() throws -> CLITests.Folder {
+    let folder = try CLITests.Folder()
+    try folder.write("small.txt", Self.text)
+    var big = ""
+    var state: UInt64 = 88172645463325252
+    for document in 0..<40_000 {  // incompressible-looking text, so no layer can shrink it
+      state ^= state << 13; state ^= state >> 7; state ^= state << 17
+      big += "doc \(document) \(String(state, radix: 36)) \(String(state &* 31, radix: 36)) \(String(state >> 3, radix: 36))\n"
+      big += String(repeating: String(state % 9973), count: 20) + "\n\n"
+    }
+    try folder.write("big.txt", big)
+    try folder.write("s.yaml", """
+      stages:
+        small: {op: corpus, source: small.txt}
+        big: {op: corpus, source: big.txt}
+
+      """)
+    return folder
+  }
+
+  /// The map may not grow past LINEAGE_STORE_LIMIT: the stage that needs more fails with a message
+  /// that says what to do, the run exits 1, and what finished before is kept and not recomputed.
+  @Test func aStoreAtItsLimitFailsTheStageAndKeepsFinishedWork() throws {
+    let folder = try Self.twoCorpora()
+    #expect(try CLITests().lineage(["run", "small"], in: folder).status == 0)
+    let limited = ["LINEAGE_STORE_LIMIT": "2MiB"]
+    let full = try CLITests().lineage(["run"], in: folder, environment: limited)
+    #expect(full.status == 1, "\(full.stderr)")
+    #expect(full.stderr.contains("the store is full: it reached its limit of 2 MiB (set LINEAGE_STORE_LIMIT higher"),
+            "\(full.stderr)")
+    #expect(!full.stderr.contains("run small"), "\(full.stderr)")
+    #expect(try CLITests().lineage(["fsck"], in: folder, environment: limited).status == 0)
+
+    let bad = try CLITests().lineage(["status"], in: folder, environment: ["LINEAGE_STORE_LIMIT": "lots"])
+    #expect(bad.status == 2 && bad.stderr.contains("LINEAGE_STORE_LIMIT='lots' is not a size"), "\(bad.stderr)")
+
+    let rerun = try CLITests().lineage(["run"], in: folder)
+    #expect(rerun.status == 0, "\(rerun.stderr)")
+    #expect(rerun.stderr.contains("run big") && !rerun.stderr.contains("run small"), "\(rerun.stderr)")
+  }
+
+  /// The file system refuses bytes (here a 2 MiB file-size limit, as a full disk would): the stage
+  /// fails saying the disk is full, the store stays consistent, and the next run finishes only it.
+  @Test func aFullDiskFailsTheStageAndKeepsFinishedWork() throws {
+    let folder = try Self.twoCorpora()
+    #expect(try CLITests().lineage(["run", "small"], in: folder).status == 0)
+    let full = try CLITests().lineage(["run"], in: folder, fileSizeLimitKiB: 2048)
+    #expect(full.status == 1, "\(full.stderr)")
+    #expect(full.stderr.contains("FAILED big: the disk refused to write the store (") && full.stderr.contains("is it full?"),
+            "\(full.stderr)")
+    #expect(try CLITests().lineage(["fsck"], in: folder).status == 0)
+    let status = try CLITests().lineage(["status"], in: folder)
+    #expect(status.stdout.contains("small") && status.stdout.contains("up to date"), "\(status.stdout)")
+
+    let rerun = try CLITests().lineage(["run"], in: folder)
+    #expect(rerun.status == 0, "\(rerun.stderr)")
+    #expect(rerun.stderr.contains("run big") && !rerun.stderr.contains("run small"), "\(rerun.stderr)")
+  }
 }
 
 /// The inputs fuzzing saved (seeds and any input that once crashed the loader) still load cleanly.
@@ -103,4 +164,5 @@ import Testing
     #expect(text.split(separator: "\n").count == files.count, "\(text)")
     #expect(text.split(separator: "\n").allSatisfy { $0.hasSuffix(" diagnostics") }, "\(text)")
   }
+
 }

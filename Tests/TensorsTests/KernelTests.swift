@@ -122,7 +122,8 @@ import Testing
     #expect(parallel.0 == serial.0)
     #expect(parallel.1 == serial.1)
 
-    // Products split across cores by rows (training) and by columns (few rows, decoding).
+    // Products split across cores by rows (training) and by columns (few rows, decoding): the same
+    // bits whether the halves run at once or one after the other.
     for (m, n, kk) in [(256, 384, 128), (16, 1024, 256)] {
       let a = Variable(Tensor(shape: [m, kk], scalars: random(m * kk, seed: 5)), requiresGrad: true)
       let w = Variable(Tensor(shape: [n, kk], scalars: random(n * kk, seed: 6)), requiresGrad: true)

@@ -9,8 +9,10 @@ import Dispatch
 /// Threads: OpenBLAS runs single-threaded (its idle workers spin in `sched_yield`, stealing the second
 /// core from every other kernel between products); a large product is instead cut into two halves of
 /// C's rows (or of its columns when it has few rows, as in decoding), computed at once on both cores.
-/// Each element of C is computed the same way whatever the cut, and the cut depends only on the shape:
-/// bit-identical results.
+/// The cut depends only on the shape, never on the thread count or the load, so a product gives the
+/// same bits every time. (OpenBLAS's kernels may round a block differently from the whole product —
+/// its Zen kernels do — so the halves are what is computed even under `Parallelism.forceSerial`,
+/// which only runs them one after the other.)
 func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
            _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) {
   guard m > 0, n > 0 else { return }
@@ -28,20 +30,21 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
                 Int32(transposeA ? m : k), transposeB ? bp.pointer + c0 * k : bp.pointer + c0,
                 Int32(transposeB ? k : n), beta, cp.pointer + r0 * n + c0, Int32(n))
   }
-  guard m * n * k >= 1 << 18, !Parallelism.forceSerial else {
-    block(0, m, 0, n)
-    return
+  /// Both halves, on both cores (or in turn when serial execution is forced).
+  func halves(_ half: @Sendable (Int) -> Void) {
+    if Parallelism.forceSerial {
+      half(0)
+      half(1)
+    } else {
+      DispatchQueue.concurrentPerform(iterations: 2, execute: half)
+    }
   }
   if m >= 64 && m * n * k >= 1 << 20 {
     let split = (m / 2 + 7) / 8 * 8  // halves of C's rows: a multiple of 8, fixed by the shape
-    DispatchQueue.concurrentPerform(iterations: 2) { half in
-      half == 0 ? block(0, split, 0, n) : block(split, m - split, 0, n)
-    }
+    halves { $0 == 0 ? block(0, split, 0, n) : block(split, m - split, 0, n) }
   } else if n >= 128 && m * n * k >= 1 << 21 {
     let split = (n / 2 + 15) / 16 * 16  // few rows (decoding): halves of C's columns instead
-    DispatchQueue.concurrentPerform(iterations: 2) { half in
-      half == 0 ? block(0, m, 0, split) : block(0, m, split, n - split)
-    }
+    halves { $0 == 0 ? block(0, m, 0, split) : block(0, m, split, n - split) }
   } else {
     block(0, m, 0, n)
   }

@@ -83,11 +83,7 @@ struct BundleCommand: AsyncParsableCommand {
           Console.error("waiting for another lineage process\(pid.map { " (pid \($0))" } ?? "") to finish with this store…")
         }
         defer { withExtendedLifetime(lock) {} }
-        let opened: Store
-        do { opened = try Store(path: storePath) } catch {
-          Console.error("error: cannot open the store at \(storePath): \(error)")
-          throw ExitCode.failure
-        }
+        let opened = try openStore(at: storePath)
         let report = try bundle.install(into: opened, recipeDirectory: recipe, replacingFiles: force)
         Console.out("imported \(report.stages.count) stage\(report.stages.count == 1 ? "" : "s") "
                       + "(\(report.stages.joined(separator: ", "))): \(report.blobsAdded) new blob"

@@ -15,11 +15,7 @@ struct Fsck: AsyncParsableCommand {
 
   func run() async throws {
     let path = store ?? recipe + "/.lineage"
-    let opened: Store
-    do { opened = try Store(path: path) } catch {
-      Console.error("error: cannot open the store at \(path): \(error)")
-      throw ExitCode.failure
-    }
+    let opened = try openStore(at: path)
     let report = try opened.fsck()
     let actions = try opened.read { try $0.actions() }
     Console.out("checked \(report.blobsChecked) blob\(report.blobsChecked == 1 ? "" : "s") (\(byteCount(report.bytesChecked)))")
