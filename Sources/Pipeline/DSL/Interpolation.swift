@@ -129,8 +129,9 @@ struct Interpolator {
     }
     guard let node = variables[name] else {
       guard reportsUnknownVariables else { return nil }
-      diagnostics.append(Diagnostic(
-        "unknown variable '\(name)'\(Suggestion.phrase(for: name, among: variables.keys))", at: location))
+      let hint = variables.isEmpty ? "; define it under 'vars:' in recipe.yaml"
+        : Suggestion.phrase(for: name, among: variables.keys)
+      diagnostics.append(Diagnostic("unknown variable '\(name)'\(hint)", at: location))
       return nil
     }
     if let start = resolving.firstIndex(of: name) {

@@ -671,7 +671,7 @@ private struct LoadSession {
       }
       let hint = Suggestion.phrase(for: stageName, among: allNames.union(slot.literals))
       let literals = slot.literals.isEmpty || !hint.isEmpty ? ""
-        : " (or \(slot.literals.map { "'\($0)'" }.joined(separator: ", ")))"
+        : "; name a stage or \(slot.literals.map { "'\($0)'" }.joined(separator: ", "))"
       diagnostics.append(Diagnostic("unknown stage '\(stageName)' in '\(slot.name)'\(hint)\(literals)", at: location))
       return nil
     }
@@ -687,7 +687,7 @@ private struct LoadSession {
     guard slot.kinds.contains(output.kind) else {
       let fitting = outputs.first { slot.kinds.contains($0.kind) }.map { "; did you mean '\(stageName).\($0.name)'?" } ?? ""
       diagnostics.append(Diagnostic(
-        "'\(slot.name)' takes \(slot.kinds.map(\.rawValue).joined(separator: " or ")), but '\(stageName).\(output.name)' is a \(output.kind.rawValue)\(fitting)",
+        "'\(slot.name)' takes \(slot.kinds.map(\.rawValue).joined(separator: " or ")), but '\(stageName).\(output.name)' is a \(output.kind.rawValue) output\(fitting)",
         at: location))
       return nil
     }

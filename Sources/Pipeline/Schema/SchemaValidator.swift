@@ -80,10 +80,22 @@ struct SchemaValidator {
     if let range = spec.range, let number = checked.double, !range.contains(number) {
       diagnostics.append(Diagnostic(
         "'\(path)' must be between \(format(range.lowerBound)) and \(format(range.upperBound)), "
-          + "got \(value.raw ?? checked.displayText)", at: value.location))
+          + "got \(value.raw ?? checked.displayText)\(source(of: value))", at: value.location))
       return nil
     }
     return checked
+  }
+
+  static let yaml11Booleans = ["yes": "true", "no": "false", "on": "true", "off": "false", "y": "true", "n": "false"]
+
+  /// Where a value written elsewhere came from, for a message placed where it is used.
+  private func source(of value: SourceValue) -> String {
+    switch value.origin {
+    case .variable(let name, _): return " (from vars.\(name))"
+    case .matrix(let key): return " (from matrix.\(key))"
+    case .override(let text): return " (from --set \(text))"
+    case .stageFile, .defaults, .schemaDefault: return ""
+    }
   }
 
   /// A bound as people write it: `1e-7`, not Swift's `1e-07`.
@@ -98,10 +110,14 @@ struct SchemaValidator {
        let unquoted = try? YAMLParser.parse(text, file: ""), case .scalar(let scalar) = unquoted.content {
       switch scalar {
       case .int, .float, .bool: hint = "; quoted values are strings: remove the quotes"
-      default: if expected == "a list" { hint = "; write [\(text)] for a list of one" }
+      default:
+        if expected == "a list" { hint = "; write [\(text)] for a list of one" }
+        if expected == "true or false", let word = SchemaValidator.yaml11Booleans[text.lowercased()] {
+          hint = "; YAML 1.2 reads '\(text)' as a string: write \(word)"
+        }
       }
     }
-    diagnostics.append(Diagnostic("'\(path)' must be \(expected), got \(value.kindDescription)\(hint)",
+    diagnostics.append(Diagnostic("'\(path)' must be \(expected), got \(value.kindDescription)\(hint)\(source(of: value))",
                                   at: value.location))
     return nil
   }
