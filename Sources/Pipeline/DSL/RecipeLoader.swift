@@ -232,6 +232,7 @@ struct LoadSession {
 
   mutating func readSettings(_ root: YAMLNode) -> Settings {
     var settings = Settings()
+    if root.isNull { return settings }  // `---` alone: no settings, like an empty file
     guard case .mapping(let pairs) = root.content else {
       diagnostics.append(Diagnostic("recipe.yaml holds a map (seed, vars, defaults, remote), not \(root.description)",
                                     at: root.location))
