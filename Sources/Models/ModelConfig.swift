@@ -47,9 +47,12 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   /// Problems that make the configuration unbuildable, as sentences (empty when valid).
   public var problems: [String] {
     var out: [String] = []
-    if modelDim % headCount != 0 { out.append("d_model \(modelDim) is not divisible by heads \(headCount)") }
+    if modelDim % headCount != 0 {
+      out.append("d_model \(modelDim) is not divisible by heads \(headCount)")
+    } else if (modelDim / max(1, headCount)) % 2 != 0 {  // only meaningful when the heads divide d_model
+      out.append("the head dimension \(modelDim / max(1, headCount)) must be even for RoPE")
+    }
     if headCount % kvHeadCount != 0 { out.append("heads \(headCount) is not a multiple of kv heads \(kvHeadCount)") }
-    if (modelDim / max(1, headCount)) % 2 != 0 { out.append("the head dimension \(modelDim / max(1, headCount)) must be even for RoPE") }
     if let moe, moe.topK < 1 || moe.topK > moe.routedExperts {
       out.append("top_k \(moe.topK) must be between 1 and the \(moe.routedExperts) routed experts")
     }

@@ -11,6 +11,8 @@ struct Interpolator {
   private var resolving: [String] = []
   var matrix: [String: SourceValue] = [:]
   var diagnostics: [Diagnostic] = []
+  /// False when recipe.yaml could not be read: its variables are then unknown rather than missing.
+  var reportsUnknownVariables = true
 
   init(variables: [YAMLPair]) {
     var table: [String: YAMLNode] = [:]
@@ -75,8 +77,10 @@ struct Interpolator {
     let location = node.location
     let parts = Interpolator.split(text)
     guard let parts else {
-      diagnostics.append(Diagnostic("unterminated '${' in '\(text)'", at: location))
-      return SourceValue(content: .scalar(.string(text)), location: location, origin: origin(location))
+      diagnostics.append(Diagnostic("unterminated '${' in '\(text)'; close it with '}' (or write '$${' for a literal '${')",
+                                    at: location))
+      // Null, like an unknown variable: the validator would only add a second error for the same text.
+      return SourceValue(content: .scalar(.null), location: location, origin: origin(location))
     }
     // The whole scalar is one reference: keep the referenced value's type.
     if parts.count == 1, case .reference(let name) = parts[0] {
@@ -118,9 +122,16 @@ struct Interpolator {
       return nil
     }
     if let value = resolved[name] { return value }
+    if name.isEmpty {
+      diagnostics.append(Diagnostic("empty '${}': write '${name}' for a variable (or '$${' for a literal '${')",
+                                    at: location))
+      return nil
+    }
     guard let node = variables[name] else {
-      diagnostics.append(Diagnostic(
-        "unknown variable '\(name)'\(Suggestion.phrase(for: name, among: variables.keys))", at: location))
+      guard reportsUnknownVariables else { return nil }
+      let hint = variables.isEmpty ? "; define it under 'vars:' in recipe.yaml"
+        : Suggestion.phrase(for: name, among: variables.keys)
+      diagnostics.append(Diagnostic("unknown variable '\(name)'\(hint)", at: location))
       return nil
     }
     if let start = resolving.firstIndex(of: name) {

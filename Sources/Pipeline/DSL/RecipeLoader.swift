@@ -36,9 +36,17 @@ public struct RecipeLoader: Sendable {
     var session = LoadSession(loader: self, directory: RecipeLoader.absolute(directory))
     let recipe = session.run()
     guard session.diagnostics.isEmpty, let recipe else {
-      throw RecipeError(session.withSourceLines(session.diagnostics))
+      throw RecipeError(session.withSourceLines(RecipeLoader.withoutRepeats(session.diagnostics)))
     }
     return recipe
+  }
+
+  /// The diagnostics without exact repeats: a mistake inside a matrix stage is found once per
+  /// expanded stage, at the same place, and is one mistake.
+  static func withoutRepeats(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+    var out: [Diagnostic] = []
+    for d in diagnostics where !out.contains(d) { out.append(d) }
+    return out
   }
 
   static func absolute(_ path: String) -> String {
@@ -47,12 +55,20 @@ public struct RecipeLoader: Sendable {
   }
 }
 
-/// The state of one load: parsed files, diagnostics so far.
-private struct LoadSession {
+/// The state of one load: parsed files, diagnostics so far. The graph checks are in
+/// `LoadSession+Graph.swift`.
+struct LoadSession {
   let loader: RecipeLoader
   let directory: String
   var diagnostics: [Diagnostic] = []
   var sources: [String: [String]] = [:]
+  /// The input references of stages that failed validation, checked against the graph all the same.
+  var brokenStages: [BrokenStage] = []
+
+  struct BrokenStage {
+    var slots: [InputSlot]
+    var inputs: [String: [StageReference]]
+  }
 
   init(loader: RecipeLoader, directory: String) {
     self.loader = loader
@@ -84,18 +100,30 @@ private struct LoadSession {
 
     // recipe.yaml first: its vars and defaults apply to every stage file.
     var settings = Settings()
-    if let name = files.first(where: { $0 == "recipe.yaml" || $0 == "recipe.yml" }),
-       let root = parse(name) {
-      settings = readSettings(root)
+    var settingsReadable = true
+    let settingsFiles = files.filter { $0 == "recipe.yaml" || $0 == "recipe.yml" }
+    if settingsFiles.count > 1 {
+      diagnostics.append(Diagnostic("both recipe.yaml and recipe.yml hold recipe settings; keep one",
+                                    at: SourceLocation(file: display("recipe.yml"), line: 1, column: 1)))
+    }
+    if let name = settingsFiles.first {
+      let reported = diagnostics.count
+      if let root = parse(name) {
+        settings = readSettings(root)
+      } else {
+        settingsReadable = diagnostics.count == reported
+      }
     }
     var interpolator = Interpolator(variables: settings.variables)
+    // Variables of an unreadable recipe.yaml are unknown, not missing: do not report every use.
+    interpolator.reportsUnknownVariables = settingsReadable
 
     var raw: [RawStage] = []
     var firstDefinition: [String: SourceLocation] = [:]
     for name in files where name != "recipe.yaml" && name != "recipe.yml" {
       let reported = diagnostics.count
-      guard let root = parse(name) else {
-        if diagnostics.count == reported {  // no document at all: an empty file or only comments
+      guard let root = parse(name), !root.isNull else {
+        if diagnostics.count == reported {  // no document, or an empty one: blank, only comments, `---`
           diagnostics.append(Diagnostic("stage file is empty; it should hold a 'stages:' map",
                                         at: SourceLocation(file: display(name), line: 1, column: 1)))
         }
@@ -163,8 +191,7 @@ private struct LoadSession {
       return nil
     }
     let bytes = [UInt8](data)
-    sources[name] = String(decoding: bytes.prefix(loader.limits.maxBytes), as: UTF8.self)
-      .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    sources[name] = SourceText.lines(of: bytes.prefix(loader.limits.maxBytes))
     do {
       return try YAMLParser.parse(bytes, file: name, limits: loader.limits)
     } catch {
@@ -179,9 +206,7 @@ private struct LoadSession {
     func line(_ location: SourceLocation?) -> String? {
       guard let location, let lines = sources[location.file], location.line >= 1, location.line <= lines.count
       else { return nil }
-      var text = lines[location.line - 1]
-      if text.hasSuffix("\r") { text.removeLast() }
-      return text
+      return lines[location.line - 1]
     }
     return list.map { d in
       var d = d
@@ -207,6 +232,7 @@ private struct LoadSession {
 
   mutating func readSettings(_ root: YAMLNode) -> Settings {
     var settings = Settings()
+    if root.isNull { return settings }  // `---` alone: no settings, like an empty file
     guard case .mapping(let pairs) = root.content else {
       diagnostics.append(Diagnostic("recipe.yaml holds a map (seed, vars, defaults, remote), not \(root.description)",
                                     at: root.location))
@@ -219,20 +245,24 @@ private struct LoadSession {
         if case .scalar(.int(let v)) = pair.value.content, v >= 0 {
           settings.seed = UInt64(v)
         } else {
-          diagnostics.append(Diagnostic("'seed' must be a non-negative int", at: pair.value.location))
+          diagnostics.append(Diagnostic("'seed' must be a non-negative int, got \(pair.value.description)",
+                                        at: pair.value.location))
         }
       case "remote":
         if case .scalar(.string(let v)) = pair.value.content { settings.remote = v } else {
-          diagnostics.append(Diagnostic("'remote' must be a URL string", at: pair.value.location))
+          diagnostics.append(Diagnostic("'remote' must be a URL string, got \(pair.value.description)",
+                                        at: pair.value.location))
         }
       case "vars":
         if case .mapping(let vars) = pair.value.content { settings.variables = vars } else if !pair.value.isNull {
-          diagnostics.append(Diagnostic("'vars' must be a map of names to values", at: pair.value.location))
+          diagnostics.append(Diagnostic("'vars' must be a map of names to values, not \(pair.value.description)",
+                                        at: pair.value.location))
         }
       case "defaults":
         guard case .mapping(let ops) = pair.value.content else {
           if !pair.value.isNull {
-            diagnostics.append(Diagnostic("'defaults' must be a map from op names to parameters", at: pair.value.location))
+            diagnostics.append(Diagnostic(
+              "'defaults' must be a map from op names to parameters, not \(pair.value.description)", at: pair.value.location))
           }
           continue
         }
@@ -245,11 +275,16 @@ private struct LoadSession {
             continue
           }
           guard case .mapping = op.value.content else {
-            diagnostics.append(Diagnostic("defaults for '\(name)' must be a map of parameters", at: op.value.location))
+            diagnostics.append(Diagnostic("defaults for '\(name)' must be a map of parameters, not \(op.value.description)",
+                                          at: op.value.location))
             continue
           }
           settings.defaults[name] = op.value
         }
+      case "stages":
+        diagnostics.append(Diagnostic(
+          "recipe.yaml holds settings (seed, vars, defaults, remote); put 'stages:' in a stage file of its own, "
+            + "e.g. stages.yaml", at: pair.key.location))
       default:
         if !key.hasPrefix("x-") {
           diagnostics.append(Diagnostic(
@@ -266,17 +301,29 @@ private struct LoadSession {
   mutating func stages(in node: YAMLNode, interpolator: inout Interpolator,
                        seen: inout [String: SourceLocation]) -> [RawStage] {
     guard case .mapping(let pairs) = node.content else {
-      if !node.isNull {
-        diagnostics.append(Diagnostic("'stages' must be a map from stage names to definitions", at: node.location))
+      if case .sequence(let items) = node.content, let first = items.first?.content,
+         case .mapping(let pairs) = first, let name = pairs.first?.key.string {
+        diagnostics.append(Diagnostic(
+          "'stages' must be a map from stage names to definitions, not a list; write '\(name):', not '- \(name):'",
+          at: node.location))
+      } else if !node.isNull {
+        diagnostics.append(Diagnostic("'stages' must be a map from stage names to definitions, not \(node.description)",
+                                      at: node.location))
       }
       return []
     }
     var out: [RawStage] = []
     for pair in pairs {
+      guard case .scalar = pair.key.content else {
+        diagnostics.append(Diagnostic("a stage name must be a word, not \(pair.key.description)", at: pair.key.location))
+        continue
+      }
       let name = Interpolator.keyText(pair.key) ?? ""
       guard RecipeLoader.isValidStageName(name) else {
+        let reason = name.contains(".") ? " ('.' separates a stage from its output, as in 'v1.model')"
+          : name.contains("@") ? " ('@' names the stages a matrix expands to)" : ""
         diagnostics.append(Diagnostic(
-          "invalid stage name '\(name)': use letters, digits, '_' and '-'", at: pair.key.location))
+          "invalid stage name '\(name)': use letters, digits, '_' and '-'\(reason)", at: pair.key.location))
         continue
       }
       if let first = seen[name] {
@@ -324,16 +371,53 @@ private struct LoadSession {
   /// Every combination of a `matrix:` map of lists, the first key varying slowest, labelled
   /// `k1=v1,k2=v2` with values as written.
   mutating func expand(matrix node: YAMLNode, interpolator: inout Interpolator) -> [Combination] {
-    guard case .mapping(let axes) = node.content, !axes.isEmpty else {
-      diagnostics.append(Diagnostic("'matrix' must be a map from names to lists of values", at: node.location))
+    guard case .mapping(let axes) = node.content else {
+      diagnostics.append(Diagnostic("'matrix' must be a map from names to lists of values, not \(node.description)",
+                                    at: node.location))
+      return []
+    }
+    guard !axes.isEmpty else {
+      diagnostics.append(Diagnostic("'matrix' is empty; give it a key with a list of values, e.g. {count: [100, 1000]}",
+                                    at: node.location))
+      return []
+    }
+    var sizes: [Int] = []
+    for axis in axes {
+      let key = axis.key.string ?? ""
+      switch axis.value.content {
+      case .sequence(let items) where !items.isEmpty:
+        sizes.append(items.count)
+      case .sequence:
+        diagnostics.append(Diagnostic("matrix key '\(key)' lists no values", at: axis.value.location))
+        return []
+      default:
+        let text = axis.value.raw ?? "…"
+        diagnostics.append(Diagnostic(
+          "matrix key '\(key)' must be a list of values, not \(axis.value.description); write [\(text)]",
+          at: axis.value.location))
+        return []
+      }
+    }
+    let total = sizes.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+    guard total <= 4096 else {
+      diagnostics.append(Diagnostic(
+        "matrix expands to \(sizes.map(String.init).joined(separator: " × ")) = \(total) stages, more than 4096",
+        at: node.location))
       return []
     }
     var combinations = [Combination(values: [:], label: "")]
     for axis in axes {
       let key = axis.key.string ?? ""
-      guard case .sequence(let items) = axis.value.content, !items.isEmpty else {
-        diagnostics.append(Diagnostic("matrix key '\(key)' must list at least one value", at: axis.value.location))
-        return []
+      guard case .sequence(let allItems) = axis.value.content else { return [] }
+      // A value listed twice would name two stages alike: report it, keep the first.
+      var items: [YAMLNode] = []
+      for item in allItems {
+        if let first = items.first(where: { $0.content == item.content }) {
+          diagnostics.append(Diagnostic("matrix key '\(key)' lists \(item.raw ?? item.description) twice", at: item.location,
+                                        notes: [.init("first listed here", at: first.location)]))
+        } else {
+          items.append(item)
+        }
       }
       interpolator.matrix = [:]
       let values = items.map { interpolator.value(of: $0, origin: { _ in .matrix(key) }) }
@@ -348,10 +432,6 @@ private struct LoadSession {
         }
       }
       combinations = next
-      guard combinations.count <= 4096 else {
-        diagnostics.append(Diagnostic("matrix expands to more than 4096 stages", at: node.location))
-        return []
-      }
     }
     return combinations
   }
@@ -426,20 +506,22 @@ private struct LoadSession {
                                     at: raw.location))
       return nil
     }
+    let opList = loader.registry.names.joined(separator: ", ")
     guard case .string(let opName)? = opEntry.value.scalar else {
-      diagnostics.append(Diagnostic("'op' must be the name of an op", at: opEntry.value.location))
+      let problem = opEntry.value.isWrittenEmpty ? "'op' has no value" : "'op' must be the name of an op, not \(opEntry.value.kindDescription)"
+      diagnostics.append(Diagnostic("\(problem); choose one of \(opList)", at: opEntry.value.location))
       return nil
     }
     guard let op = loader.registry[opName] else {
+      let hint = Suggestion.phrase(for: opName, among: loader.registry.names)
       diagnostics.append(Diagnostic(
-        "unknown op '\(opName)'\(Suggestion.phrase(for: opName, among: loader.registry.names))",
-        at: opEntry.value.location))
+        "unknown op '\(opName)'\(hint.isEmpty ? "; the ops are \(opList)" : hint)", at: opEntry.value.location))
       return nil
     }
     var doc: String?
     if let d = raw.value.entry("doc") {
       if case .string(let text)? = d.value.scalar { doc = text } else {
-        diagnostics.append(Diagnostic("'doc' must be a string", at: d.value.location))
+        diagnostics.append(Diagnostic("'doc' must be a string, got \(d.value.kindDescription)", at: d.value.location))
       }
     }
     var seed = recipeSeed
@@ -459,6 +541,12 @@ private struct LoadSession {
     // Input slots: references (checked against the graph later) or allowed literals.
     var inputs: [String: [StageReference]] = [:]
     for slot in schema.inputs {
+      if let entry = raw.value.entry(slot.name), entry.value.isWrittenEmpty {
+        let literals = slot.literals.map { " (or '\($0)')" }.joined()
+        diagnostics.append(Diagnostic(
+          "'\(slot.name)' has no value; name a stage\(literals), or delete the key", at: entry.value.location))
+        continue
+      }
       guard let entry = raw.value.entry(slot.name), entry.value.scalar != .null else {
         if slot.required {
           diagnostics.append(Diagnostic(
@@ -474,7 +562,7 @@ private struct LoadSession {
         items = [entry.value]
       } else {
         diagnostics.append(Diagnostic(
-          "'\(slot.name)' must name a stage\(slot.multiple ? " or list stages" : ""), got \(entry.value.kindDescription)",
+          "'\(slot.name)' must name \(slot.multiple ? "a stage or list stages" : "one stage"), got \(entry.value.kindDescription)",
           at: entry.value.location))
         continue
       }
@@ -490,10 +578,18 @@ private struct LoadSession {
         inputs[slot.name, default: []].append(StageReference(stage: text, output: "", location: item.location))
       }
     }
-    for problem in op.validate(parameters) {
-      diagnostics.append(Diagnostic(problem.message, at: location(of: problem.path, in: raw.value) ?? raw.location))
+    // The op's own checks read a schema-valid value: after a schema error they would only echo it.
+    if diagnostics.count == before {
+      for problem in op.validate(parameters) {
+        let place = problem.path.isEmpty ? raw.location : location(of: problem.path, in: raw.value)
+        diagnostics.append(Diagnostic(problem.message, at: place ?? raw.location))
+      }
     }
-    guard diagnostics.count == before else { return nil }
+    guard diagnostics.count == before else {
+      // Its references are still checked, so that one pass reports every problem.
+      brokenStages.append(BrokenStage(slots: schema.inputs, inputs: inputs))
+      return nil
+    }
     return Stage(name: raw.name, op: op, doc: doc, parameters: parameters, origins: validator.origins,
                  inputs: inputs, pathParameters: validator.pathParameters, seed: seed, location: raw.location,
                  matrixGroup: raw.group)
@@ -507,73 +603,5 @@ private struct LoadSession {
       current = next
     }
     return current.location
-  }
-
-  // MARK: - The graph
-
-  /// Resolves references to outputs, checks artifact kinds and finds cycles.
-  mutating func buildGraph(_ stages: [Stage], allNames: Set<String>, groups: [String: [String]]) -> (StageGraph, [Stage])? {
-    var byName: [String: Stage] = [:]
-    for s in stages { byName[s.name] = s }
-    var resolved = stages
-    for i in resolved.indices {
-      let schema = resolved[i].op.schema
-      for (slotName, refs) in resolved[i].inputs {
-        let slot = schema.input(slotName)!
-        resolved[i].inputs[slotName] = refs.compactMap { ref in
-          resolve(ref.stage, at: ref.location, slot: slot, byName: byName, allNames: allNames, groups: groups)
-        }
-      }
-    }
-    let names = resolved.map(\.name)
-    var index: [String: Int] = [:]
-    for (i, n) in names.enumerated() { index[n] = i }
-    let graph = StageGraph(names: names, dependencies: resolved.map { $0.dependencies.compactMap { index[$0] } })
-    if let cycle = graph.findCycle() {
-      let first = resolved[index[cycle[0]]!]
-      let closing = first.inputs.values.flatMap { $0 }.first { $0.stage == cycle[1] }
-      diagnostics.append(Diagnostic("stages depend on each other in a cycle: \(cycle.joined(separator: " → "))",
-                                    at: closing?.location ?? first.location))
-      return nil
-    }
-    return (graph, resolved)
-  }
-
-  mutating func resolve(_ text: String, at location: SourceLocation?, slot: InputSlot, byName: [String: Stage],
-                        allNames: Set<String>, groups: [String: [String]]) -> StageReference? {
-    var stageName = text
-    var outputName: String?
-    if byName[text] == nil && !allNames.contains(text), let dot = text.lastIndex(of: ".") {
-      stageName = String(text[..<dot])
-      outputName = String(text[text.index(after: dot)...])
-    }
-    guard let stage = byName[stageName] else {
-      if allNames.contains(stageName) { return nil }  // that stage has its own errors, already reported
-      if let members = groups[stageName] {
-        diagnostics.append(Diagnostic(
-          "'\(stageName)' is a matrix of \(members.count) stages; name one, e.g. '\(members[0])'", at: location))
-        return nil
-      }
-      let hint = Suggestion.phrase(for: stageName, among: allNames)
-      let literals = slot.literals.isEmpty ? "" : " (or \(slot.literals.map { "'\($0)'" }.joined(separator: ", ")))"
-      diagnostics.append(Diagnostic("unknown stage '\(stageName)' in '\(slot.name)'\(hint)\(literals)", at: location))
-      return nil
-    }
-    let outputs = stage.op.schema.outputs
-    guard let output = outputName.map({ name in outputs.first { $0.name == name } }) ?? outputs.first else {
-      let name = outputName ?? ""
-      diagnostics.append(Diagnostic(
-        "stage '\(stageName)' (op \(stage.op.name)) has no output '\(name)'"
-          + "\(Suggestion.phrase(for: name, among: outputs.map(\.name))); it has \(outputs.map(\.name).joined(separator: ", "))",
-        at: location))
-      return nil
-    }
-    guard slot.kinds.contains(output.kind) else {
-      diagnostics.append(Diagnostic(
-        "'\(slot.name)' takes \(slot.kinds.map(\.rawValue).joined(separator: " or ")), but '\(stageName).\(output.name)' is a \(output.kind.rawValue)",
-        at: location))
-      return nil
-    }
-    return StageReference(stage: stageName, output: output.name, location: location)
   }
 }

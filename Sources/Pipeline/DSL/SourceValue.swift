@@ -43,6 +43,12 @@ struct SourceValue: Sendable {
     return nil
   }
 
+  /// A key written with nothing after it (`steps:`), as opposed to an explicit `null` or `~`: most
+  /// likely an unfinished edit, never silently the default.
+  var isWrittenEmpty: Bool {
+    scalar == .null && raw == ""
+  }
+
   /// What kind of value this is, for "got …" in messages.
   var kindDescription: String {
     switch content {

@@ -26,13 +26,24 @@ struct SchemaValidator {
     for entry in entries where !known.contains(entry.key) && !ignoring.contains(entry.key) {
       let candidates = known.union(ignoring)
       let path = join(prefix, entry.key)
-      diagnostics.append(Diagnostic(
-        "unknown key '\(path)'\(Suggestion.phrase(for: entry.key, among: candidates))",
-        at: entry.keyLocation ?? entry.value.location))
+      var hint = Suggestion.phrase(for: entry.key, among: candidates)
+      if hint.isEmpty, let group = specs.first(where: { spec in
+        if case .record(let fields) = spec.type { return fields.contains { $0.name == entry.key } }
+        return false
+      }) {
+        hint = "; it belongs under '\(group.name):' (\(join(join(prefix, group.name), entry.key)))"
+      }
+      diagnostics.append(Diagnostic("unknown key '\(path)'\(hint)", at: entry.keyLocation ?? entry.value.location))
     }
     for spec in specs {
       let path = join(prefix, spec.name)
       let given = entries.first { $0.key == spec.name }
+      if let given, given.value.isWrittenEmpty {
+        let fallback = spec.defaultValue.flatMap { $0 == .null || $0.map != nil ? nil : " (\($0.displayText))" } ?? ""
+        let what = spec.required ? "give one" : "give one, or delete the key to use the default\(fallback)"
+        diagnostics.append(Diagnostic("'\(path)' has no value; \(what)", at: given.value.location))
+        continue
+      }
       if let given, given.value.scalar != .null {
         if let value = check(given.value, spec: spec, path: path, keyLocation: given.keyLocation) {
           result[spec.name] = value
@@ -69,18 +80,44 @@ struct SchemaValidator {
     if let range = spec.range, let number = checked.double, !range.contains(number) {
       diagnostics.append(Diagnostic(
         "'\(path)' must be between \(format(range.lowerBound)) and \(format(range.upperBound)), "
-          + "got \(value.raw ?? checked.displayText)", at: value.location))
+          + "got \(value.raw ?? checked.displayText)\(source(of: value))", at: value.location))
       return nil
     }
     return checked
   }
 
+  static let yaml11Booleans = ["yes": "true", "no": "false", "on": "true", "off": "false", "y": "true", "n": "false"]
+
+  /// Where a value written elsewhere came from, for a message placed where it is used.
+  private func source(of value: SourceValue) -> String {
+    switch value.origin {
+    case .variable(let name, _): return " (from vars.\(name))"
+    case .matrix(let key): return " (from matrix.\(key))"
+    case .override(let text): return " (from --set \(text))"
+    case .stageFile, .defaults, .schemaDefault: return ""
+    }
+  }
+
+  /// A bound as people write it: `1e-7`, not Swift's `1e-07`.
   private func format(_ x: Double) -> String {
-    x.rounded() == x && abs(x) < 1e15 ? String(Int(x)) : ParamValue.formatFloat(x, json: false)
+    if x.rounded() == x && abs(x) < 1e15 { return String(Int(x)) }
+    return ParamValue.formatFloat(x, json: false).replacingOccurrences(of: "e-0", with: "e-")
   }
 
   private mutating func mismatch(_ value: SourceValue, path: String, expected: String) -> ParamValue? {
-    diagnostics.append(Diagnostic("'\(path)' must be \(expected), got \(value.kindDescription)",
+    var hint = ""
+    if case .string(let text)? = value.scalar, value.raw == nil || value.raw == text,
+       let unquoted = try? YAMLParser.parse(text, file: ""), case .scalar(let scalar) = unquoted.content {
+      switch scalar {
+      case .int, .float, .bool: hint = "; quoted values are strings: remove the quotes"
+      default:
+        if expected == "a list" { hint = "; write [\(text)] for a list of one" }
+        if expected == "true or false", let word = SchemaValidator.yaml11Booleans[text.lowercased()] {
+          hint = "; YAML 1.2 reads '\(text)' as a string: write \(word)"
+        }
+      }
+    }
+    diagnostics.append(Diagnostic("'\(path)' must be \(expected), got \(value.kindDescription)\(hint)\(source(of: value))",
                                   at: value.location))
     return nil
   }
@@ -124,7 +161,10 @@ struct SchemaValidator {
       }
       let full = v.hasPrefix("/") ? v : recipeDirectory + "/" + v
       guard FileManager.default.fileExists(atPath: full) else {
-        diagnostics.append(Diagnostic("no file or folder '\(v)' (paths are relative to the recipe folder)",
+        let shown = ParamValue.jsonQuoted(v).dropFirst().dropLast()   // a line break shows as \n
+        let escape = shown.count != v.count
+          ? "; in double quotes a backslash starts an escape ('\\n' is a line break): write paths with '/'" : ""
+        diagnostics.append(Diagnostic("no file or folder '\(shown)' (paths are relative to the recipe folder)\(escape)",
                                       at: value.location))
         return nil
       }

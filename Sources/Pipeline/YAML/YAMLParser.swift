@@ -135,6 +135,10 @@ private struct TreeBuilder {
     case YAML_ALIAS_EVENT:
       let name = String(cString: event.data.alias.anchor)
       guard let anchored = anchors[name] else {
+        if let later = laterAnchor(name) {
+          throw YAMLError("alias '*\(name)' is used before its anchor '&\(name)' (line \(later)); "
+                            + "define the anchor first, e.g. under an 'x-' key at the top", at: start)
+        }
         throw YAMLError("unknown alias '*\(name)'; define '&\(name)' before using it", at: start)
       }
       guard stack.count + anchored.height <= limits.maxDepth else {
@@ -148,6 +152,22 @@ private struct TreeBuilder {
       return false
     }
     return false
+  }
+
+  /// The line of an anchor `&name` that appears later in the text, if any.
+  private func laterAnchor(_ name: String) -> Int? {
+    let target = Array(("&" + name).utf8)
+    var line = 1
+    var i = 0
+    while i + target.count <= bytes.count {
+      if bytes[i] == 0x0A { line += 1 }
+      if bytes[i] == target[0], Array(bytes[i..<i + target.count]) == target {
+        let after = i + target.count < bytes.count ? bytes[i + target.count] : 0x20
+        if [0x20, 0x0A, 0x0D, 0x09, 0x2C, 0x5D, 0x7D].contains(after) { return line }
+      }
+      i += 1
+    }
+    return nil
   }
 
   private mutating func countNodes(_ n: Int, at location: SourceLocation) throws {
@@ -339,65 +359,16 @@ private struct TreeBuilder {
 
   // MARK: - libyaml's errors
 
-  /// A located message for libyaml's error, with a clearer text for the common mistakes.
+  /// A located message for libyaml's error, in a recipe author's terms (see `SyntaxError`).
   func parserError(_ parser: yaml_parser_t) -> YAMLError {
     let problem = parser.problem.map { String(cString: $0) } ?? "malformed YAML"
+    let explainer = SyntaxError(file: file, bytes: bytes)
     if parser.error == YAML_READER_ERROR {
-      let place = locationOfByte(Int(parser.problem_offset))
-      if problem.contains("UTF-8") || problem.contains("utf-8") {
-        return YAMLError("invalid UTF-8 (\(problem)); save the file as UTF-8", at: place)
-      }
-      if problem.contains("control characters") {
-        return YAMLError("control character not allowed in YAML", at: place)
-      }
-      return YAMLError(problem, at: place)
+      return explainer.readerError(problem: problem, offset: Int(parser.problem_offset))
     }
-    let place = clampedToText(location(parser.problem_mark))
-    if problem.contains("tab character") || (problem.contains("cannot start any token") && character(at: place) == "\t") {
-      return YAMLError("tab characters are not allowed for indentation; use spaces", at: place)
-    }
-    var message = problem
-    if let context = parser.context.map({ String(cString: $0) }) {
-      message = "\(problem) (\(context) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
-    }
-    return YAMLError(message, at: place)
-  }
-
-  /// libyaml places an error found at the end of the input after the last line; point at the end of
-  /// the last line instead, where the editor can show it.
-  private func clampedToText(_ place: SourceLocation) -> SourceLocation {
-    let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-    guard place.line > lines.count, let last = lines.last else { return place }
-    return SourceLocation(file: file, line: lines.count, column: last.count + 1)
-  }
-
-  /// The character at a 1-based place, if the place is inside the text.
-  private func character(at place: SourceLocation) -> Character? {
-    var line = 1
-    var start = 0
-    for (i, byte) in bytes.enumerated() where line < place.line {
-      if byte == 0x0A {
-        line += 1
-        start = i + 1
-      }
-    }
-    guard line == place.line else { return nil }
-    let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.count
-    let text = String(decoding: bytes[start..<end], as: UTF8.self)
-    guard place.column >= 1, place.column <= text.count else { return nil }
-    return text[text.index(text.startIndex, offsetBy: place.column - 1)]
-  }
-
-  /// Line and column (in characters) of a byte offset, for reader errors that give only an offset.
-  private func locationOfByte(_ offset: Int) -> SourceLocation {
-    var line = 0
-    var lineStart = 0
-    for i in 0..<min(offset, bytes.count) where bytes[i] == 0x0A {
-      line += 1
-      lineStart = i + 1
-    }
-    let prefix = bytes[lineStart..<min(offset, bytes.count)]
-    let column = String(decoding: prefix, as: UTF8.self).count
-    return location(line: line, column: column)
+    return explainer.syntaxError(
+      problem: problem, at: SyntaxError.Mark(line: Int(parser.problem_mark.line), column: Int(parser.problem_mark.column)),
+      context: parser.context.map { String(cString: $0) },
+      contextMark: SyntaxError.Mark(line: Int(parser.context_mark.line), column: Int(parser.context_mark.column)))
   }
 }

@@ -32,8 +32,11 @@ public struct DatasetOp: StageOperation {
 
   public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
     let generator = parameters["generator"].string, source = parameters["source"].string
-    if (generator == nil) == (source == nil) {
-      return [ParameterProblem(path: generator == nil ? "" : "source", "give either generator: or source:, not both or neither")]
+    if generator != nil && source != nil {
+      return [ParameterProblem(path: "source", "give either 'generator:' or 'source:', not both")]
+    }
+    if generator == nil && source == nil {
+      return [ParameterProblem(path: "", "give 'generator:' (a built-in task) or 'source:' (a JSONL file of examples)")]
     }
     // Answers are exact 64-bit integers: at most 18 digits can multiply together.
     guard generator == ArithmeticTask.name, let digits = parameters[path: "difficulty.digits"].int,

@@ -241,7 +241,7 @@ import Testing
     let found = diagnostics(folder, overrides: ["t.value=3"])
     #expect(found.first?.message.contains("no stage named 't'") == true)
     let typed = diagnostics(folder, overrides: ["s.value=abc"])
-    #expect(typed.first?.message == "'value' must be an int, got the string 'abc'")
+    #expect(typed.first?.message == "'value' must be an int, got the string 'abc' (from --set s.value=abc)")
   }
 
   @Test func allProblemsAreReportedAtOnce() throws {
@@ -250,6 +250,13 @@ import Testing
       "b.yaml": "stages:\n  u: {op: emit, trian: 1}\n",
     ])
     #expect(diagnostics(folder).count == 3)
+  }
+
+  @Test func crlfFilesShowTheLineOfTheDiagnostic() throws {
+    let folder = try RecipeFolder(["a.yaml": "stages:\r\n  s:\r\n    op: emit\r\n    trian: {steps: 10}\r\n"])
+    let d = try #require(diagnostics(folder).first)
+    #expect(d.location?.line == 4 && d.location?.column == 5)
+    #expect(d.sourceLine == "    trian: {steps: 10}")
   }
 
   @Test func renderedDiagnosticShowsLineAndCaret() throws {

@@ -133,10 +133,11 @@ import Testing
     #expect(e?.location.line == 1 && e?.location.column == 1)
   }
 
-  @Test func syntaxErrorsCarryLibyamlsProblemAndPlace() {
+  @Test func anUnclosedFlowListPointsAtItsOpener() {
+    // libyaml notices the problem on line 2; the fix goes where the '[' is.
     let e = error("a: [1, 2\nb: 3\n")
-    #expect(e != nil)
-    #expect(e!.location.line >= 2)
+    #expect(e?.message == "this '[' is never closed: add ']' (or a ',' is missing before line 2)")
+    #expect(e?.location.line == 1 && e?.location.column == 4)
   }
 
   @Test func unsupportedTagsAreRefused() {
