@@ -24,10 +24,29 @@ struct EngineBench: AsyncParsableCommand {
   @Flag(help: "Skip the PyTorch peer.")
   var noPeer = false
 
+  @Option(help: "Rounds per configuration: each measures ours, then the peer in a fresh process (medians reported).")
+  var rounds: Int = 5
+
+  @Option(name: .long, parsing: .upToNextOption,
+          help: "Measure only these parts: sgemm, d128, d256, moe, moe-cost, attention (default: all).")
+  var only: [String] = []
+
   @Flag(name: .long, help: "Print JSON.")
   var json = false
 
+  static let parts = ["sgemm", "d128", "d256", "moe", "moe-cost", "attention"]
+
+  func validate() throws {
+    guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+    if let unknown = only.first(where: { !EngineBench.parts.contains($0) }) {
+      throw ValidationError("unknown part '\(unknown)'; choose from \(EngineBench.parts.joined(separator: ", "))")
+    }
+  }
+
+  func wants(_ part: String) -> Bool { only.isEmpty || only.contains(part) }
+
   struct Reference {
+    var part: String
     var name: String
     var config: ModelConfig
     var peerArguments: [String]
@@ -36,13 +55,13 @@ struct EngineBench: AsyncParsableCommand {
 
   /// The reference configurations of PERFORMANCE.md: byte vocabulary, 4 layers, 4 heads, context 128.
   static let references: [Reference] = [
-    Reference(name: "dense d128", config: ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4,
+    Reference(part: "d128", name: "dense d128", config: ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4,
                                                       mlpHiddenDim: 512, contextLength: 128),
               peerArguments: ["--d", "128", "--mode", "all"], generation: true),
-    Reference(name: "dense d256", config: ModelConfig(vocabularySize: 256, modelDim: 256, layerCount: 4, headCount: 4,
+    Reference(part: "d256", name: "dense d256", config: ModelConfig(vocabularySize: 256, modelDim: 256, layerCount: 4, headCount: 4,
                                                       mlpHiddenDim: 1024, contextLength: 128),
               peerArguments: ["--d", "256", "--mode", "all"], generation: true),
-    Reference(name: "MoE d128 (8 routed top-2 + 1 shared)",
+    Reference(part: "moe", name: "MoE d128 (8 routed top-2 + 1 shared)",
               config: ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4, contextLength: 128,
                                   moe: MoEConfig(routedExperts: 8, sharedExperts: 1, topK: 2, expertHiddenDim: 256)),
               peerArguments: ["--d", "128", "--moe", "--mode", "train"], generation: false),
@@ -54,60 +73,91 @@ struct EngineBench: AsyncParsableCommand {
     var rows: [[String]] = []
     let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-    // The ceiling: sgemm at the shapes the models use.
+    // The ceiling: sgemm at the shapes the models use (always measured: MFU needs it).
     var peak = 0.0
     for (m, n, k, tb) in [(2048, 2048, 2048, false), (2048, 512, 128, true), (2048, 128, 512, false), (4096, 768, 256, true),
                           (4096, 1024, 256, false), (16, 768, 256, true), (1, 768, 256, true)] {
       let raw = median(timeMatmul(m: m, n: n, k: k, transposeB: tb, raw: true, repeats: 9, clock: clock))
-      let wrapped = median(timeMatmul(m: m, n: n, k: k, transposeB: tb, raw: false, repeats: 9, clock: clock))
       let flops = 2.0 * Double(m * n * k)
       peak = max(peak, flops / raw / 1e9)
+      guard wants("sgemm") else { continue }
+      let wrapped = median(timeMatmul(m: m, n: n, k: k, transposeB: tb, raw: false, repeats: 9, clock: clock))
       rows.append(["sgemm \(m)×\(k)×\(n)\(tb ? " NT" : "")", String(format: "%.1f GFLOP/s", flops / raw / 1e9),
                    String(format: "wrapper %.0f%%", 100 * raw / wrapped)])
       report.append(["kind": "sgemm", "m": m, "n": n, "k": k, "transpose_b": tb, "gflops_raw": flops / raw / 1e9,
                      "gflops_wrapper": flops / wrapped / 1e9])
     }
 
-    for reference in EngineBench.references {
+    // The models: `rounds` rounds, each ours then the peer in a fresh process, so that both meet the
+    // same phases of a shared machine; medians (min–max) of the rounds.
+    for reference in EngineBench.references where wants(reference.part) {
       let config = reference.config
-      let ours = measure(config: config, generation: reference.generation, clock: clock)
-      var line: [String: Any] = ["kind": "model", "name": reference.name, "train_tok_s": ours.train,
-                                 "decode_tok_s_b1": ours.decode1, "decode_tok_s_b16": ours.decode16,
-                                 "mfu": ours.train * flopsPerToken(config) / (peak * 1e9)]
-      var peerText = ""
-      if let torch = peerResult(reference.peerArguments) {
-        line["torch"] = torch
-        let t = torch["train"] ?? 0, g1 = torch["gen1"] ?? 0, g16 = torch["gen16"] ?? 0
-        peerText = reference.generation
-          ? String(format: "torch %.0f / %.0f / %.0f; ratios %.2f× / %.2f× / %.2f×", t, g1, g16,
-                   ours.train / t, ours.decode1 / g1, ours.decode16 / g16)
-          : String(format: "torch %.0f; ratio %.2f×", t, ours.train / t)
+      var ours: [Throughput] = []
+      var peer: [Throughput] = []
+      for _ in 0..<rounds {
+        ours.append(measure(config: config, generation: reference.generation, clock: clock))
+        if let torch = peerResult(reference.peerArguments) {
+          peer.append(Throughput(train: torch["train"] ?? 0, decode1: torch["gen1"] ?? 0, decode16: torch["gen16"] ?? 0))
+        }
       }
-      let mfu = 100 * ours.train * flopsPerToken(config) / (peak * 1e9)
-      rows.append([reference.name, reference.generation
-                     ? String(format: "train %.0f tok/s (MFU %.0f%%), decode b1 %.0f, b16 %.0f tok/s", ours.train, mfu,
-                              ours.decode1, ours.decode16)
-                     : String(format: "train %.0f tok/s (MFU %.0f%%)", ours.train, mfu),
+      let mine = Throughput.median(ours), theirs = peer.isEmpty ? nil : Throughput.median(peer)
+      let mfu = mine.train * flopsPerToken(config) / (peak * 1e9)
+      var line: [String: Any] = ["kind": "model", "name": reference.name, "rounds": rounds,
+                                 "train_tok_s": mine.train, "decode_tok_s_b1": mine.decode1,
+                                 "decode_tok_s_b16": mine.decode16, "mfu": mfu,
+                                 "train_tok_s_range": Throughput.range(ours, \.train)]
+      var peerText = ""
+      if let theirs {
+        line["torch"] = ["train": theirs.train, "gen1": theirs.decode1, "gen16": theirs.decode16,
+                         "train_range": Throughput.range(peer, \.train)]
+        line["ratios"] = ["train": mine.train / theirs.train, "gen1": mine.decode1 / theirs.decode1,
+                          "gen16": mine.decode16 / theirs.decode16]
+        peerText = reference.generation
+          ? String(format: "torch %.0f / %.0f / %.0f; ratios %.2f× / %.2f× / %.2f×", theirs.train, theirs.decode1,
+                   theirs.decode16, mine.train / theirs.train, mine.decode1 / theirs.decode1, mine.decode16 / theirs.decode16)
+          : String(format: "torch %.0f; ratio %.2f×", theirs.train, mine.train / theirs.train)
+        peerText += String(format: " (train %.0f–%.0f)", Throughput.range(peer, \.train)[0], Throughput.range(peer, \.train)[1])
+      }
+      let trainRange = Throughput.range(ours, \.train)
+      rows.append([reference.name, (reference.generation
+                     ? String(format: "train %.0f tok/s (MFU %.0f%%), decode b1 %.0f, b16 %.0f tok/s", mine.train, 100 * mfu,
+                              mine.decode1, mine.decode16)
+                     : String(format: "train %.0f tok/s (MFU %.0f%%)", mine.train, 100 * mfu))
+                     + String(format: " (train %.0f–%.0f)", trainRange[0], trainRange[1]),
                    peerText])
       report.append(line)
     }
-    // MoE cost per token against a dense model with the same active parameters (MLP hidden = 3 × 256).
-    let moeConfig = EngineBench.references[2].config
-    let sameActive = ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4, mlpHiddenDim: 768,
-                                 contextLength: 128)
-    let moe = measure(config: moeConfig, generation: false, clock: clock).train
-    let dense = measure(config: sameActive, generation: false, clock: clock).train
-    rows.append(["MoE vs dense with the same active parameters", String(format: "%.0f vs %.0f tok/s: cost per token %.2f×", moe, dense, dense / moe), "target ≤ 1.3×"])
-    report.append(["kind": "moe_vs_dense", "moe_tok_s": moe, "dense_tok_s": dense, "cost_ratio": dense / moe])
 
-    // Attention at 8,192 tokens: a 256-token window against dense, forward + backward, one layer.
-    let long = attentionSeconds(length: 8192, pattern: .dense, clock: clock)
-    let window = attentionSeconds(length: 8192, pattern: .slidingWindow(window: 256, globalTokens: 0), clock: clock)
-    rows.append(["attention at 8,192 tokens, fwd+bwd (4 heads × 32)",
-                 String(format: "dense %.0f ms, window 256 %.0f ms: %.1f× faster", long.seconds * 1000, window.seconds * 1000, long.seconds / window.seconds),
-                 String(format: "saved weights %@ vs %@", byteCount(long.bytes), byteCount(window.bytes))])
-    report.append(["kind": "long_attention", "dense_seconds": long.seconds, "window_seconds": window.seconds,
-                   "dense_bytes": long.bytes, "window_bytes": window.bytes])
+    if wants("moe-cost") {
+      // MoE cost per token against a dense model with the same active parameters (MLP hidden = 3 × 256).
+      let moeConfig = EngineBench.references[2].config
+      let sameActive = ModelConfig(vocabularySize: 256, modelDim: 128, layerCount: 4, headCount: 4, mlpHiddenDim: 768,
+                                   contextLength: 128)
+      var ratios: [Double] = [], moes: [Double] = [], denses: [Double] = []
+      for _ in 0..<rounds {
+        let moe = measure(config: moeConfig, generation: false, clock: clock).train
+        let dense = measure(config: sameActive, generation: false, clock: clock).train
+        moes.append(moe)
+        denses.append(dense)
+        ratios.append(dense / moe)
+      }
+      let ratio = median(ratios)
+      rows.append(["MoE vs dense with the same active parameters",
+                   String(format: "%.0f vs %.0f tok/s: cost per token %.2f× (%.2f–%.2f)", median(moes), median(denses), ratio,
+                          ratios.min()!, ratios.max()!), "target ≤ 1.3×"])
+      report.append(["kind": "moe_vs_dense", "moe_tok_s": median(moes), "dense_tok_s": median(denses), "cost_ratio": ratio])
+    }
+
+    if wants("attention") {
+      // Attention at 8,192 tokens: a 256-token window against dense, forward + backward, one layer.
+      let long = attentionSeconds(length: 8192, pattern: .dense, clock: clock)
+      let window = attentionSeconds(length: 8192, pattern: .slidingWindow(window: 256, globalTokens: 0), clock: clock)
+      rows.append(["attention at 8,192 tokens, fwd+bwd (4 heads × 32)",
+                   String(format: "dense %.0f ms, window 256 %.0f ms: %.1f× faster", long.seconds * 1000, window.seconds * 1000, long.seconds / window.seconds),
+                   String(format: "saved weights %@ vs %@", byteCount(long.bytes), byteCount(window.bytes))])
+      report.append(["kind": "long_attention", "dense_seconds": long.seconds, "window_seconds": window.seconds,
+                     "dense_bytes": long.bytes, "window_bytes": window.bytes])
+    }
 
     if json {
       printJSON(report)
@@ -117,6 +167,24 @@ struct EngineBench: AsyncParsableCommand {
   }
 
   func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+  /// Tokens per second of one measurement: training, and decoding at batch 1 and 16.
+  struct Throughput {
+    var train: Double
+    var decode1: Double
+    var decode16: Double
+
+    /// The median of each figure on its own.
+    static func median(_ xs: [Throughput]) -> Throughput {
+      func m(_ key: KeyPath<Throughput, Double>) -> Double { xs.map { $0[keyPath: key] }.sorted()[xs.count / 2] }
+      return Throughput(train: m(\.train), decode1: m(\.decode1), decode16: m(\.decode16))
+    }
+
+    static func range(_ xs: [Throughput], _ key: KeyPath<Throughput, Double>) -> [Double] {
+      let values = xs.map { $0[keyPath: key] }
+      return [values.min() ?? 0, values.max() ?? 0]
+    }
+  }
 
   /// One attention layer forward and backward at `length` tokens; the median of 3, and the bytes of
   /// softmax weights it keeps for the backward pass.
@@ -139,7 +207,7 @@ struct EngineBench: AsyncParsableCommand {
     return 6 * matmul + 6 * Double(2 * c.layerCount * c.contextLength * c.modelDim)
   }
 
-  func measure(config: ModelConfig, generation: Bool, clock: () -> Double) -> (train: Double, decode1: Double, decode16: Double) {
+  func measure(config: ModelConfig, generation: Bool, clock: () -> Double) -> Throughput {
     let model = TransformerLM(config: config, seed: 0)
     let optimizer = AdamW(parameters: model.parameters, settings: .init(schedule: LearningRateSchedule(peak: 3e-4, warmupSteps: 0, totalSteps: 100)))
     var random = RandomStream(seed: 0, purpose: .dataOrder)
@@ -154,7 +222,7 @@ struct EngineBench: AsyncParsableCommand {
       if step >= 3 { times.append(clock() - start) }
     }
     let train = Double(16 * 128) / median(times)
-    guard generation else { return (train, 0, 0) }
+    guard generation else { return Throughput(train: train, decode1: 0, decode16: 0) }
     let generator = Generator(model: model)
     let tokenizer = ByteTokenizer()
     func decodeRate(_ batch: Int) -> Double {
@@ -171,7 +239,7 @@ struct EngineBench: AsyncParsableCommand {
       }
       return Double(batch * 63) / median(Array(samples.dropFirst()))
     }
-    return (train, decodeRate(1), decodeRate(16))
+    return Throughput(train: train, decode1: decodeRate(1), decode16: decodeRate(16))
   }
 
   /// The peer's tokens/s (train, decode at batch 1 and 16), or nil when it cannot run here.
