@@ -20,6 +20,25 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
   return s
 }
 
+/// Σ a[i]·b[i]·c[i] for i in 0..<n.
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ n: Int) -> Float {
+  var acc = SIMD16<Float>()
+  var i = 0
+  while i + 16 <= n {
+    acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
+      * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
+      * UnsafeRawPointer(c + i).loadUnaligned(as: SIMD16<Float>.self)
+    i += 16
+  }
+  var s = acc.sum()
+  while i < n {
+    s += a[i] * b[i] * c[i]
+    i += 1
+  }
+  return s
+}
+
 /// y[i] += α·x[i] for i in 0..<n.
 @inline(__always)
 func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ n: Int) {
