@@ -56,30 +56,53 @@ public struct RoPETable: Sendable, Equatable {
 // reference code (rotate_half), so exported weights load elsewhere unchanged.
 
 /// Rotates each head's pairs by position · θᵢ (inverse = true rotates back: the backward pass).
+///
+/// cos and sin are computed once per distinct position when positions repeat (training: every
+/// sequence of the batch has positions 0..<seq), else once per row; rows run on both cores in
+/// fixed-size chunks. Either way each value is the same `cosf`/`sinf` of the same angle.
 func ropeApply(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>,
                rows: Int, heads: Int, table: RoPETable, inverse: Bool, accumulate: Bool) {
   let d = table.headDim, half = d / 2
   let sign: Float = inverse ? -1 : 1
-  var cosines = [Float](repeating: 0, count: half), sines = [Float](repeating: 0, count: half)
-  for r in 0..<rows {
-    let p = Float(positions[r])
-    for i in 0..<half {
-      let angle = p * table.frequencies[i]
-      cosines[i] = cosf(angle) * table.magnitude
-      sines[i] = sign * sinf(angle) * table.magnitude
-    }
-    for h in 0..<heads {
-      let base = (r * heads + h) * d
+  var largest = 0
+  for r in 0..<rows { largest = max(largest, Int(positions[r])) }
+  // One row of cos·m, then sin·m·sign, per position (or per row).
+  let perPosition = largest + 1 <= rows
+  let entries = perPosition ? largest + 1 : rows
+  var angles = [Float](repeating: 0, count: entries * d)
+  angles.withUnsafeMutableBufferPointer { buffer in
+    let a = buffer.baseAddress!
+    for e in 0..<entries {
+      let p = Float(perPosition ? e : Int(positions[e]))
       for i in 0..<half {
-        let a = x[base + i], b = x[base + i + half]
-        let ra = a * cosines[i] - b * sines[i]
-        let rb = b * cosines[i] + a * sines[i]
-        if accumulate {
-          y[base + i] += ra
-          y[base + i + half] += rb
-        } else {
-          y[base + i] = ra
-          y[base + i + half] = rb
+        let angle = p * table.frequencies[i]
+        a[e * d + i] = cosf(angle) * table.magnitude
+        a[e * d + half + i] = sign * sinf(angle) * table.magnitude
+      }
+    }
+  }
+  let xp = SendableConstPointer(x), yp = SendablePointer(y), pp = SendableConstPointer(positions)
+  angles.withUnsafeBufferPointer { buffer in
+    let ap = SendableConstPointer(buffer.baseAddress!)
+    let chunk = 64
+    parallelFor((rows + chunk - 1) / chunk, workPerItem: chunk * heads * d * 3) { c in
+      let x = xp.pointer, y = yp.pointer
+      for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
+        let cosines = ap.pointer + (perPosition ? Int(pp.pointer[r]) : r) * d, sines = cosines + half
+        for h in 0..<heads {
+          let base = (r * heads + h) * d
+          for i in 0..<half {
+            let a = x[base + i], b = x[base + i + half]
+            let ra = a * cosines[i] - b * sines[i]
+            let rb = b * cosines[i] + a * sines[i]
+            if accumulate {
+              y[base + i] += ra
+              y[base + i + half] += rb
+            } else {
+              y[base + i] = ra
+              y[base + i + half] = rb
+            }
+          }
         }
       }
     }
