@@ -100,7 +100,9 @@ enum StoreLimit {
 
 /// JSON for `--json` outputs: pretty, keys sorted.
 func printJSON(_ value: Any) {
-  guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys]) else {
+  guard JSONSerialization.isValidJSONObject(value),
+        let data = try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys]) else {
+    Console.error("error: the result cannot be written as JSON (a value is not a finite number)")
     return
   }
   Console.out(String(decoding: data, as: UTF8.self))

@@ -110,8 +110,9 @@ struct EngineBench: AsyncParsableCommand {
       if let theirs {
         line["torch"] = ["train": theirs.train, "gen1": theirs.decode1, "gen16": theirs.decode16,
                          "train_range": Throughput.range(peer, \.train)]
-        line["ratios"] = ["train": mine.train / theirs.train, "gen1": mine.decode1 / theirs.decode1,
-                          "gen16": mine.decode16 / theirs.decode16]
+        line["ratios"] = reference.generation
+          ? ["train": mine.train / theirs.train, "gen1": mine.decode1 / theirs.decode1, "gen16": mine.decode16 / theirs.decode16]
+          : ["train": mine.train / theirs.train]
         peerText = reference.generation
           ? String(format: "torch %.0f / %.0f / %.0f; ratios %.2f× / %.2f× / %.2f×", theirs.train, theirs.decode1,
                    theirs.decode16, mine.train / theirs.train, mine.decode1 / theirs.decode1, mine.decode16 / theirs.decode16)
