@@ -7,20 +7,30 @@ import Testing
     return (0..<count).map { _ in rng.normal() }
   }
 
+  /// Every layout, several rows and one row (the matrix–vector path), with β = 0 over garbage (NaN)
+  /// and with α and β accumulating.
   @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
   func sgemmMatchesTheNaiveProduct(transposeA: Bool, transposeB: Bool) {
-    let m = 7, n = 5, k = 9
-    let a = random(m * k, seed: 1), b = random(k * n, seed: 2)
-    var c = [Float](repeating: 0, count: m * n)
-    a.withUnsafeBufferPointer { pa in
-      b.withUnsafeBufferPointer { pb in
-        c.withUnsafeMutableBufferPointer { pc in
-          sgemm(pa.baseAddress!, transposeA: transposeA, pb.baseAddress!, transposeB: transposeB, pc.baseAddress!, m: m, n: n, k: k)
+    for m in [7, 1] {
+      let n = 5, k = 9
+      let a = random(m * k, seed: 1), b = random(k * n, seed: 2), start = random(m * n, seed: 3)
+      let reference = sgemmReference(a, transposeA: transposeA, b, transposeB: transposeB, m: m, n: n, k: k)
+      for (alpha, beta) in [(Float(1), Float(0)), (0.5, 2)] {
+        var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : start
+        a.withUnsafeBufferPointer { pa in
+          b.withUnsafeBufferPointer { pb in
+            c.withUnsafeMutableBufferPointer { pc in
+              sgemm(pa.baseAddress!, transposeA: transposeA, pb.baseAddress!, transposeB: transposeB, pc.baseAddress!,
+                    m: m, n: n, k: k, alpha: alpha, beta: beta)
+            }
+          }
+        }
+        for i in 0..<c.count {
+          let expected = alpha * reference[i] + (beta == 0 ? 0 : beta * start[i])
+          #expect(abs(c[i] - expected) < 1e-4, "m \(m), α \(alpha), β \(beta), element \(i)")
         }
       }
     }
-    let reference = sgemmReference(a, transposeA: transposeA, b, transposeB: transposeB, m: m, n: n, k: k)
-    for i in 0..<c.count { #expect(abs(c[i] - reference[i]) < 1e-4) }
   }
 
   func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor, batch: Int, heads: Int, kvHeads: Int, pattern: AttentionPattern) -> Tensor {

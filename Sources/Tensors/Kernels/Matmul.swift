@@ -21,6 +21,15 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
     return
   }
   _ = BLASConfiguration.singleThreaded
+  if m == 1 {
+    // One row (decoding a single sequence): a matrix–vector product. OpenBLAS's gemm packs both
+    // operands first, which for one row costs several times the product itself on some CPUs (5× with
+    // its Zen kernels); gemv reads the matrix once. A's single row is contiguous either way.
+    if beta == 0 { c.update(repeating: 0, count: n) }  // beta = 0 must ignore what C holds, NaN included
+    cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? n : k),
+                Int32(transposeB ? k : n), alpha, b, Int32(transposeB ? k : n), a, 1, beta == 0 ? 0 : beta, c, 1)
+    return
+  }
   let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
   /// Rows r0..<r0+rows and columns c0..<c0+columns of C. A row offset moves along A (a column offset
   /// when A is transposed); a column offset moves along B (a row offset when B is transposed).
