@@ -2,41 +2,37 @@
 /// vectorise on their own (TOOLCHAIN.md). The summation order is fixed by the length alone, so
 /// results are deterministic.
 
-/// Σ a[i]·b[i] for i in 0..<n.
+/// Σ term(i) for i in 0..<n: 16 lanes at a time (`lanes(i)` gives terms i..<i+16), then the tail one by
+/// one (`scalar(i)`). The order is fixed by n alone.
 @inline(__always)
-func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+func simdSum(_ n: Int, lanes: (Int) -> SIMD16<Float>, scalar: (Int) -> Float) -> Float {
   var acc = SIMD16<Float>()
   var i = 0
   while i + 16 <= n {
-    acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
-      * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
+    acc += lanes(i)
     i += 16
   }
   var s = acc.sum()
   while i < n {
-    s += a[i] * b[i]
+    s += scalar(i)
     i += 1
   }
   return s
 }
 
+@inline(__always)
+func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+
+/// Σ a[i]·b[i] for i in 0..<n.
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+  simdSum(n, lanes: { load16(a + $0) * load16(b + $0) }, scalar: { a[$0] * b[$0] })
+}
+
 /// Σ a[i]·b[i]·c[i] for i in 0..<n.
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ n: Int) -> Float {
-  var acc = SIMD16<Float>()
-  var i = 0
-  while i + 16 <= n {
-    acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
-      * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
-      * UnsafeRawPointer(c + i).loadUnaligned(as: SIMD16<Float>.self)
-    i += 16
-  }
-  var s = acc.sum()
-  while i < n {
-    s += a[i] * b[i] * c[i]
-    i += 1
-  }
-  return s
+  simdSum(n, lanes: { load16(a + $0) * load16(b + $0) * load16(c + $0) }, scalar: { a[$0] * b[$0] * c[$0] })
 }
 
 /// y[i] += α·x[i] for i in 0..<n.
