@@ -81,6 +81,24 @@ import Testing
     try folder.write("lineage.lock", "stages: [not, a, map]\n")
     #expect(try CLITests().lineage(["run"], in: folder).status == 2)
   }
+  /// A stage file that cannot be read (here a link to nothing; a folder or a permission error read the
+  /// same way): a located message, exit 2, and the store is not touched.
+  @Test func anUnreadableStageFileStopsTheRunWithItsName() throws {
+    let folder = try CLITests.Folder()
+    try folder.write("t.txt", Self.text)
+    try folder.write("s.yaml", Self.recipe)
+    #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    let lock = folder.read("lineage.lock")
+    try FileManager.default.createSymbolicLink(atPath: folder.path + "/Stages/more.yaml", withDestinationPath: "nowhere.yaml")
+    let run = try CLITests().lineage(["run"], in: folder)
+    #expect(run.status == 2, "\(run.stderr)")
+    #expect(run.stderr.contains("more.yaml:1:1: error: cannot read stage file"), "\(run.stderr)")
+    #expect(folder.read("lineage.lock") == lock)
+    try FileManager.default.removeItem(atPath: folder.path + "/Stages/more.yaml")
+    let again = try CLITests().lineage(["run"], in: folder)
+    #expect(again.status == 0 && again.stderr.contains("0 to run"), "\(again.stderr)")
+  }
+
   // MARK: - Full store, full disk
 
   /// A small stage and a 4 MiB one: the second cannot fit under a 2 MiB limit.
