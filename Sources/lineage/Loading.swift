@@ -45,10 +45,10 @@ extension RecipeOptions {
 /// Opens the store at `path` with the size limit of `LINEAGE_STORE_LIMIT`, or exits with a message.
 func openStore(at path: String) throws -> Store {
   let limit: Int
-  switch StoreLimit.fromEnvironment() {
-  case .success(let value): limit = value
-  case .failure(let message):
-    Console.error("error: \(message)")
+  do {
+    limit = try StoreLimit.fromEnvironment()
+  } catch {
+    Console.error("error: \(error.message)")
     throw ExitCode(ExitStatus.invalidRecipe)
   }
   // A file-size limit (`ulimit -f`) must fail the write with EFBIG, which the store reports as a full
@@ -68,17 +68,18 @@ func openStore(at path: String) throws -> Store {
 enum StoreLimit {
   static let variable = "LINEAGE_STORE_LIMIT"
 
-  enum Reading { case success(Int), failure(String) }
+  struct Invalid: Error { var message: String }
 
-  static func fromEnvironment() -> Reading {
+  /// The limit in bytes: the variable's, or the store's default when it is unset.
+  static func fromEnvironment() throws(Invalid) -> Int {
     guard let text = ProcessInfo.processInfo.environment[variable], !text.isEmpty else {
-      return .success(Store.defaultMaxMapSize)
+      return Store.defaultMaxMapSize
     }
     guard let bytes = parse(text) else {
-      return .failure("\(variable)='\(text)' is not a size; write it like 512MiB, 20GiB or 1TiB")
+      throw Invalid(message: "\(variable)='\(text)' is not a size; write it like 512MiB, 20GiB or 1TiB")
     }
-    guard bytes >= 1 << 20 else { return .failure("\(variable)='\(text)' is too small; a store needs at least 1MiB") }
-    return .success(bytes)
+    guard bytes >= 1 << 20 else { throw Invalid(message: "\(variable)='\(text)' is too small; a store needs at least 1MiB") }
+    return bytes
   }
 
   /// `64MiB`, `64M`, `64MB`, `1.5GiB` (binary units), or a plain number of bytes.
@@ -102,7 +103,7 @@ enum StoreLimit {
 func printJSON(_ value: Any) {
   guard JSONSerialization.isValidJSONObject(value),
         let data = try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys]) else {
-    Console.error("error: the result cannot be written as JSON (a value is not a finite number)")
+    Console.error("error: the result cannot be written as JSON (a value is NaN, infinite or not a JSON type)")
     return
   }
   Console.out(String(decoding: data, as: UTF8.self))

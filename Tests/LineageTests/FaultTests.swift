@@ -34,11 +34,17 @@ import Testing
     return flipped
   }
 
-  @Test func fsckNamesRemovesAndTheNextRunRecomputes() throws {
+  /// The recipe above in a fresh folder, run once to the end.
+  static func finishedRecipe() throws -> CLITests.Folder {
     let folder = try CLITests.Folder()
-    try folder.write("t.txt", Self.text)
-    try folder.write("s.yaml", Self.recipe)
+    try folder.write("t.txt", text)
+    try folder.write("s.yaml", recipe)
     #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    return folder
+  }
+
+  @Test func fsckNamesRemovesAndTheNextRunRecomputes() throws {
+    let folder = try Self.finishedRecipe()
     let lock = folder.read("lineage.lock")
     #expect(try Self.corrupt(folder, "MARKER document 17 ") > 0)
 
@@ -54,10 +60,7 @@ import Testing
   }
 
   @Test func aRunThatReadsACorruptInputRemovesItAndRecomputesItsProducer() throws {
-    let folder = try CLITests.Folder()
-    try folder.write("t.txt", Self.text)
-    try folder.write("s.yaml", Self.recipe)
-    #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    let folder = try Self.finishedRecipe()
     let lock = folder.read("lineage.lock")
     #expect(try Self.corrupt(folder, "MARKER document 23 ") > 0)
 
@@ -69,10 +72,7 @@ import Testing
   }
 
   @Test func aDamagedLockfileStopsTheRunWithAClearMessage() throws {
-    let folder = try CLITests.Folder()
-    try folder.write("t.txt", Self.text)
-    try folder.write("s.yaml", Self.recipe)
-    #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    let folder = try Self.finishedRecipe()
     let lock = try #require(folder.read("lineage.lock"))
     try folder.write("lineage.lock", String(lock.prefix(lock.count / 2)))
     let run = try CLITests().lineage(["run"], in: folder)
@@ -84,10 +84,7 @@ import Testing
   /// A stage file that cannot be read (here a link to nothing; a folder or a permission error read the
   /// same way): a located message, exit 2, and the store is not touched.
   @Test func anUnreadableStageFileStopsTheRunWithItsName() throws {
-    let folder = try CLITests.Folder()
-    try folder.write("t.txt", Self.text)
-    try folder.write("s.yaml", Self.recipe)
-    #expect(try CLITests().lineage(["run"], in: folder).status == 0)
+    let folder = try Self.finishedRecipe()
     let lock = folder.read("lineage.lock")
     try FileManager.default.createSymbolicLink(atPath: folder.path + "/Stages/more.yaml", withDestinationPath: "nowhere.yaml")
     let run = try CLITests().lineage(["run"], in: folder)

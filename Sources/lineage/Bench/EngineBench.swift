@@ -117,7 +117,8 @@ struct EngineBench: AsyncParsableCommand {
           ? String(format: "torch %.0f / %.0f / %.0f; ratios %.2f× / %.2f× / %.2f×", theirs.train, theirs.decode1,
                    theirs.decode16, mine.train / theirs.train, mine.decode1 / theirs.decode1, mine.decode16 / theirs.decode16)
           : String(format: "torch %.0f; ratio %.2f×", theirs.train, mine.train / theirs.train)
-        peerText += String(format: " (train %.0f–%.0f)", Throughput.range(peer, \.train)[0], Throughput.range(peer, \.train)[1])
+        let peerRange = Throughput.range(peer, \.train)
+        peerText += String(format: " (train %.0f–%.0f)", peerRange[0], peerRange[1])
       }
       let trainRange = Throughput.range(ours, \.train)
       rows.append([reference.name, (reference.generation
@@ -167,7 +168,8 @@ struct EngineBench: AsyncParsableCommand {
     }
   }
 
-  func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+  func median(_ xs: [Double]) -> Double { EngineBench.median(xs) }
+  static func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
   /// Tokens per second of one measurement: training, and decoding at batch 1 and 16.
   struct Throughput {
@@ -177,7 +179,7 @@ struct EngineBench: AsyncParsableCommand {
 
     /// The median of each figure on its own.
     static func median(_ xs: [Throughput]) -> Throughput {
-      func m(_ key: KeyPath<Throughput, Double>) -> Double { xs.map { $0[keyPath: key] }.sorted()[xs.count / 2] }
+      func m(_ key: KeyPath<Throughput, Double>) -> Double { EngineBench.median(xs.map { $0[keyPath: key] }) }
       return Throughput(train: m(\.train), decode1: m(\.decode1), decode16: m(\.decode16))
     }
 
