@@ -132,9 +132,9 @@ import Testing
     #expect(parallel.0 == serial.0)
     #expect(parallel.1 == serial.1)
 
-    // Products split across cores by rows (training) and by columns (few rows, decoding): the same
+    // Products split across cores by rows (training) and by columns (few rows, or one, decoding): the same
     // bits whether the halves run at once or one after the other.
-    for (m, n, kk) in [(256, 384, 128), (16, 1024, 256)] {
+    for (m, n, kk) in [(256, 384, 128), (16, 1024, 256), (1, 1024, 256)] {
       let a = Variable(Tensor(shape: [m, kk], scalars: random(m * kk, seed: 5)), requiresGrad: true)
       let w = Variable(Tensor(shape: [n, kk], scalars: random(n * kk, seed: 6)), requiresGrad: true)
       func product() -> (Tensor, Tensor) {
@@ -199,5 +199,29 @@ import Testing
     let masked = Variable(logits).crossEntropy(targets: [2, 1], weights: [1, 0]).value.scalars[0]
     let alone = Variable(Tensor(shape: [1, 3], scalars: [1, 2, 3])).crossEntropy(targets: [2]).value.scalars[0]
     #expect(abs(masked - alone) < 1e-6)
+  }
+
+  /// The kernel threads under several callers at once (concurrent stages): every index of every job
+  /// runs exactly once, whether a caller got the helpers or ran its job alone, and nothing deadlocks.
+  @Test func kernelThreadsRunEveryIndexOnceUnderConcurrentCallers() async {
+    let results = await withTaskGroup(of: Bool.self) { group in
+      for caller in 0..<4 {
+        group.addTask {
+          var ok = true
+          for job in 0..<300 {
+            let count = 2 + (caller * 7 + job) % 37
+            var hits = [Int](repeating: 0, count: count)
+            hits.withUnsafeMutableBufferPointer { h in
+              let p = SendablePointer(h.baseAddress!)
+              parallelFor(count) { i in p.pointer[i] += 1 }
+            }
+            ok = ok && hits.allSatisfy { $0 == 1 }
+          }
+          return ok
+        }
+      }
+      return await group.reduce(into: [Bool]()) { $0.append($1) }
+    }
+    #expect(results == [true, true, true, true])
   }
 }

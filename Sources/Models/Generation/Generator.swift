@@ -127,11 +127,10 @@ public final class Generator {
   private func forward(tokens: [Int32], sequences: [Int], positions: [Int32], cache: inout KVCache,
                        queriesPerSequence: Int) -> Tensor {
     let c = model.config, rows = tokens.count
-    let kvWidth = c.kvHeadCount * c.headDim
     let w = weights
     let groups = Array(stride(from: 0, to: rows, by: queriesPerSequence))
     return model.forward(tokens: tokens, positions: positions, weight: { w[$0]! }) { l, q, k, v in
-      cache.write(layer: l, keys: k.value, values: v.value, sequences: sequences, positions: positions, width: kvWidth)
+      cache.write(layer: l, keys: k.value, values: v.value, sequences: sequences, positions: positions)
       if queriesPerSequence == 1 {
         // One new token per sequence: all of them at once, each over its own cache rows.
         let (keys, values) = cache.gather(layer: l, sequences: sequences)
@@ -154,42 +153,57 @@ public final class Generator {
   }
 }
 
-/// Keys and values of every layer for every sequence: `[layers][batch, capacity, kvHeads·headDim]`.
+/// Keys and values of every layer for every sequence: `[layers][batch, kvHeads, capacity, headDim]`, so
+/// that attention reads each head's keys as one contiguous block.
 struct KVCache {
   let capacity: Int
-  let width: Int
+  let kvHeads: Int
+  let headDim: Int
   var keys: [[Float]]
   var values: [[Float]]
 
   init(config: ModelConfig, batch: Int, capacity: Int) {
     self.capacity = capacity
-    width = config.kvHeadCount * config.headDim
-    keys = Array(repeating: [Float](repeating: 0, count: batch * capacity * width), count: config.layerCount)
+    kvHeads = config.kvHeadCount
+    headDim = config.headDim
+    keys = Array(repeating: [Float](repeating: 0, count: batch * capacity * kvHeads * headDim), count: config.layerCount)
     values = keys
   }
 
-  mutating func write(layer: Int, keys k: Tensor, values v: Tensor, sequences: [Int], positions: [Int32], width: Int) {
-    for (row, b) in sequences.enumerated() {
-      let dst = (b * capacity + Int(positions[row])) * width
-      keys[layer].replaceSubrange(dst..<(dst + width), with: k.scalars[(row * width)..<((row + 1) * width)])
-      values[layer].replaceSubrange(dst..<(dst + width), with: v.scalars[(row * width)..<((row + 1) * width)])
+  /// Stores rows of `k` and `v` (`[rows, kvHeads·headDim]`): row r belongs to `sequences[r]` at `positions[r]`.
+  mutating func write(layer: Int, keys k: Tensor, values v: Tensor, sequences: [Int], positions: [Int32]) {
+    let (capacity, kvHeads, d) = (capacity, kvHeads, headDim)
+    func store(_ source: Tensor, into cache: inout [Float]) {
+      source.withUnsafeBufferPointer { src in
+        cache.withUnsafeMutableBufferPointer { dst in
+          for (row, b) in sequences.enumerated() {
+            for h in 0..<kvHeads {
+              let to = dst.baseAddress! + ((b * kvHeads + h) * capacity + Int(positions[row])) * d
+              to.update(from: src.baseAddress! + (row * kvHeads + h) * d, count: d)
+            }
+          }
+        }
+      }
     }
+    store(k, into: &keys[layer])
+    store(v, into: &values[layer])
   }
 
-  /// The caches of some sequences, in that order, as `[count, capacity, width]` tensors.
+  /// The caches of some sequences, in that order, as `[count, kvHeads, capacity, headDim]` tensors.
   func gather(layer: Int, sequences: [Int]) -> (Tensor, Tensor) {
-    let batch = keys[layer].count / (capacity * width)
+    let perSequence = kvHeads * capacity * headDim
+    let batch = keys[layer].count / perSequence
+    let shape = [sequences.count, kvHeads, capacity, headDim]
     if sequences == Array(0..<batch) {  // every sequence in order: share the buffers, copy nothing
-      return (Tensor(shape: [batch, capacity, width], scalars: keys[layer]),
-              Tensor(shape: [batch, capacity, width], scalars: values[layer]))
+      return (Tensor(shape: shape, scalars: keys[layer]), Tensor(shape: shape, scalars: values[layer]))
     }
     var k: [Float] = [], v: [Float] = []
-    k.reserveCapacity(sequences.count * capacity * width)
-    v.reserveCapacity(sequences.count * capacity * width)
+    k.reserveCapacity(sequences.count * perSequence)
+    v.reserveCapacity(sequences.count * perSequence)
     for b in sequences {
-      k += keys[layer][(b * capacity * width)..<((b + 1) * capacity * width)]
-      v += values[layer][(b * capacity * width)..<((b + 1) * capacity * width)]
+      k += keys[layer][(b * perSequence)..<((b + 1) * perSequence)]
+      v += values[layer][(b * perSequence)..<((b + 1) * perSequence)]
     }
-    return (Tensor(shape: [sequences.count, capacity, width], scalars: k), Tensor(shape: [sequences.count, capacity, width], scalars: v))
+    return (Tensor(shape: shape, scalars: k), Tensor(shape: shape, scalars: v))
   }
 }

@@ -53,7 +53,9 @@ public enum AttentionPattern: Hashable, Codable, Sendable {
   }
 }
 
-/// Sizes of one attention call. q [batch, queries, heads, headDim]; k, v [batch, keyStride, kvHeads, headDim].
+/// Sizes of one attention call. q [batch, queries, heads, headDim]; k, v [batch, keyStride, kvHeads,
+/// headDim] (as projected in training), or [batch, kvHeads, keyStride, headDim] when `headMajorKeys`
+/// (a decoding cache, where each head's keys are then read as one contiguous block).
 struct AttentionShape: Sendable {
   var batch: Int
   var queries: Int
@@ -63,8 +65,15 @@ struct AttentionShape: Sendable {
   var headDim: Int
   var pattern: AttentionPattern
   var scale: Float
+  var headMajorKeys = false
   /// probs [batch, heads, queries, maxKeys].
   var maxKeys: Int { pattern.maximumKeys(length: keyStride) }
+
+  /// Where the key (and value) of `position` for (batch, kv head) starts.
+  @inline(__always)
+  func keyOffset(batch b: Int, kvHead kvh: Int, position j: Int) -> Int {
+    headMajorKeys ? ((b * kvHeads + kvh) * keyStride + j) * headDim : ((b * keyStride + j) * kvHeads + kvh) * headDim
+  }
 }
 
 /// o = softmax(q·kᵀ·scale over the attended keys)·v, for every (batch, head, query).
@@ -92,7 +101,7 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
         let n = chooser.fill(&keyIndex, position: position, query: qRow)
         var m = -Float.infinity
         for slot in 0..<n {
-          let kRow = kp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          let kRow = kp.pointer + s.keyOffset(batch: b, kvHead: kvh, position: keyIndex[slot])
           scores[slot] = dot(qRow, kRow, d) * s.scale
           m = max(m, scores[slot])
         }
@@ -102,7 +111,7 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
         for slot in 0..<n {
           let p = scores[slot] * inv
           scores[slot] = p
-          let vRow = vp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          let vRow = vp.pointer + s.keyOffset(batch: b, kvHead: kvh, position: keyIndex[slot])
           axpy(oRow, p, vRow, d)
         }
         if let pp {
@@ -138,7 +147,7 @@ func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: U
         let pRow = pp.pointer + ((b * s.heads + h) * s.queries + i) * maxKeys
         var weighted: Float = 0  // Σ p · dP
         for slot in 0..<n {
-          let vRow = vp.pointer + ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          let vRow = vp.pointer + s.keyOffset(batch: b, kvHead: kvh, position: keyIndex[slot])
           let dp = dot(dO, vRow, d)
           dScores[slot] = dp
           weighted += pRow[slot] * dp
@@ -146,7 +155,7 @@ func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: U
         for slot in 0..<n {
           let p = pRow[slot]
           let ds = p * (dScores[slot] - weighted) * s.scale
-          let keyRow = ((b * s.keyStride + keyIndex[slot]) * s.kvHeads + kvh) * d
+          let keyRow = s.keyOffset(batch: b, kvHead: kvh, position: keyIndex[slot])
           let kRow = kp.pointer + keyRow
           let dkRow = dkp.pointer + keyRow, dvRow = dvp.pointer + keyRow
           axpy(dqRow, ds, kRow, d)
@@ -163,8 +172,8 @@ extension Tensor {
   ///
   /// - Parameters:
   ///   - q: `[batch·queries, heads·headDim]`, rows already rotated by RoPE.
-  ///   - keys, values: the caches, `[batch, keyStride, kvHeads·headDim]`, holding every position up to
-  ///     each query's own (written before this call).
+  ///   - keys, values: the caches, `[batch, kvHeads, keyStride, headDim]` (each head's keys together),
+  ///     holding every position up to each query's own (written before this call).
   ///   - positions: `[batch·queries]`, each query's position (= the index of its own key).
   /// - Returns: `[batch·queries, heads·headDim]`.
   public static func cachedAttention(q: Tensor, keys: Tensor, values: Tensor, positions: [Int32], batch: Int,
@@ -172,7 +181,8 @@ extension Tensor {
                                      pattern: AttentionPattern) -> Tensor {
     let headDim = q.count / (batch * queries * heads)
     let shape = AttentionShape(batch: batch, queries: queries, keyStride: keyStride, heads: heads, kvHeads: kvHeads,
-                               headDim: headDim, pattern: pattern, scale: 1 / Float(headDim).squareRoot())
+                               headDim: headDim, pattern: pattern, scale: 1 / Float(headDim).squareRoot(),
+                               headMajorKeys: true)
     var out = Tensor(zeros: q.shape)
     q.withUnsafeBufferPointer { pq in
       keys.withUnsafeBufferPointer { pk in
@@ -213,7 +223,7 @@ struct BlockChooser {
       for j in 0..<complete {
         for r in 0..<block {
           axpy(m.baseAddress! + j * s.headDim, 1 / Float(block),
-               keys + ((b * s.keyStride + j * block + r) * s.kvHeads + kvh) * s.headDim, s.headDim)
+               keys + s.keyOffset(batch: b, kvHead: kvh, position: j * block + r), s.headDim)
         }
       }
     }

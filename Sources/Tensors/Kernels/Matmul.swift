@@ -1,5 +1,4 @@
 internal import CBLAS
-import Dispatch
 
 /// C = α·op(A)·op(B) + β·C through OpenBLAS `cblas_sgemm` (row-major).
 ///
@@ -21,16 +20,30 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
     return
   }
   _ = BLASConfiguration.singleThreaded
+  let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
+  /// Both halves, on both cores (in turn when serial execution is forced).
+  func halves(_ half: (Int) -> Void) { parallelFor(2, half) }
   if m == 1 {
     // One row (decoding a single sequence): a matrix–vector product. OpenBLAS's gemm packs both
     // operands first, which for one row costs several times the product itself on some CPUs (5× with
     // its Zen kernels); gemv reads the matrix once. A's single row is contiguous either way.
     if beta == 0 { c.update(repeating: 0, count: n) }  // beta = 0 must ignore what C holds, NaN included
-    cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? n : k),
-                Int32(transposeB ? k : n), alpha, b, Int32(transposeB ? k : n), a, 1, beta == 0 ? 0 : beta, c, 1)
+    /// Outputs c0..<c0+columns: rows of B when it is transposed ([n, k]), else columns of B ([k, n]).
+    @Sendable func outputs(_ c0: Int, _ columns: Int) {
+      cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? columns : k),
+                  Int32(transposeB ? k : columns), alpha, transposeB ? bp.pointer + c0 * k : bp.pointer + c0,
+                  Int32(transposeB ? k : n), ap.pointer, 1, beta == 0 ? 0 : beta, cp.pointer + c0, 1)
+    }
+    // A large matrix is streamed from memory at a few GB/s per core (weights of a d256 model outgrow
+    // the cache): each core reads half of it.
+    if n >= 32 && n * k >= 1 << 16 {
+      let split = (n / 2 + 15) / 16 * 16
+      halves { $0 == 0 ? outputs(0, split) : outputs(split, n - split) }
+    } else {
+      outputs(0, n)
+    }
     return
   }
-  let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
   /// Rows r0..<r0+rows and columns c0..<c0+columns of C. A row offset moves along A (a column offset
   /// when A is transposed); a column offset moves along B (a row offset when B is transposed).
   @Sendable func block(_ r0: Int, _ rows: Int, _ c0: Int, _ columns: Int) {
@@ -38,15 +51,6 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
                 Int32(rows), Int32(columns), Int32(k), alpha, transposeA ? ap.pointer + r0 : ap.pointer + r0 * k,
                 Int32(transposeA ? m : k), transposeB ? bp.pointer + c0 * k : bp.pointer + c0,
                 Int32(transposeB ? k : n), beta, cp.pointer + r0 * n + c0, Int32(n))
-  }
-  /// Both halves, on both cores (or in turn when serial execution is forced).
-  func halves(_ half: @Sendable (Int) -> Void) {
-    if Parallelism.forceSerial {
-      half(0)
-      half(1)
-    } else {
-      DispatchQueue.concurrentPerform(iterations: 2, execute: half)
-    }
   }
   if m >= 64 && m * n * k >= 1 << 20 {
     let split = (m / 2 + 7) / 8 * 8  // halves of C's rows: a multiple of 8, fixed by the shape
