@@ -300,7 +300,8 @@ extension Variable {
     attention(q: q, k: k, v: v, batch: batch, heads: heads, kvHeads: kvHeads, pattern: pattern, pairwise: false)
   }
 
-  /// `pairwise: true` runs dense attention through the pair-by-pair kernel (tests compare the two).
+  /// `pairwise: true` runs dense and sliding-window attention through the pair-by-pair kernel instead of
+  /// matrix products (tests compare the two).
   static func attention(q: Variable, k: Variable, v: Variable, batch: Int, heads: Int, kvHeads: Int,
                         pattern: AttentionPattern, pairwise: Bool) -> Variable {
     let rows = q.shape[0], seq = rows / batch, headDim = q.value.count / (rows * heads)
@@ -310,6 +311,9 @@ extension Variable {
     let positions = (0..<rows).map { Int32($0 % seq) }
     // Dense attention runs as matrix products (faster up to long sequences, where windows take over).
     let useDense = pattern == .dense && !pairwise
+    // Sliding windows run as matrix products over blocks of queries.
+    let useWindow: Bool
+    if case .slidingWindow = pattern { useWindow = !pairwise } else { useWindow = false }
     var out = Tensor(zeros: q.shape)
     var probs = [Float](repeating: 0, count: batch * heads * seq * shape.maxKeys)
     q.value.withUnsafeBufferPointer { pq in
@@ -321,6 +325,9 @@ extension Variable {
                 if useDense {
                   denseAttentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
                                         probs: pp.baseAddress!, shape: shape)
+                } else if useWindow {
+                  windowAttentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
+                                         probs: pp.baseAddress!, shape: shape)
                 } else {
                   attentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
                                    probs: pp.baseAddress!, positions: ppos.baseAddress!, shape: shape)
@@ -348,6 +355,10 @@ extension Variable {
                             denseAttentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
                                                    v: pv.baseAddress!, probs: pp.baseAddress!, dq: dq ?? s.baseAddress!,
                                                    dk: dk ?? s.baseAddress!, dv: dv ?? s.baseAddress!, shape: shape)
+                          } else if useWindow {
+                            windowAttentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
+                                                    v: pv.baseAddress!, probs: pp.baseAddress!, dq: dq ?? s.baseAddress!,
+                                                    dk: dk ?? s.baseAddress!, dv: dv ?? s.baseAddress!, shape: shape)
                           } else {
                             attentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
                                               v: pv.baseAddress!, probs: pp.baseAddress!, positions: ppos.baseAddress!,
