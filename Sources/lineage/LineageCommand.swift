@@ -14,6 +14,21 @@ struct LineageCommand: AsyncParsableCommand {
       """,
     subcommands: [Run.self, Status.self, Dag.self, Show.self, Metrics.self, Ops.self, GC.self, Fsck.self, Verify.self, Push.self, Pull.self,
                   BundleCommand.self, Bench.self])
+
+  /// ArgumentParser's own entry point, after the allocator setting that must precede every thread.
+  static func main() async {
+    Allocator.shareOneArena()
+    do {
+      var command = try parseAsRoot()
+      if var asyncCommand = command as? AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        try command.run()
+      }
+    } catch {
+      exit(withError: error)
+    }
+  }
 }
 
 /// Options every command that reads a recipe shares.
