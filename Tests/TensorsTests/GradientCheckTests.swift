@@ -60,6 +60,11 @@ import Testing
     check([random([3, 2], seed: 1), random([3], seed: 2)]) {
       Variable.scatterRows($0[0], weights: $0[1], indices: [2, 0, 2], count: 4)
     }
+    // Several parts into one result (an MoE layer's experts), sharing rows across parts.
+    check([random([3, 2], seed: 1), random([3], seed: 2), random([2, 2], seed: 3), random([2], seed: 4)]) {
+      Variable.scatterRows([Variable.RowPlacement(rows: $0[0], weights: $0[1], indices: [2, 0, 2]),
+                            Variable.RowPlacement(rows: $0[2], weights: $0[3], indices: [0, 3])], count: 4)
+    }
   }
 
   @Test func rmsNorm() {

@@ -68,16 +68,17 @@ enum MixtureOfExperts {
       }
     }
     let gates = scores.routingWeights(chosen: chosen, normalize: k > 1).reshaped([n * k, 1])
-    var y: Variable?
+    var placements: [Variable.RowPlacement] = []
     for e in 0..<experts where !rowsOf[e].isEmpty {
       let xe = Variable.gatherRows(x, rowsOf[e])                                   // [n_e, d]
       let he = Variable.swiglu(gate: xe.linear(weight(ParameterNames.expert(l, e, "gate"))),
                                up: xe.linear(weight(ParameterNames.expert(l, e, "up"))))
       let ye = he.linear(weight(ParameterNames.expert(l, e, "down")))              // [n_e, d]
       let we = Variable.gatherRows(gates, slotsOf[e]).reshaped([rowsOf[e].count])
-      let placed = Variable.scatterRows(ye, weights: we, indices: rowsOf[e], count: n)
-      y = y.map { $0 + placed } ?? placed
+      placements.append(Variable.RowPlacement(rows: ye, weights: we, indices: rowsOf[e]))
     }
+    // Every expert's weighted rows back to their tokens in one result.
+    var y = placements.isEmpty ? nil : Variable.scatterRows(placements, count: n)
     if config.sharedExperts > 0 {
       let shared = Variable.swiglu(gate: x.linear(weight(ParameterNames.sharedExpert(l, "gate"))),
                                    up: x.linear(weight(ParameterNames.sharedExpert(l, "up"))))

@@ -149,19 +149,19 @@ extension Variable {
   /// - Returns: `[indices.count, dim]`; the backward pass scatter-adds into the table's gradient.
   public static func gatherRows(_ table: Variable, _ indices: [Int32], op: String = "gatherRows") -> Variable {
     let dim = table.shape[1]
-    var y = Tensor(zeros: [indices.count, dim])
-    table.value.withUnsafeBufferPointer { t in
-      y.withUnsafeMutableBufferPointer { py in
+    for index in indices { precondition(index >= 0 && Int(index) < table.shape[0], "row \(index) outside \(table.shape)") }
+    let y = Tensor(overwrittenShape: [indices.count, dim]) { py in  // every row is copied
+      table.value.withUnsafeBufferPointer { t in
         for (r, index) in indices.enumerated() {
-          precondition(index >= 0 && Int(index) < table.shape[0], "row \(index) outside \(table.shape)")
-          for e in 0..<dim { py[r * dim + e] = t[Int(index) * dim + e] }
+          (py.baseAddress! + r * dim).update(from: t.baseAddress! + Int(index) * dim, count: dim)
         }
       }
     }
     return Variable(y, op: op, parents: [table]) { out in
       out.grad!.withUnsafeBufferPointer { g in
         table.withGrad { d in
-          for (r, index) in indices.enumerated() { for e in 0..<dim { d[Int(index) * dim + e] += g[r * dim + e] } } }
+          for (r, index) in indices.enumerated() { axpy(d + Int(index) * dim, 1, g.baseAddress! + r * dim, dim) }
+        }
       }
     }
   }
@@ -172,30 +172,58 @@ extension Variable {
   /// `[rows, dim]` rows placed, each times a weight, at `indices` of a zero `[count, dim]` result;
   /// rows sharing an index add up. MoE's combine step: weighted expert outputs back to their tokens.
   public static func scatterRows(_ rows: Variable, weights: Variable, indices: [Int32], count: Int) -> Variable {
-    let dim = rows.shape[1]
-    precondition(weights.value.count == indices.count && rows.shape[0] == indices.count)
+    scatterRows([RowPlacement(rows: rows, weights: weights, indices: indices)], count: count)
+  }
+
+  /// One part of a `scatterRows`: `rows [n, dim]`, `weights [n]`, and each row's place.
+  public struct RowPlacement {
+    public var rows: Variable
+    public var weights: Variable
+    public var indices: [Int32]
+
+    public init(rows: Variable, weights: Variable, indices: [Int32]) {
+      self.rows = rows
+      self.weights = weights
+      self.indices = indices
+    }
+  }
+
+  /// Several parts placed into one zero `[count, dim]` result, in order (every expert of an MoE layer
+  /// at once: one result and one pass instead of a full-size tensor and a sum per expert).
+  public static func scatterRows(_ parts: [RowPlacement], count: Int) -> Variable {
+    precondition(!parts.isEmpty)
+    let dim = parts[0].rows.shape[1]
+    for part in parts {
+      precondition(part.rows.shape[1] == dim && part.weights.value.count == part.indices.count
+                   && part.rows.shape[0] == part.indices.count)
+      for index in part.indices { precondition(index >= 0 && Int(index) < count, "row \(index) outside \(count)") }
+    }
     var y = Tensor(zeros: [count, dim])
-    rows.value.withUnsafeBufferPointer { x in
-      weights.value.withUnsafeBufferPointer { w in
-        y.withUnsafeMutableBufferPointer { py in
-          for (r, index) in indices.enumerated() { for e in 0..<dim { py[Int(index) * dim + e] += w[r] * x[r * dim + e] } }
+    y.withUnsafeMutableBufferPointer { py in
+      for part in parts {
+        part.rows.value.withUnsafeBufferPointer { x in
+          part.weights.value.withUnsafeBufferPointer { w in
+            for (r, index) in part.indices.enumerated() {
+              axpy(py.baseAddress! + Int(index) * dim, w[r], x.baseAddress! + r * dim, dim)
+            }
+          }
         }
       }
     }
-    return Variable(y, op: "scatterRows", parents: [rows, weights]) { out in
+    return Variable(y, op: "scatterRows", parents: parts.flatMap { [$0.rows, $0.weights] }) { out in
       out.grad!.withUnsafeBufferPointer { g in
-        rows.value.withUnsafeBufferPointer { x in
-          weights.value.withUnsafeBufferPointer { w in
-            if rows.requiresGrad {
-              rows.withGrad { d in
-                for (r, index) in indices.enumerated() { for e in 0..<dim { d[r * dim + e] += w[r] * g[Int(index) * dim + e] } } }
-            }
-            if weights.requiresGrad {
-              weights.withGrad { d in
-                for (r, index) in indices.enumerated() {
-                  var dot: Float = 0
-                  for e in 0..<dim { dot += x[r * dim + e] * g[Int(index) * dim + e] }
-                  d[r] += dot
+        let gp = g.baseAddress!
+        for part in parts {
+          part.rows.value.withUnsafeBufferPointer { x in
+            part.weights.value.withUnsafeBufferPointer { w in
+              if part.rows.requiresGrad {
+                part.rows.withGrad { d in
+                  for (r, index) in part.indices.enumerated() { axpy(d + r * dim, w[r], gp + Int(index) * dim, dim) }
+                }
+              }
+              if part.weights.requiresGrad {
+                part.weights.withGrad { d in
+                  for (r, index) in part.indices.enumerated() { d[r] += dot(x.baseAddress! + r * dim, gp + Int(index) * dim, dim) }
                 }
               }
             }
