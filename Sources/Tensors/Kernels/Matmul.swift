@@ -117,30 +117,30 @@ extension Tensor {
   }
 }
 
-/// Seconds per call of sgemm at one shape, for `lineage bench engine`: `raw` calls OpenBLAS on
-/// preallocated buffers (the physical ceiling); otherwise through `Tensor.matmul` (our wrapper,
-/// allocation included). One sample per repeat.
-public func timeMatmul(m: Int, n: Int, k: Int, transposeB: Bool, raw: Bool, repeats: Int,
-                       clock: () -> Double) -> [Double] {
+/// Seconds per call of sgemm at one shape, for `lineage bench engine`, measured both ways in turn
+/// (so that both meet the same phases of a shared machine): `raw` calls OpenBLAS on preallocated
+/// buffers (the physical ceiling), `wrapped` goes through `Tensor.matmul` (our wrapper, allocation
+/// included). One sample of each per repeat.
+public func timeMatmul(m: Int, n: Int, k: Int, transposeB: Bool, repeats: Int,
+                       clock: () -> Double) -> (raw: [Double], wrapped: [Double]) {
   var rng = RandomStream(seed: 1, purpose: .evaluation)
   let a = Tensor(shape: [m, k], scalars: (0..<(m * k)).map { _ in rng.uniform() })
   let b = Tensor(shape: transposeB ? [n, k] : [k, n], scalars: (0..<(n * k)).map { _ in rng.uniform() })
   var c = [Float](repeating: 0, count: m * n)
-  var samples: [Double] = []
-  for _ in 0..<(repeats + 1) {
-    let start = clock()
-    if raw {
-      a.withUnsafeBufferPointer { pa in
-        b.withUnsafeBufferPointer { pb in
-          c.withUnsafeMutableBufferPointer { pc in
-            sgemm(pa.baseAddress!, transposeA: false, pb.baseAddress!, transposeB: transposeB, pc.baseAddress!, m: m, n: n, k: k)
-          }
+  var raw: [Double] = [], wrapped: [Double] = []
+  for _ in 0..<(repeats + 1) {  // the first round warms caches and threads
+    var start = clock()
+    a.withUnsafeBufferPointer { pa in
+      b.withUnsafeBufferPointer { pb in
+        c.withUnsafeMutableBufferPointer { pc in
+          sgemm(pa.baseAddress!, transposeA: false, pb.baseAddress!, transposeB: transposeB, pc.baseAddress!, m: m, n: n, k: k)
         }
       }
-    } else {
-      _ = Tensor.matmul(a, b, transposeB: transposeB)
     }
-    samples.append(clock() - start)
+    raw.append(clock() - start)
+    start = clock()
+    _ = Tensor.matmul(a, b, transposeB: transposeB)
+    wrapped.append(clock() - start)
   }
-  return Array(samples.dropFirst())  // the first call warms caches and threads
+  return (Array(raw.dropFirst()), Array(wrapped.dropFirst()))
 }

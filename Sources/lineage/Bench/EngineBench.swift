@@ -77,11 +77,11 @@ struct EngineBench: AsyncParsableCommand {
     var peak = 0.0
     for (m, n, k, tb) in [(2048, 2048, 2048, false), (2048, 512, 128, true), (2048, 128, 512, false), (4096, 768, 256, true),
                           (4096, 1024, 256, false), (16, 768, 256, true), (1, 768, 256, true)] {
-      let raw = median(timeMatmul(m: m, n: n, k: k, transposeB: tb, raw: true, repeats: 9, clock: clock))
+      let samples = timeMatmul(m: m, n: n, k: k, transposeB: tb, repeats: 9, clock: clock)
+      let raw = median(samples.raw), wrapped = median(samples.wrapped)
       let flops = 2.0 * Double(m * n * k)
       peak = max(peak, flops / raw / 1e9)
       guard wants("sgemm") else { continue }
-      let wrapped = median(timeMatmul(m: m, n: n, k: k, transposeB: tb, raw: false, repeats: 9, clock: clock))
       rows.append(["sgemm \(m)×\(k)×\(n)\(tb ? " NT" : "")", String(format: "%.1f GFLOP/s", flops / raw / 1e9),
                    String(format: "wrapper %.0f%%", 100 * raw / wrapped)])
       report.append(["kind": "sgemm", "m": m, "n": n, "k": k, "transpose_b": tb, "gflops_raw": flops / raw / 1e9,
