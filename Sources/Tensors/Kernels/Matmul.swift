@@ -22,7 +22,7 @@ func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float
   _ = BLASConfiguration.singleThreaded
   let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
   /// Both halves, on both cores (in turn when serial execution is forced).
-  func halves(_ half: (Int) -> Void) { parallelFor(2, half) }
+  func halves(_ half: @Sendable (Int) -> Void) { parallelFor(2, half) }
   if m == 1 {
     // One row (decoding a single sequence): a matrix–vector product. OpenBLAS's gemm packs both
     // operands first, which for one row costs several times the product itself on some CPUs (5× with

@@ -10,7 +10,7 @@ import Synchronization
 /// Each index is independent and writes its own outputs, so the result does not depend on how
 /// indices are scheduled: kernels stay bit-identical across thread counts. Work is split by problem
 /// size (`minimumWork` scalar operations per task), never by core count.
-func parallelFor(_ count: Int, workPerItem: Int, minimumWork: Int = 1 << 16, _ body: (Int) -> Void) {
+func parallelFor(_ count: Int, workPerItem: Int, minimumWork: Int = 1 << 16, _ body: @Sendable (Int) -> Void) {
   guard count > 1, count * workPerItem >= 2 * minimumWork else {
     for i in 0..<count { body(i) }
     return
@@ -20,7 +20,7 @@ func parallelFor(_ count: Int, workPerItem: Int, minimumWork: Int = 1 << 16, _ b
 
 /// Runs `body(i)` for `i` in `0..<count` on the kernel threads and the caller (in turn, on the caller
 /// alone, under `Parallelism.forceSerial` or while another thread has the kernel threads).
-func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
   if count > 1, !Parallelism.forceSerial, KernelThreads.shared.run(count, body) { return }
   for i in 0..<count { body(i) }
 }
@@ -54,7 +54,7 @@ final class KernelThreads: @unchecked Sendable {  // shared state is atomics, or
   private let owned = Atomic<Bool>(false)
   private let parked = Atomic<Int>(0)
   /// The current job's body, written by its owner before the ticket publishes it.
-  private nonisolated(unsafe) var body: ((Int) -> Void)?
+  private nonisolated(unsafe) var body: (@Sendable (Int) -> Void)?
   private nonisolated(unsafe) var generation = 0
   private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
   private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -77,7 +77,7 @@ final class KernelThreads: @unchecked Sendable {  // shared state is atomics, or
 
   /// Runs the job on the helpers and the caller; false (nothing run) when there are no helpers, the
   /// count does not fit the ticket, or another job is running.
-  func run(_ count: Int, _ job: (Int) -> Void) -> Bool {
+  func run(_ count: Int, _ job: @Sendable (Int) -> Void) -> Bool {
     guard helpers > 0, count <= Self.field,
           owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
     withoutActuallyEscaping(job) { job in

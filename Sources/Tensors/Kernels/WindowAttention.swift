@@ -28,6 +28,14 @@ private struct WindowBlock {
     let (g, w) = pattern.keys(for: i)
     return (g.count, globals + w.lowerBound - spanStart, w.count)
   }
+
+  /// The block's key ranges that are not empty, each with its first score column: the global tokens
+  /// (column 0), then the span. Every product of the kernels runs once per part.
+  @inline(__always)
+  func forEachPart(_ body: (_ column: Int, _ key: Int, _ count: Int) -> Void) {
+    if globals > 0 { body(0, 0, globals) }
+    if span > 0 { body(globals, spanStart, span) }
+  }
 }
 
 /// Sliding-window causal attention (with global tokens) through matrix products over blocks of 64
@@ -54,13 +62,9 @@ func windowAttentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
           let blk = WindowBlock(i0: i0, length: t, window: window, globalTokens: globalTokens)
           let cols = blk.columns
           let qBlock = qp.pointer + (b * t + i0) * qStride + h * d
-          if blk.globals > 0 {
-            sgemmStrided(qBlock, lda: qStride, transposeA: false, kBase, ldb: kvStride, transposeB: true, scoreBase,
-                         ldc: cols, m: blk.rows, n: blk.globals, k: d, alpha: s.scale)
-          }
-          if blk.span > 0 {
-            sgemmStrided(qBlock, lda: qStride, transposeA: false, kBase + blk.spanStart * kvStride, ldb: kvStride,
-                         transposeB: true, scoreBase + blk.globals, ldc: cols, m: blk.rows, n: blk.span, k: d, alpha: s.scale)
+          blk.forEachPart { column, key, count in
+            sgemmStrided(qBlock, lda: qStride, transposeA: false, kBase + key * kvStride, ldb: kvStride, transposeB: true,
+                         scoreBase + column, ldc: cols, m: blk.rows, n: count, k: d, alpha: s.scale)
           }
           for r in 0..<blk.rows {
             let i = i0 + r
@@ -78,14 +82,9 @@ func windowAttentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
             blockRow(row, columns: cols, from: pRow, globals: g, windowColumn: w0, window: n)
           }
           let oBlock = op.pointer + (b * t + i0) * qStride + h * d
-          if blk.globals > 0 {
-            sgemmStrided(scoreBase, lda: cols, transposeA: false, vBase, ldb: kvStride, transposeB: false, oBlock,
-                         ldc: qStride, m: blk.rows, n: d, k: blk.globals)
-          }
-          if blk.span > 0 {
-            sgemmStrided(scoreBase + blk.globals, lda: cols, transposeA: false, vBase + blk.spanStart * kvStride,
-                         ldb: kvStride, transposeB: false, oBlock, ldc: qStride, m: blk.rows, n: d, k: blk.span,
-                         beta: blk.globals > 0 ? 1 : 0)
+          blk.forEachPart { column, key, count in  // the first part writes the output, the second adds
+            sgemmStrided(scoreBase + column, lda: cols, transposeA: false, vBase + key * kvStride, ldb: kvStride,
+                         transposeB: false, oBlock, ldc: qStride, m: blk.rows, n: d, k: count, beta: column == 0 ? 0 : 1)
           }
         }
       }
@@ -132,25 +131,23 @@ func windowAttentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>
           }
           let qOffset = (b * t + i0) * qStride + h * d
           let dO = gp.pointer + qOffset
-          // Each product twice: over the global keys (rows 0..<globals) and over the span.
-          let parts = [(column: 0, key: 0, count: blk.globals), (column: blk.globals, key: blk.spanStart, count: blk.span)]
-          for part in parts where part.count > 0 {
-            sgemmStrided(p + part.column, lda: cols, transposeA: true, dO, ldb: qStride, transposeB: false,
-                         dvp.pointer + kvOffset + part.key * kvStride, ldc: kvStride, m: part.count, n: d, k: blk.rows, beta: 1)
-            sgemmStrided(dO, lda: qStride, transposeA: false, vp.pointer + kvOffset + part.key * kvStride, ldb: kvStride,
-                         transposeB: true, ds + part.column, ldc: cols, m: blk.rows, n: part.count, k: d)
+          blk.forEachPart { column, key, count in
+            sgemmStrided(p + column, lda: cols, transposeA: true, dO, ldb: qStride, transposeB: false,
+                         dvp.pointer + kvOffset + key * kvStride, ldc: kvStride, m: count, n: d, k: blk.rows, beta: 1)
+            sgemmStrided(dO, lda: qStride, transposeA: false, vp.pointer + kvOffset + key * kvStride, ldb: kvStride,
+                         transposeB: true, ds + column, ldc: cols, m: blk.rows, n: count, k: d)
           }
           for r in 0..<blk.rows {
             let pRow = p + r * cols, dRow = ds + r * cols
             let weighted = dot(pRow, dRow, cols)
             for j in 0..<cols { dRow[j] = pRow[j] * (dRow[j] - weighted) }
           }
-          for part in parts where part.count > 0 {
-            sgemmStrided(ds + part.column, lda: cols, transposeA: false, kp.pointer + kvOffset + part.key * kvStride,
+          blk.forEachPart { column, key, count in
+            sgemmStrided(ds + column, lda: cols, transposeA: false, kp.pointer + kvOffset + key * kvStride,
                          ldb: kvStride, transposeB: false, dqp.pointer + qOffset, ldc: qStride, m: blk.rows, n: d,
-                         k: part.count, alpha: s.scale, beta: 1)
-            sgemmStrided(ds + part.column, lda: cols, transposeA: true, qp.pointer + qOffset, ldb: qStride, transposeB: false,
-                         dkp.pointer + kvOffset + part.key * kvStride, ldc: kvStride, m: part.count, n: d, k: blk.rows,
+                         k: count, alpha: s.scale, beta: 1)
+            sgemmStrided(ds + column, lda: cols, transposeA: true, qp.pointer + qOffset, ldb: qStride, transposeB: false,
+                         dkp.pointer + kvOffset + key * kvStride, ldc: kvStride, m: count, n: d, k: blk.rows,
                          alpha: s.scale, beta: 1)
           }
         }
