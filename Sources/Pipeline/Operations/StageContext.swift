@@ -48,6 +48,10 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   /// The artifacts filling a slot, in the order the stage file lists them.
   public func inputs(_ slot: String) -> [InputArtifact] { inputsBySlot[slot] ?? [] }
 
+  /// The literal a slot holds instead of a reference (`tokenizer: bytes`, `corpus: builtin:library`),
+  /// or nil when the slot names a stage or is empty.
+  public func literal(_ slot: String) -> String? { parameters[slot].string }
+
   /// The bytes of an input, read from the store and checked against their hash.
   public func bytes(of input: InputArtifact) throws -> [UInt8] { try store.blob(input.hash) }
 

@@ -8,30 +8,32 @@ import Pipeline
 /// path in the recipe folder: a text file (documents separated by blank lines), a JSONL file (the
 /// `text` field of each line) or a folder of them (files in name order). The files' contents are part of
 /// the stage's key, so editing one reruns this stage and what reads it; touching one does not.
-public struct CorpusOp: StageOperation {
-  public init() {}
+struct CorpusOp: TypedOperation {
+  let name = "corpus"
+  let version = 1
+  let summary = "A text corpus: the built-in library, or text/JSONL files"
 
-  public let name = "corpus"
-  public let version = 1
-  public let summary = "A text corpus: the built-in library, or text/JSONL files"
+  struct Settings: SettingsGroup {
+    var source = BuiltinCorpus.libraryName
+    var documents = BuiltinCorpus.defaultDocuments
+    var world = Int(BuiltinCorpus.defaultWorld)
+    static let fields: [SettingField<Self>] = [
+      .path("source", \.source, builtins: [BuiltinCorpus.libraryName],
+            doc: "builtin:library, or a .txt/.md/.jsonl file or folder in the recipe folder"),
+      .int("documents", \.documents, range: 1...1_000_000, doc: "builtin:library: training documents to generate"),
+      .int("world", \.world, range: 0...1_000_000, doc: "builtin:library: the seeded world the documents describe"),
+    ]
+  }
 
-  public let schema = OpSchema(
-    parameters: [
-      ParameterSpec("source", .pathOrBuiltin([BuiltinCorpus.libraryName]), default: .string(BuiltinCorpus.libraryName),
-                    doc: "builtin:library, or a .txt/.md/.jsonl file or folder in the recipe folder"),
-      ParameterSpec("documents", .int, default: .int(BuiltinCorpus.defaultDocuments), range: 1...1_000_000,
-                    doc: "builtin:library: training documents to generate"),
-      ParameterSpec("world", .int, default: .int(Int(BuiltinCorpus.defaultWorld)), range: 0...1_000_000,
-                    doc: "builtin:library: the seeded world the documents describe"),
-    ],
-    outputs: [OutputSpec("corpus", kind: .corpus, doc: "Documents separated by blank lines")])
+  let defaults = Settings()
+  let inputs: [InputSlot] = []
+  let outputs = [OutputSpec("corpus", kind: .corpus, doc: "Documents separated by blank lines")]
 
-  public func run(_ context: StageContext) throws -> StageOutput {
-    let p = context.parameters
-    let source = p["source"].string!
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
+    let source = settings.source
     let documents: [String]
     if source == BuiltinCorpus.libraryName {
-      documents = BuiltinCorpus.library(documents: p["documents"].int!, world: UInt64(p["world"].int!),
+      documents = BuiltinCorpus.library(documents: settings.documents, world: UInt64(settings.world),
                                         split: .train, seed: context.seed)
     } else {
       documents = try UserText.documents(at: context.resolvedPath(source), named: source)

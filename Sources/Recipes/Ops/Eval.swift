@@ -10,39 +10,41 @@ import Tensors
 /// summarisation and accuracy for the classification pair, whose mean is the mini-GLUE score. With
 /// `samples: k` the checked tasks also get pass@k from k samples at `temperature`. `perplexity` is
 /// measured on held-out library documents.
-public struct EvalOp: StageOperation {
-  public init() {}
+struct EvalOp: TypedOperation {
+  let name = "eval"
+  let version = 1
+  let summary = "Score models on held-out tasks; print the table"
 
-  public let name = "eval"
-  public let version = 1
-  public let summary = "Score models on held-out tasks; print the table"
-
-  public static let taskNames = TaskSuite.names + ["perplexity"]
-
-  public let schema = OpSchema(
-    parameters: [
-      ParameterSpec("tasks", .list(.choice(EvalOp.taskNames)), default: .list(EvalOp.defaultTasks.map { .string($0) }),
-                    range: 1...100, doc: "What to measure"),
-      ParameterSpec("examples", .int, default: .int(48), range: 1...100_000, doc: "Held-out examples per task"),
-      ParameterSpec("samples", .int, default: .int(0), range: 0...64,
-                    doc: "Samples per checked problem for pass@k (0: greedy pass@1 only)"),
-      ParameterSpec("temperature", .float, default: .float(0.8), range: 0.01...5, doc: "Sampling temperature for pass@k"),
-      ParameterSpec("max_new_tokens", .int, default: .int(96), range: 1...65_536, doc: "Longest answer"),
-      Specs.world,
-    ],
-    inputs: [InputSlot("models", kinds: [.model], multiple: true, doc: "The model stages to compare")],
-    outputs: [OutputSpec("metrics", kind: .metrics, doc: "Every score, per model and task"),
-              OutputSpec("table", kind: .report, doc: "The table as text")])
-
+  static let taskNames = TaskSuite.names + ["perplexity"]
   static let defaultTasks = TaskSuite.names.filter { $0 != "passkey" } + ["perplexity"]
 
-  public func run(_ context: StageContext) throws -> StageOutput {
-    let p = context.parameters
-    let tasks = p["tasks"].list!.map { $0.string! }
-    let world = UInt64(p["world"].int!)
-    let evaluator = Evaluator(examples: p["examples"].int!, samples: p["samples"].int!,
-                              temperature: Float(p["temperature"].double!), maxNewTokens: p["max_new_tokens"].int!,
-                              world: world, seed: context.seed)
+  struct Settings: SettingsGroup {
+    var tasks = EvalOp.defaultTasks
+    var examples = 48
+    var samples = 0
+    var temperature = 0.8
+    var maxNewTokens = 96
+    var world = Int(BuiltinCorpus.defaultWorld)
+    static let fields: [SettingField<Self>] = [
+      .words("tasks", \.tasks, among: EvalOp.taskNames, count: 1...100, doc: "What to measure"),
+      .int("examples", \.examples, range: 1...100_000, doc: "Held-out examples per task"),
+      .int("samples", \.samples, range: 0...64, doc: "Samples per checked problem for pass@k (0: greedy pass@1 only)"),
+      .float("temperature", \.temperature, range: 0.01...5, doc: "Sampling temperature for pass@k"),
+      .int("max_new_tokens", \.maxNewTokens, range: 1...65_536, doc: "Longest answer"),
+      .world(\.world),
+    ]
+  }
+
+  let defaults = Settings()
+  let inputs = [InputSlot("models", kinds: [.model], multiple: true, doc: "The model stages to compare")]
+  let outputs = [OutputSpec("metrics", kind: .metrics, doc: "Every score, per model and task"),
+                 OutputSpec("table", kind: .report, doc: "The table as text")]
+
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
+    let tasks = settings.tasks
+    let evaluator = Evaluator(examples: settings.examples, samples: settings.samples,
+                              temperature: Float(settings.temperature), maxNewTokens: settings.maxNewTokens,
+                              world: UInt64(settings.world), seed: context.seed)
     var table = ScoreTable()
     let inputs = context.inputs("models")
     for (m, input) in inputs.enumerated() {

@@ -15,57 +15,73 @@ import Tensors
 ///    from the train split; the held-out split stays unseen) moves its weight:
 ///    wᵢ ← wᵢ · exp(rate · (Lᵢ − L̄) / L̄), then renormalised with a floor of `adaptive.min_weight`,
 ///    so the tasks the model is worst at get more of the batch. The weights over time are in the metrics.
-public struct FinetuneOp: StageOperation {
-  public init() {}
+struct FinetuneOp: TypedOperation {
+  let name = "finetune"
+  let version = 1
+  let summary = "Adaptive fine-tuning on verified synthetic data from a model stage (V3)"
 
-  public let name = "finetune"
-  public let version = 1
-  public let summary = "Adaptive fine-tuning on verified synthetic data from a model stage (V3)"
-
-  public let schema = OpSchema(
-    parameters: [
-      ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), required: true,
-                    doc: "Task → initial mixture weight"),
-      ParameterSpec("count", .int, default: .int(256), range: 0...1_000_000, doc: "Synthetic prompts to generate"),
-      ParameterSpec("synthetic_share", .float, default: .float(0.5), range: 0...1,
-                    doc: "Share of rows taken from the kept synthetic samples"),
-      ParameterSpec("min_score", .float, default: .float(0.5), range: 0...1,
-                    doc: "Keep a translation/summary sample whose score reaches this (others must be right)"),
-      ParameterSpec("temperature", .float, default: .float(0), range: 0...5, doc: "Generation temperature (0: greedy)"),
-      ParameterSpec("adaptive", .record([
-        ParameterSpec("every", .int, default: .int(25), range: 0...1_000_000, doc: "Steps between weight updates (0: fixed)"),
-        ParameterSpec("rate", .float, default: .float(1), range: 0...100, doc: "How strongly losses move the weights"),
-        ParameterSpec("min_weight", .float, default: .float(0.05), range: 0...0.5, doc: "Floor of a task's share"),
-        ParameterSpec("validation", .int, default: .int(16), range: 1...10_000, doc: "Validation examples per task"),
-      ]), doc: "How the mixture adapts"),
-      Specs.corpusShare,
-      Specs.world,
-      Specs.heldoutExamples,
-      Specs.train(steps: 200, batch: 16, lr: 5e-4, warmup: 10),
-    ],
-    inputs: [
-      InputSlot("from", kinds: [.model], doc: "The model to fine-tune"),
-      InputSlot("generator", kinds: [.model], doc: "The model that writes the synthetic data"),
-      Specs.mixedCorpus,
-    ],
-    outputs: [OutputSpec("model", kind: .model, doc: "The fine-tuned model"),
-              OutputSpec("metrics", kind: .metrics, doc: "Synthetic yield, mixture weights over time, losses")])
-
-  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
-    TaskTraining.problems(parameters)
+  struct Settings: SettingsGroup {
+    var tasks: [String: Double] = [:]
+    var count = 256
+    var syntheticShare = 0.5
+    var minScore = 0.5
+    var temperature = 0.0
+    var adaptive = Adaptive()
+    var corpusShare = 0.0
+    var world = Int(BuiltinCorpus.defaultWorld)
+    var heldoutExamples = 64
+    var train = TrainSettings(steps: 200, batch: 16, lr: 5e-4, warmup: 10)
+    static let fields: [SettingField<Self>] = [
+      .taskWeights(\.tasks, doc: "Task → initial mixture weight"),
+      .int("count", \.count, range: 0...1_000_000, doc: "Synthetic prompts to generate"),
+      .float("synthetic_share", \.syntheticShare, range: 0...1, doc: "Share of rows taken from the kept synthetic samples"),
+      .float("min_score", \.minScore, range: 0...1,
+             doc: "Keep a translation/summary sample whose score reaches this (others must be right)"),
+      .float("temperature", \.temperature, range: 0...5, doc: "Generation temperature (0: greedy)"),
+      .group("adaptive", \.adaptive, doc: "How the mixture adapts"),
+      .corpusShare(\.corpusShare),
+      .world(\.world),
+      .heldoutExamples(\.heldoutExamples),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
   }
 
-  public func run(_ context: StageContext) throws -> StageOutput {
-    let p = context.parameters, train = p["train"]
+  /// `adaptive:` — how the task mixture follows the validation losses.
+  struct Adaptive: SettingsGroup {
+    var every = 25
+    var rate = 1.0
+    var minWeight = 0.05
+    var validation = 16
+    static let fields: [SettingField<Self>] = [
+      .int("every", \.every, range: 0...1_000_000, doc: "Steps between weight updates (0: fixed)"),
+      .float("rate", \.rate, range: 0...100, doc: "How strongly losses move the weights"),
+      .float("min_weight", \.minWeight, range: 0...0.5, doc: "Floor of a task's share"),
+      .int("validation", \.validation, range: 1...10_000, doc: "Validation examples per task"),
+    ]
+  }
+
+  let defaults = Settings()
+  let inputs = [
+    InputSlot("from", kinds: [.model], doc: "The model to fine-tune"),
+    InputSlot("generator", kinds: [.model], doc: "The model that writes the synthetic data"),
+    Slots.mixedCorpus,
+  ]
+  let outputs = [OutputSpec("model", kind: .model, doc: "The fine-tuned model"),
+                 OutputSpec("metrics", kind: .metrics, doc: "Synthetic yield, mixture weights over time, losses")]
+
+  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) }
+
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
+    let train = settings.train
     let start = try ModelArtifact.input("from", of: context)
     let model = start.model, tokenizer = start.tokenizer
-    var mixture = TaskMixture(weights: TaskTraining.weights(p["tasks"]), world: UInt64(p["world"].int!))
+    var mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
     let initialWeights = mixture.weights
-    let maxTokens = min(train["sequence"].int ?? model.config.contextLength, model.config.contextLength)
+    let maxTokens = min(train.sequence ?? model.config.contextLength, model.config.contextLength)
 
     let synthetic = try SyntheticData.generate(
-      context, generator: try ModelArtifact.input("generator", of: context), mixture: mixture, count: p["count"].int!,
-      temperature: Float(p["temperature"].double!), minScore: p["min_score"].double!)
+      context, generator: try ModelArtifact.input("generator", of: context), mixture: mixture, count: settings.count,
+      temperature: Float(settings.temperature), minScore: settings.minScore)
     var metrics = MetricsArtifact()
     for (i, task) in mixture.names.enumerated() {
       let made = synthetic.generated[i], kept = synthetic.kept[i].count
@@ -74,26 +90,26 @@ public struct FinetuneOp: StageOperation {
       context.log("\(task): kept \(kept) of \(made) synthetic samples")
     }
 
-    let adaptive = p["adaptive"], every = adaptive["every"].int!
+    let adaptive = settings.adaptive, every = adaptive.every
     let validation = mixture.names.indices.map {
-      mixture.examples($0, count: adaptive["validation"].int!, split: .train, seed: context.seed, stream: "finetune/validation")
+      mixture.examples($0, count: adaptive.validation, split: .train, seed: context.seed, stream: "finetune/validation")
     }
-    let heldoutCount = p["heldout_examples"].int!
+    let heldoutCount = settings.heldoutExamples
     let heldout = mixture.names.indices.map {
       mixture.examples($0, count: heldoutCount, split: .heldout, seed: context.seed, stream: "finetune/report")
     }
     let before = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
 
     let corpus = try TaskTraining.corpus(context, tokenizer: tokenizer)
-    let corpusShare = p["corpus_share"].double!
+    let corpusShare = settings.corpusShare
     if corpus == nil && corpusShare > 0 { throw StageFailure("corpus_share is \(corpusShare) but no corpus: is given") }
-    let share = p["synthetic_share"].double!
+    let share = settings.syntheticShare
     var history: [[Double]] = [[0] + mixture.weights]   // [step, weights…]
-    let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
+    let loop = TrainingLoop(context: context, model: model, settings: train.optimizer, steps: train.steps)
     try loop.run(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "finetune/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
-      for _ in 0..<train["batch"].int! {
+      for _ in 0..<train.batch {
         if let corpus, Double.random(in: 0..<1, using: &rng) < corpusShare {
           let window = corpus.windows(1, length: min(maxTokens, 128), using: &rng)[0]
           rows.append((window, [Float](repeating: 1, count: window.count)))
@@ -113,10 +129,10 @@ public struct FinetuneOp: StageOperation {
       history = try AdaptiveState.decode(state, tasks: mixture.names.count)
       mixture.setWeights(Array(history.last!.dropFirst()))
     }, afterStep: { step, _ in
-      guard every > 0, (step + 1) % every == 0, step + 1 < train["steps"].int! else { return }
+      guard every > 0, (step + 1) % every == 0, step + 1 < train.steps else { return }
       let losses = validation.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
-      mixture.setWeights(AdaptiveState.update(mixture.weights, losses: losses, rate: adaptive["rate"].double!,
-                                              floor: adaptive["min_weight"].double!))
+      mixture.setWeights(AdaptiveState.update(mixture.weights, losses: losses, rate: adaptive.rate,
+                                              floor: adaptive.minWeight))
       history.append([Double(step + 1)] + mixture.weights)
       loop.opState = AdaptiveState.encode(history)
       context.log("step \(step + 1): mixture " + zip(mixture.names, mixture.weights)

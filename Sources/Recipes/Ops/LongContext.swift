@@ -9,79 +9,96 @@ import Tensors
 /// Reports passkey-retrieval accuracy at each of `passkey_lengths` tokens, and how attention memory
 /// grows with length; the measured time per token goes to the log (it varies from run to run, so it is
 /// kept out of the artifacts).
-public struct LongContextOp: StageOperation {
-  public init() {}
-
-  public let name = "long_context"
+struct LongContextOp: TypedOperation {
+  let name = "long_context"
   /// 2: reports the held-out long-document loss before and after.
-  public let version = 2
-  public let summary = "Extend the context with RoPE scaling and adapt on long documents; passkey eval (V2)"
+  let version = 2
+  let summary = "Extend the context with RoPE scaling and adapt on long documents; passkey eval (V2)"
 
-  public let schema = OpSchema(
-    parameters: [
-      ParameterSpec("context", .int, default: .int(8192), range: 16...1_048_576, doc: "The new context in tokens"),
-      ParameterSpec("rope_scaling", .record([
-        ParameterSpec("kind", .choice(["none", "linear", "ntk", "yarn"]), default: .string("yarn"),
-                      doc: "Position interpolation, NTK-aware base change, or YaRN"),
-        ParameterSpec("factor", .float, range: 1...1024, doc: "Stretch factor; default: new context ÷ old context"),
-      ]), doc: "How RoPE stretches to the longer context"),
-      ParameterSpec("passkey_share", .float, default: .float(0.5), range: 0...1,
-                    doc: "Share of training sequences that are passkey documents"),
-      ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), default: .map([:]),
-                    doc: "Task → weight of packed task sequences, so short-task skills survive the change"),
-      ParameterSpec("task_share", .float, default: .float(0.3), range: 0...1,
-                    doc: "Share of training sequences packed with task examples (when tasks: is given)"),
-      Specs.world,
-      ParameterSpec("passkey_lengths", .list(.int), default: .list([1024, 2048, 4096, 8192].map { .int($0) }),
-                    range: 1...16, doc: "Lengths (tokens) at which passkey retrieval is measured"),
-      ParameterSpec("passkey_examples", .int, default: .int(8), range: 1...1000, doc: "Passkeys per length"),
-      Specs.train(steps: 20, batch: 1, lr: 3e-4, warmup: 2),
-    ],
-    inputs: [
-      InputSlot("from", kinds: [.model], doc: "The model to extend (sparse attention keeps long sequences cheap)"),
-      InputSlot("corpus", kinds: [.corpus], literals: [BuiltinCorpus.libraryName],
-                doc: "Text the long training documents are made of"),
-    ],
-    outputs: [OutputSpec("model", kind: .model, doc: "The model with the longer context"),
-              OutputSpec("metrics", kind: .metrics, doc: "Passkey accuracy by length, attention memory, loss curve")])
+  struct Settings: SettingsGroup {
+    var context = 8192
+    var ropeScaling = RopeScalingSettings()
+    var passkeyShare = 0.5
+    var tasks: [String: Double] = [:]
+    var taskShare = 0.3
+    var world = Int(BuiltinCorpus.defaultWorld)
+    var passkeyLengths = [1024, 2048, 4096, 8192]
+    var passkeyExamples = 8
+    var train = TrainSettings(steps: 20, batch: 1, lr: 3e-4, warmup: 2)
+    static let fields: [SettingField<Self>] = [
+      .int("context", \.context, range: 16...1_048_576, doc: "The new context in tokens"),
+      .group("rope_scaling", \.ropeScaling, doc: "How RoPE stretches to the longer context"),
+      .float("passkey_share", \.passkeyShare, range: 0...1, doc: "Share of training sequences that are passkey documents"),
+      .taskWeights(\.tasks, required: false,
+                   doc: "Task → weight of packed task sequences, so short-task skills survive the change"),
+      .float("task_share", \.taskShare, range: 0...1,
+             doc: "Share of training sequences packed with task examples (when tasks: is given)"),
+      .world(\.world),
+      .ints("passkey_lengths", \.passkeyLengths, count: 1...16, doc: "Lengths (tokens) at which passkey retrieval is measured"),
+      .int("passkey_examples", \.passkeyExamples, range: 1...1000, doc: "Passkeys per length"),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
+  }
 
-  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
-    let context = parameters["context"].int ?? 0
+  /// `rope_scaling:` — how positions past the trained context are reached.
+  struct RopeScalingSettings: SettingsGroup {
+    enum Kind: String, SettingChoice { case none, linear, ntk, yarn }
+    var kind = Kind.yarn
+    var factor: Double?
+    static let fields: [SettingField<Self>] = [
+      .choice("kind", \.kind, doc: "Position interpolation, NTK-aware base change, or YaRN"),
+      .float("factor", \.factor, range: 1...1024, doc: "Stretch factor; default: new context ÷ old context"),
+    ]
+
+    func scaling(from oldContext: Int, to newContext: Int) -> RoPEScaling {
+      let factor = Float(self.factor ?? Double(newContext) / Double(oldContext))
+      switch kind {
+      case .none: return .none
+      case .linear: return .linear(factor: factor)
+      case .ntk: return .ntk(factor: factor)
+      case .yarn: return .yarn(factor: factor, originalContext: oldContext)
+      }
+    }
+  }
+
+  let defaults = Settings()
+  let inputs = [
+    InputSlot("from", kinds: [.model], doc: "The model to extend (sparse attention keeps long sequences cheap)"),
+    InputSlot("corpus", kinds: [.corpus], literals: [BuiltinCorpus.libraryName],
+              doc: "Text the long training documents are made of"),
+  ]
+  let outputs = [OutputSpec("model", kind: .model, doc: "The model with the longer context"),
+                 OutputSpec("metrics", kind: .metrics, doc: "Passkey accuracy by length, attention memory, loss curve")]
+
+  func problems(in settings: Settings) -> [ParameterProblem] {
+    let context = settings.context
     var problems: [ParameterProblem] = []
-    if let too = parameters["passkey_lengths"].list?.compactMap(\.int).first(where: { $0 > context || $0 < 64 }) {
+    if let too = settings.passkeyLengths.first(where: { $0 > context || $0 < 64 }) {
       problems.append(ParameterProblem(path: "passkey_lengths", "passkey length \(too) must be between 64 and the context \(context)"))
     }
-    if let sequence = parameters[path: "train.sequence"].int, sequence > context {
+    if let sequence = settings.train.sequence, sequence > context {
       problems.append(ParameterProblem(path: "train.sequence", "train.sequence \(sequence) exceeds context \(context)"))
     }
     return problems
   }
 
-  public func run(_ context: StageContext) throws -> StageOutput {
-    let p = context.parameters
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let start = try ModelArtifact.input("from", of: context)
     let tokenizer = start.tokenizer
     var config = start.model.config
-    let oldContext = config.contextLength, newContext = p["context"].int!
-    let factor = Float(p[path: "rope_scaling.factor"].double ?? Double(newContext) / Double(oldContext))
-    switch p[path: "rope_scaling.kind"].string {
-    case "linear": config.ropeScaling = .linear(factor: factor)
-    case "ntk": config.ropeScaling = .ntk(factor: factor)
-    case "yarn": config.ropeScaling = .yarn(factor: factor, originalContext: oldContext)
-    default: config.ropeScaling = .none
-    }
+    let oldContext = config.contextLength, newContext = settings.context
+    config.ropeScaling = settings.ropeScaling.scaling(from: oldContext, to: newContext)
     config.contextLength = newContext
     let model = try TransformerLM(config: config, tensors: start.model.tensors)
     context.log("context \(oldContext) → \(newContext), RoPE \(config.ropeScaling), attention \(config.attention)")
 
     let stream = TokenStream(documents: try CorpusText.documents(slot: "corpus", of: context), tokenizer: tokenizer)
     let passkeys = PasskeyDocuments(tokenizer: tokenizer)
-    let train = p["train"]
-    let sequence = train["sequence"].int ?? newContext
-    let share = p["passkey_share"].double!
-    let weights = TaskTraining.weights(p["tasks"])
-    let mixture = weights.isEmpty ? nil : TaskMixture(weights: weights, world: UInt64(p["world"].int!))
-    let taskShare = mixture == nil ? 0 : p["task_share"].double!
+    let train = settings.train
+    let sequence = train.sequence ?? newContext
+    let share = settings.passkeyShare
+    let mixture = settings.tasks.isEmpty ? nil : TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
+    let taskShare = mixture == nil ? 0 : settings.taskShare
     // Held-out passkey documents at the training length: their loss before and after adapting.
     var heldoutRng = TaskRandom(seed: context.seed, stream: "long_context/heldout")
     let heldout = (0..<4).map { _ in
@@ -94,11 +111,11 @@ public struct LongContextOp: StageOperation {
     }
     let before = heldoutLoss()
 
-    let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
+    let loop = TrainingLoop(context: context, model: model, settings: train.optimizer, steps: train.steps)
     try loop.run(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "long_context/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
-      for _ in 0..<train["batch"].int! {
+      for _ in 0..<train.batch {
         let draw = Double.random(in: 0..<1, using: &rng)
         if draw < share {
           let length = Int.random(in: min(256, sequence)...sequence, using: &rng)
@@ -122,13 +139,13 @@ public struct LongContextOp: StageOperation {
     metrics.set("heldout_loss", after)
     var headline: [String: Double] = ["final_loss": Double(loop.finalLoss), "heldout_loss": after]
     let generator = Generator(model: model)
-    for length in p["passkey_lengths"].list!.map({ $0.int! }) {
+    for length in settings.passkeyLengths {
       if context.isCancelled { throw CancellationError() }
       var rng = TaskRandom(seed: context.seed, stream: "long_context/passkey/\(length)")
       var correct = 0
       let started = Date()
       var tokens = 0
-      for _ in 0..<p["passkey_examples"].int! {
+      for _ in 0..<settings.passkeyExamples {
         let (prompt, answer) = passkeys.prompt(tokens: length - 8, split: .heldout, using: &rng)
         tokens += prompt.count
         var random = RandomStream(seed: context.seed, purpose: .evaluation)
@@ -137,13 +154,13 @@ public struct LongContextOp: StageOperation {
         if TextMetrics.exactMatch(TaskFormat.answer(in: out.text), answer) { correct += 1 }
       }
       let seconds = Date().timeIntervalSince(started)
-      let accuracy = Double(correct) / Double(p["passkey_examples"].int!)
+      let accuracy = Double(correct) / Double(settings.passkeyExamples)
       // Attention probabilities of one layer for a whole prompt: heads × length × attended keys.
       let attentionBytes = config.headCount * length * config.attention.maximumKeys(length: length) * 4
       metrics.set("passkey_accuracy/\(length)", accuracy)
       metrics.set("attention_bytes_per_layer/\(length)", Double(attentionBytes))
       headline["passkey@\(length)"] = accuracy
-      context.log("passkey at \(length) tokens: \(correct)/\(p["passkey_examples"].int!) retrieved; "
+      context.log("passkey at \(length) tokens: \(correct)/\(settings.passkeyExamples) retrieved; "
                   + String(format: "%.1f µs per prompt token; attention %.1f MiB per layer",
                            seconds / Double(max(1, tokens)) * 1e6, Double(attentionBytes) / 1_048_576))
     }

@@ -6,50 +6,62 @@ import Pipeline
 ///
 /// Reports each task's held-out loss before (the input model) and after, on held-out examples no
 /// training stage sees.
-public struct MultitaskOp: StageOperation {
-  public init() {}
+struct MultitaskOp: TypedOperation {
+  let name = "multitask"
+  let version = 1
+  let summary = "Continue a model on a weighted mixture of tasks (V2)"
 
-  public let name = "multitask"
-  public let version = 1
-  public let summary = "Continue a model on a weighted mixture of tasks (V2)"
-
-  public let schema = OpSchema(
-    parameters: [
-      ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), required: true,
-                    doc: "Task → mixture weight, e.g. {translation: 0.4, qa: 0.3, summarization: 0.3}"),
-      Specs.corpusShare,
-      ParameterSpec("dataset_share", .float, default: .float(0.25), range: 0...1,
-                    doc: "Share of rows taken from the dataset: stages, when given"),
-      Specs.world,
-      Specs.heldoutExamples,
-      Specs.train(steps: 300, batch: 16, lr: 1e-3, warmup: 20),
-    ],
-    inputs: [
-      InputSlot("from", kinds: [.model], doc: "The model to continue"),
-      Specs.mixedCorpus,
-      InputSlot("dataset", kinds: [.dataset], required: false, multiple: true,
-                doc: "Dataset stages (e.g. your JSONL examples) mixed in at dataset_share"),
-    ],
-    outputs: [OutputSpec("model", kind: .model, doc: "The continued model"),
-              OutputSpec("metrics", kind: .metrics, doc: "Loss curve and held-out loss per task, before and after")])
-
-  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
-    TaskTraining.problems(parameters)
+  struct Settings: SettingsGroup {
+    var tasks: [String: Double] = [:]
+    var corpusShare = 0.0
+    var datasetShare = 0.25
+    var world = Int(BuiltinCorpus.defaultWorld)
+    var heldoutExamples = 64
+    var train = TrainSettings(steps: 300, batch: 16, lr: 1e-3, warmup: 20)
+    static let fields: [SettingField<Self>] = [
+      .taskWeights(\.tasks, doc: "Task → mixture weight, e.g. {translation: 0.4, qa: 0.3, summarization: 0.3}"),
+      .corpusShare(\.corpusShare),
+      .float("dataset_share", \.datasetShare, range: 0...1, doc: "Share of rows taken from the dataset: stages, when given"),
+      .world(\.world),
+      .heldoutExamples(\.heldoutExamples),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
   }
 
-  public func run(_ context: StageContext) throws -> StageOutput {
-    let p = context.parameters
+  let defaults = Settings()
+  let inputs = [
+    InputSlot("from", kinds: [.model], doc: "The model to continue"),
+    Slots.mixedCorpus,
+    InputSlot("dataset", kinds: [.dataset], required: false, multiple: true,
+              doc: "Dataset stages (e.g. your JSONL examples) mixed in at dataset_share"),
+  ]
+  let outputs = [OutputSpec("model", kind: .model, doc: "The continued model"),
+                 OutputSpec("metrics", kind: .metrics, doc: "Loss curve and held-out loss per task, before and after")]
+
+  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) }
+
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let start = try ModelArtifact.input("from", of: context)
-    let mixture = TaskMixture(weights: TaskTraining.weights(p["tasks"]), world: UInt64(p["world"].int!))
-    return try TaskTraining.run(context, start: start, mixture: mixture, purpose: "multitask")
+    let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
+    let options = TaskTraining.Options(train: settings.train, heldoutExamples: settings.heldoutExamples,
+                                       corpusShare: settings.corpusShare, datasetShare: settings.datasetShare)
+    return try TaskTraining.run(context, start: start, mixture: mixture, options: options, purpose: "multitask")
   }
 }
 
 /// What `multitask` and similar task-training ops share: checks, the loop and the before/after report.
 enum TaskTraining {
-  static func problems(_ p: ParamValue) -> [ParameterProblem] {
+  /// The settings of a task-training run that are not the mixture itself.
+  struct Options {
+    var train: TrainSettings
+    /// Held-out examples per task for the before/after loss (0: no report).
+    var heldoutExamples: Int
+    var corpusShare: Double
+    var datasetShare: Double = 0
+  }
+
+  static func problems(_ weights: [String: Double]) -> [ParameterProblem] {
     var problems: [ParameterProblem] = []
-    let weights = weights(p["tasks"])
     if weights.isEmpty || weights.values.allSatisfy({ $0 <= 0 }) {
       problems.append(ParameterProblem(path: "tasks", "give at least one task a positive weight"))
     }
@@ -57,10 +69,6 @@ enum TaskTraining {
       problems.append(ParameterProblem(path: "tasks", "task weights cannot be negative"))
     }
     return problems
-  }
-
-  static func weights(_ tasks: ParamValue) -> [String: Double] {
-    (tasks.map ?? [:]).compactMapValues { $0.double }
   }
 
   /// The training-split examples of the stage's `dataset:` inputs.
@@ -71,7 +79,7 @@ enum TaskTraining {
   }
 
   static func corpus(_ context: StageContext, tokenizer: TextTokenizer) throws -> TokenStream? {
-    guard context.input("corpus") != nil || context.parameters["corpus"].string != nil else { return nil }
+    guard context.input("corpus") != nil || context.literal("corpus") != nil else { return nil }
     return TokenStream(documents: try CorpusText.documents(slot: "corpus", of: context), tokenizer: tokenizer)
   }
 
@@ -79,28 +87,28 @@ enum TaskTraining {
   ///
   /// - Parameters:
   ///   - extraMetrics: adds the op's own metrics (and headline scalars) once training is done.
-  static func run(_ context: StageContext, start: ModelArtifact, mixture: TaskMixture, purpose: String,
+  static func run(_ context: StageContext, start: ModelArtifact, mixture: TaskMixture, options: Options, purpose: String,
                   extraMetrics: (inout MetricsArtifact, inout [String: Double]) -> Void = { _, _ in }) throws -> StageOutput {
-    let p = context.parameters, train = p["train"]
+    let train = options.train
     let model = start.model, tokenizer = start.tokenizer
-    let maxTokens = min(train["sequence"].int ?? model.config.contextLength, model.config.contextLength)
-    let heldoutCount = p["heldout_examples"].int ?? 0
+    let maxTokens = min(train.sequence ?? model.config.contextLength, model.config.contextLength)
+    let heldoutCount = options.heldoutExamples
     let heldout = mixture.names.indices.map {
       mixture.examples($0, count: heldoutCount, split: .heldout, seed: context.seed, stream: "\(purpose)/report")
     }
     let before = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
 
     let corpus = try corpus(context, tokenizer: tokenizer)
-    if corpus == nil && (p["corpus_share"].double ?? 0) > 0 {
-      throw StageFailure("corpus_share is \(p["corpus_share"].double!) but no corpus: is given")
+    if corpus == nil && options.corpusShare > 0 {
+      throw StageFailure("corpus_share is \(options.corpusShare) but no corpus: is given")
     }
     var batches = TaskBatches(mixture: mixture, corpus: corpus,
-                              corpusShare: p["corpus_share"].double ?? 0, tokenizer: tokenizer,
-                              batch: train["batch"].int!, maxTokens: maxTokens, seed: context.seed, purpose: purpose)
+                              corpusShare: options.corpusShare, tokenizer: tokenizer,
+                              batch: train.batch, maxTokens: maxTokens, seed: context.seed, purpose: purpose)
     batches.datasets = try datasets(context)
-    batches.datasetShare = p["dataset_share"].double ?? 0
+    batches.datasetShare = options.datasetShare
     if !batches.datasets.isEmpty { context.log("\(batches.datasets.count) training examples from dataset stages") }
-    let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
+    let loop = TrainingLoop(context: context, model: model, settings: train.optimizer, steps: train.steps)
     try loop.run(batch: { batches.batch($0) })
 
     let after = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }

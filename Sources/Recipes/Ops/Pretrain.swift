@@ -6,37 +6,43 @@ import Pipeline
 /// Each step draws `train.batch` windows of `train.sequence` tokens at random places in the corpus
 /// (documents as `<s>…</s>`, one stream); the step's stream is seeded by the stage seed and the step, so
 /// a resumed run draws exactly what an uninterrupted one would.
-public struct PretrainOp: StageOperation {
-  public init() {}
+struct PretrainOp: TypedOperation {
+  init() {}
 
-  public let name = "pretrain"
-  public let version = 1
-  public let summary = "Train a dense or MoE transformer from scratch on a corpus (V1)"
+  let name = "pretrain"
+  let version = 1
+  let summary = "Train a dense or MoE transformer from scratch on a corpus (V1)"
 
-  public let schema = OpSchema(
-    parameters: [Specs.model, Specs.train(steps: 500, batch: 16, lr: 3e-3, warmup: 50)],
-    inputs: [
-      InputSlot("corpus", kinds: [.corpus], literals: [BuiltinCorpus.libraryName],
-                doc: "The text: a corpus stage, or builtin:library at its default size"),
-      InputSlot("tokenizer", kinds: [.tokenizer], required: false, literals: ["bytes"],
-                doc: "A tokenizer stage, or bytes (the default)"),
-    ],
-    outputs: [OutputSpec("model", kind: .model, doc: "Weights (safetensors) with config and tokenizer"),
-              OutputSpec("metrics", kind: .metrics, doc: "Loss curve, parameter counts, expert load")])
+  struct Settings: SettingsGroup {
+    var model = ModelSettings()
+    var train = TrainSettings(steps: 500, batch: 16, lr: 3e-3, warmup: 50)
+    static let fields: [SettingField<Self>] = [
+      .group("model", \.model, doc: "The transformer's shape"),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
+  }
 
-  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
-    var problems = Specs.problems(ofModel: parameters["model"])
-    if let sequence = parameters[path: "train.sequence"].int, let context = parameters[path: "model.context"].int,
-       sequence > context {
-      problems.append(ParameterProblem(path: "train.sequence", "train.sequence \(sequence) exceeds model.context \(context)"))
+  let defaults = Settings()
+  let inputs = [
+    InputSlot("corpus", kinds: [.corpus], literals: [BuiltinCorpus.libraryName],
+              doc: "The text: a corpus stage, or builtin:library at its default size"),
+    InputSlot("tokenizer", kinds: [.tokenizer], required: false, literals: ["bytes"],
+              doc: "A tokenizer stage, or bytes (the default)"),
+  ]
+  let outputs = [OutputSpec("model", kind: .model, doc: "Weights (safetensors) with config and tokenizer"),
+                 OutputSpec("metrics", kind: .metrics, doc: "Loss curve, parameter counts, expert load")]
+
+  func problems(in settings: Settings) -> [ParameterProblem] {
+    var problems = settings.model.problems()
+    if let sequence = settings.train.sequence, sequence > settings.model.context {
+      problems.append(ParameterProblem(path: "train.sequence", "train.sequence \(sequence) exceeds model.context \(settings.model.context)"))
     }
     return problems
   }
 
-  public func run(_ context: StageContext) throws -> StageOutput {
-    let p = context.parameters
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let tokenizer = try TextTokenizer.from(context)
-    let config = Specs.modelConfig(p["model"], vocabulary: tokenizer.vocabularySize)
+    let config = settings.model.config(vocabulary: tokenizer.vocabularySize)
     let documents = try CorpusText.documents(slot: "corpus", of: context)
     let stream = TokenStream(documents: documents, tokenizer: tokenizer)
     guard stream.tokens.count > 1 else { throw StageFailure("the corpus holds no text") }
@@ -44,10 +50,10 @@ public struct PretrainOp: StageOperation {
                 + "\(config.parameterCount) parameters (\(config.activeParameterCount) active)")
 
     let model = TransformerLM(config: config, seed: context.seed)
-    let train = p["train"]
-    let loop = TrainingLoop(context: context, model: model, settings: Specs.optimizer(train), steps: train["steps"].int!)
-    let length = (train["sequence"].int ?? config.contextLength) + 1
-    let batch = train["batch"].int!
+    let train = settings.train
+    let loop = TrainingLoop(context: context, model: model, settings: train.optimizer, steps: train.steps)
+    let length = (train.sequence ?? config.contextLength) + 1
+    let batch = train.batch
     try loop.run(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "pretrain/step/\(step)")
       return TrainingBatch(tokens: stream.windows(batch, length: length, using: &rng), weights: nil)

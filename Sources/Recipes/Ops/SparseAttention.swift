@@ -9,61 +9,70 @@ import Tensors
 /// Reports the attention cost against dense at the stage's context (query–key pairs scored, which is
 /// what time and memory grow with), and the held-out task loss of the dense input, of the sparse model
 /// before adapting, and after.
-public struct SparseAttentionOp: StageOperation {
-  public init() {}
+struct SparseAttentionOp: TypedOperation {
+  let name = "sparse_attention"
+  let version = 1
+  let summary = "Switch a model to sliding-window or block-sparse attention and adapt it (V2)"
 
-  public let name = "sparse_attention"
-  public let version = 1
-  public let summary = "Switch a model to sliding-window or block-sparse attention and adapt it (V2)"
+  struct Settings: SettingsGroup {
+    var attention = AttentionSettings()
+    var tasks: [String: Double] = [:]
+    var corpusShare = 0.0
+    var world = Int(BuiltinCorpus.defaultWorld)
+    var heldoutExamples = 64
+    var costContext: Int?
+    var train = TrainSettings(steps: 100, batch: 16, lr: 5e-4, warmup: 10)
+    static let fields: [SettingField<Self>] = [
+      .group("attention", \.attention, doc: "The attention pattern"),
+      .taskWeights(\.tasks, doc: "Task → weight of the adaptation mixture"),
+      .corpusShare(\.corpusShare),
+      .world(\.world),
+      .heldoutExamples(\.heldoutExamples),
+      .int("cost_context", \.costContext, range: 8...1_000_000,
+           doc: "Sequence length of the cost report; default: the model's context"),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
+  }
 
-  public let schema = OpSchema(
-    parameters: [
-      Specs.attention,
-      ParameterSpec("tasks", .map(keys: TaskSuite.names, values: .float), required: true,
-                    doc: "Task → weight of the adaptation mixture"),
-      Specs.corpusShare,
-      Specs.world,
-      Specs.heldoutExamples,
-      ParameterSpec("cost_context", .int, range: 8...1_000_000,
-                    doc: "Sequence length of the cost report; default: the model's context"),
-      Specs.train(steps: 100, batch: 16, lr: 5e-4, warmup: 10),
-    ],
-    inputs: [
-      InputSlot("from", kinds: [.model], doc: "The dense model to adapt"),
-      Specs.mixedCorpus,
-    ],
-    outputs: [OutputSpec("model", kind: .model, doc: "The model with sparse attention"),
-              OutputSpec("metrics", kind: .metrics, doc: "Attention cost and held-out losses")])
+  let defaults = Settings()
+  let inputs = [
+    InputSlot("from", kinds: [.model], doc: "The dense model to adapt"),
+    Slots.mixedCorpus,
+  ]
+  let outputs = [OutputSpec("model", kind: .model, doc: "The model with sparse attention"),
+                 OutputSpec("metrics", kind: .metrics, doc: "Attention cost and held-out losses")]
 
-  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
-    var problems = TaskTraining.problems(parameters)
-    if parameters[path: "attention.kind"].string == "dense" {
+  func problems(in settings: Settings) -> [ParameterProblem] {
+    var problems = TaskTraining.problems(settings.tasks)
+    if settings.attention.kind == .dense {
       problems.append(ParameterProblem(path: "attention.kind", "sparse_attention needs sliding_window or block_sparse"))
     }
     return problems
   }
 
-  public func run(_ context: StageContext) throws -> StageOutput {
-    let p = context.parameters
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let dense = try ModelArtifact.input("from", of: context)
     var config = dense.model.config
-    let pattern = Specs.attentionPattern(p["attention"])
+    let pattern = settings.attention.pattern
     config.attention = pattern
     let sparse = ModelArtifact(model: try TransformerLM(config: config, tensors: dense.model.tensors), tokenizer: dense.tokenizer)
 
-    let length = p["cost_context"].int ?? config.contextLength
+    let length = settings.costContext ?? config.contextLength
     let densePairs = AttentionPattern.dense.attendedPairs(length: length)
     let sparsePairs = pattern.attendedPairs(length: length)
     context.log("attention at \(length) tokens: \(sparsePairs) of \(densePairs) query–key pairs "
                 + String(format: "(%.1f× fewer)", Double(densePairs) / Double(sparsePairs)))
 
-    let mixture = TaskMixture(weights: TaskTraining.weights(p["tasks"]), world: UInt64(p["world"].int!))
-    let maxTokens = min(p[path: "train.sequence"].int ?? config.contextLength, config.contextLength)
+    let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
+    let maxTokens = min(settings.train.sequence ?? config.contextLength, config.contextLength)
     let heldout = mixture.names.indices.map {
-      mixture.examples($0, count: p["heldout_examples"].int!, split: .heldout, seed: context.seed, stream: "sparse_attention/report")
+      mixture.examples($0, count: settings.heldoutExamples, split: .heldout, seed: context.seed, stream: "sparse_attention/report")
     }
     let denseLoss = heldout.map { TaskLoss.mean(dense.model, tokenizer: dense.tokenizer, examples: $0, maxTokens: maxTokens) }
-    return try TaskTraining.run(context, start: sparse, mixture: mixture, purpose: "sparse_attention") { metrics, headline in
+    let options = TaskTraining.Options(train: settings.train, heldoutExamples: settings.heldoutExamples,
+                                       corpusShare: settings.corpusShare)
+    return try TaskTraining.run(context, start: sparse, mixture: mixture, options: options,
+                                purpose: "sparse_attention") { metrics, headline in
       metrics.set("attention_pairs_dense", Double(densePairs))
       metrics.set("attention_pairs", Double(sparsePairs))
       metrics.set("cost_context", Double(length))

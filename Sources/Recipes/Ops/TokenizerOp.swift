@@ -7,31 +7,32 @@ import Pipeline
 /// The texts are a dataset's prompts, reasoning and answers (one text per example) or a corpus's
 /// documents. The artifact is the tokenizer's serialised form (`BPETokenizer.serialized()`), which
 /// training ops read with `BPETokenizer(serialized:)`.
-public struct TokenizerOp: StageOperation {
-  public init() {}
+struct TokenizerOp: TypedOperation {
+  let name = "tokenizer"
+  let version = 1
+  let summary = "Train a byte-level BPE tokenizer on a dataset or corpus"
 
-  public let name = "tokenizer"
-  public let version = 1
-  public let summary = "Train a byte-level BPE tokenizer on a dataset or corpus"
+  struct Settings: SettingsGroup {
+    var vocabularySize = 512
+    var minFrequency = 2
+    static let fields: [SettingField<Self>] = [
+      .int("vocab_size", \.vocabularySize, range: 263...65_536, doc: "Ids in all: 256 bytes + 7 special tokens + learned merges"),
+      .int("min_frequency", \.minFrequency, range: 1...1_000_000,
+           doc: "Stop merging when the most frequent pair occurs less often"),
+    ]
+  }
 
-  public let schema = OpSchema(
-    parameters: [
-      ParameterSpec("vocab_size", .int, default: .int(512), range: 263...65_536,
-                    doc: "Ids in all: 256 bytes + 7 special tokens + learned merges"),
-      ParameterSpec("min_frequency", .int, default: .int(2), range: 1...1_000_000,
-                    doc: "Stop merging when the most frequent pair occurs less often"),
-    ],
-    inputs: [InputSlot("from", kinds: [.dataset, .corpus], doc: "The texts to learn merges from")],
-    outputs: [OutputSpec("tokenizer", kind: .tokenizer, doc: "The tokenizer (lineage-bpe JSON)")])
+  let defaults = Settings()
+  let inputs = [InputSlot("from", kinds: [.dataset, .corpus], doc: "The texts to learn merges from")]
+  let outputs = [OutputSpec("tokenizer", kind: .tokenizer, doc: "The tokenizer (lineage-bpe JSON)")]
 
-  public func run(_ context: StageContext) throws -> StageOutput {
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     guard let input = context.input("from") else { throw StageFailure("tokenizer needs 'from:'") }
     let texts = try TextSource.texts(in: try context.bytes(of: input), kind: input.kind)
     guard !texts.isEmpty else { throw StageFailure("'\(input.stage)' holds no text to train on") }
-    let p = context.parameters
     context.progress(step: 0, of: 1)
-    let tokenizer = BPETokenizer.train(texts: texts, vocabularySize: p["vocab_size"].int!,
-                                       minFrequency: p["min_frequency"].int!)
+    let tokenizer = BPETokenizer.train(texts: texts, vocabularySize: settings.vocabularySize,
+                                       minFrequency: settings.minFrequency)
     context.progress(step: 1, of: 1)
     let bytes = texts.reduce(0) { $0 + $1.utf8.count }
     let tokens = texts.reduce(0) { $0 + tokenizer.encode($1).count }

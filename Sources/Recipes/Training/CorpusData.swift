@@ -47,7 +47,7 @@ enum CorpusText {
   /// (the library's training documents at their default size).
   static func documents(slot: String, of context: StageContext) throws -> [String] {
     if let input = context.input(slot) { return documents(in: try context.bytes(of: input)) }
-    guard context.parameters[slot].string == BuiltinCorpus.libraryName else {
+    guard context.literal(slot) == BuiltinCorpus.libraryName else {
       throw StageFailure("needs '\(slot):' naming a corpus stage or \(BuiltinCorpus.libraryName)")
     }
     return BuiltinCorpus.library(documents: BuiltinCorpus.defaultDocuments, world: BuiltinCorpus.defaultWorld,

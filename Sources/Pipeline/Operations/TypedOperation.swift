@@ -1,0 +1,51 @@
+/// An op whose parameters are one `SettingsGroup`: its schema is derived from the group and its
+/// defaults, and `run` receives the decoded value, so the op reads no parameter by string.
+///
+/// ```swift
+/// struct PretrainOp: TypedOperation {
+///   let defaults = PretrainSettings(train: TrainSettings(steps: 500, batch: 16, learningRate: 3e-3, warmup: 50))
+///   func run(_ context: StageContext, settings: PretrainSettings) throws -> StageOutput { … }
+/// }
+/// ```
+public protocol TypedOperation: StageOperation {
+  associatedtype Settings: SettingsGroup
+  /// The value of every parameter a stage leaves out; the schema shows them as the defaults.
+  var defaults: Settings { get }
+  var inputs: [InputSlot] { get }
+  var outputs: [OutputSpec] { get }
+
+  /// Checks that span several settings (each setting alone is checked by the schema). Problems name a
+  /// parameter path (`model.heads`) so the loader can point at its place in the stage file.
+  func problems(in settings: Settings) -> [ParameterProblem]
+
+  /// Computes the stage's outputs from its inputs and settings.
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput
+}
+
+extension TypedOperation {
+  public var schema: OpSchema {
+    OpSchema(parameters: Settings.specs(defaults: defaults), inputs: inputs, outputs: outputs)
+  }
+
+  public func problems(in settings: Settings) -> [ParameterProblem] { [] }
+
+  /// The loader calls this only with schema-valid parameters, so decoding succeeds; if it ever did
+  /// not, the op and its schema disagree, which the problem says rather than hiding.
+  public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
+    do {
+      return problems(in: try Settings.decode(parameters, defaults: defaults))
+    } catch {
+      return [ParameterProblem(path: error.path, "internal: \(error) (the op '\(name)' and its schema disagree)")]
+    }
+  }
+
+  public func run(_ context: StageContext) throws -> StageOutput {
+    let settings: Settings
+    do {
+      settings = try Settings.decode(context.parameters, defaults: defaults)
+    } catch {
+      throw StageFailure("\(error)")
+    }
+    return try run(context, settings: settings)
+  }
+}
