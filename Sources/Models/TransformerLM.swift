@@ -162,9 +162,12 @@ public final class TransformerLM {
 
   /// DeepSeek-V3's auxiliary-loss-free balancing, after an optimizer step: each expert's selection
   /// bias moves by the update rate toward the mean load (down if over-loaded, up if under-loaded).
-  public func updateRoutingBias() {
+  ///
+  /// - Parameter load: routed-token counts `[layer][expert]`: the last forward pass's
+  ///   (`lastExpertLoad`), or that summed over several processes so that each moves its bias alike.
+  public func updateRoutingBias(load: [[Int]]) {
     guard let moe = config.moe, case .auxiliaryLossFree(let rate) = moe.balancing else { return }
-    for (l, load) in lastExpertLoad.enumerated() {
+    for (l, load) in load.enumerated() {
       let mean = Float(load.reduce(0, +)) / Float(load.count)
       for e in load.indices {
         let error = mean - Float(load[e])

@@ -32,7 +32,7 @@ import Testing
       let loss = model.loss(tokens)
       loss.backward()
       optimizer.update()
-      model.updateRoutingBias()
+      model.updateRoutingBias(load: model.lastExpertLoad)
       if step == 0 { first = loss.value.scalars[0] }
       last = loss.value.scalars[0]
       for l in 0..<2 { for e in 0..<4 { totalLoad[l][e] += model.lastExpertLoad[l][e] } }
@@ -60,7 +60,7 @@ import Testing
   @Test func routingBiasIsSavedWithTheWeights() throws {
     let model = TransformerLM(config: MixtureOfExpertsTests.config(.auxiliaryLossFree(biasUpdateRate: 0.5)), seed: 3)
     _ = model.loss([ByteTokenizer().encode("some text to route")])
-    model.updateRoutingBias()
+    model.updateRoutingBias(load: model.lastExpertLoad)
     let restored = try TransformerLM(safetensors: model.safetensors())
     #expect(restored.routingBias == model.routingBias)
     #expect(restored.safetensors() == model.safetensors())

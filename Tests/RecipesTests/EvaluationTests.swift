@@ -28,10 +28,13 @@ import Testing
   @Test func onlyVerifiedFinishedSamplesAreKeptWithTheModelsOwnText() throws {
     let task = ArithmeticTask(digits: 1, operations: 2)
     let right = "3 * 4 = 12\n2 + 12 = 14\nAnswer: 14"
-    let kept = try #require(SyntheticData.keep(right, finished: true, for: example, task: task, minScore: 0.5))
+    let verifier = Verifier(task: task, minScore: 0.5)
+    let verdict = verifier.judge(right, finished: true, for: example)
+    #expect(verdict == Verdict(score: 1, accepted: true))
+    let kept = Sample(prompt: 0, completion: right, tokens: 9, finished: true, verdict: verdict).example(from: example)
     #expect(kept.reasoning == "3 * 4 = 12\n2 + 12 = 14" && kept.answer == "14" && kept.prompt == example.prompt)
-    #expect(SyntheticData.keep("Answer: 15", finished: true, for: example, task: task, minScore: 0) == nil)
-    #expect(SyntheticData.keep(right, finished: false, for: example, task: task, minScore: 0.5) == nil,
+    #expect(Verifier(task: task, minScore: 0).judge("Answer: 15", finished: true, for: example).accepted == false)
+    #expect(verifier.judge(right, finished: false, for: example).accepted == false,
             "a sample cut off by the length limit is not kept")
   }
 

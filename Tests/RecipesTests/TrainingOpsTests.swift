@@ -255,7 +255,14 @@ import Testing
       let before = try #require(m["heldout_loss_before/\(task)"] as? Double)
       let after = try #require(m["heldout_loss/\(task)"] as? Double)
       #expect(after < before, "\(task): \(before) → \(after)")
-      #expect((m["synthetic_generated/\(task)"] as? Double ?? 0) > 0)
+      // Each task wants half of count; a tiny model rarely gets one right, so it samples until it
+      // has its 8 or has used max_attempts (4) × 8 prompts, and never keeps more than it wants.
+      let wanted = try #require(m["synthetic_wanted/\(task)"] as? Double)
+      let generated = try #require(m["synthetic_generated/\(task)"] as? Double)
+      let kept = try #require(m["synthetic_kept/\(task)"] as? Double)
+      #expect(wanted == 8)
+      #expect(kept <= wanted && generated <= 4 * wanted && generated >= wanted)
+      #expect(kept == wanted || generated == 4 * wanted, "\(task): stopped with \(kept) of \(wanted) after \(generated)")
     }
     let history = try #require(m["mixture_weights"] as? [[Double]])
     #expect(history.count == 6, "the initial weights and one row per update at steps 5…25")

@@ -56,6 +56,11 @@ public struct SettingsError: Error, Equatable, Sendable, CustomStringConvertible
   public var path: String
   public var expected: String
   public var found: ParamValue
+  public init(path: String, expected: String, found: ParamValue) {
+    self.path = path
+    self.expected = expected
+    self.found = found
+  }
   public var description: String {
     "setting '\(path)' should be \(expected), got \(found.displayText)"
   }

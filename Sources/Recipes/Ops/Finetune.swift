@@ -6,9 +6,10 @@ import Tensors
 /// `finetune` (V3): adaptive fine-tuning on synthetic data that a model stage generates, mixed with
 /// real task data.
 ///
-/// 1. The generator model answers `count` training prompts drawn by the initial task weights; its
-///    answers are checked by the tasks' verifiers and kept only when right (or, for translation and
-///    summarisation, when their score reaches `min_score`). What is kept is the model's own text.
+/// 1. The generator model answers training prompts until each task has its share of `count` verified
+///    samples (shares by the initial task weights), or has sampled `max_attempts` times its share;
+///    answers are kept only when the task's verifier accepts them (right, or, for translation and
+///    summarisation, a score of at least `min_score`). What is kept is the model's own text.
 /// 2. Each training row is, with probability `synthetic_share`, a kept synthetic sample of the drawn
 ///    task, else a real example.
 /// 3. Adaptive mixture: every `adaptive.every` steps each task's loss on validation examples (drawn
@@ -17,12 +18,14 @@ import Tensors
 ///    so the tasks the model is worst at get more of the batch. The weights over time are in the metrics.
 struct FinetuneOp: TypedOperation {
   let name = "finetune"
-  let version = 1
+  /// 2: samples until each task has its share of `count` verified samples (or reaches `max_attempts`).
+  let version = 2
   let summary = "Adaptive fine-tuning on verified synthetic data from a model stage (V3)"
 
   struct Settings: SettingsGroup {
     var tasks: [String: Double] = [:]
     var count = 256
+    var maxAttempts = 4
     var syntheticShare = 0.5
     var minScore = 0.5
     var temperature = 0.0
@@ -33,7 +36,10 @@ struct FinetuneOp: TypedOperation {
     var train = TrainSettings(steps: 200, batch: 16, lr: 5e-4, warmup: 10)
     static let fields: [SettingField<Self>] = [
       .taskWeights(\.tasks, doc: "Task → initial mixture weight"),
-      .int("count", \.count, range: 0...1_000_000, doc: "Synthetic prompts to generate"),
+      .int("count", \.count, range: 0...1_000_000,
+           doc: "Verified synthetic samples wanted, shared among the tasks by their initial weights (0: none)"),
+      .int("max_attempts", \.maxAttempts, range: 1...1000,
+           doc: "Prompts a task may sample, as a multiple of its share of count, before it stops short"),
       .float("synthetic_share", \.syntheticShare, range: 0...1, doc: "Share of rows taken from the kept synthetic samples"),
       .float("min_score", \.minScore, range: 0...1,
              doc: "Keep a translation/summary sample whose score reaches this (others must be right)"),
@@ -81,13 +87,14 @@ struct FinetuneOp: TypedOperation {
 
     let synthetic = try SyntheticData.generate(
       context, generator: try ModelArtifact.input("generator", of: context), mixture: mixture, count: settings.count,
-      temperature: Float(settings.temperature), minScore: settings.minScore)
+      maxAttempts: settings.maxAttempts, temperature: Float(settings.temperature), minScore: settings.minScore)
     var metrics = MetricsArtifact()
     for (i, task) in mixture.names.enumerated() {
       let made = synthetic.generated[i], kept = synthetic.kept[i].count
+      metrics.set("synthetic_wanted/\(task)", Double(synthetic.wanted[i]))
       metrics.set("synthetic_generated/\(task)", Double(made))
       metrics.set("synthetic_kept/\(task)", Double(kept))
-      context.log("\(task): kept \(kept) of \(made) synthetic samples")
+      context.log("\(task): kept \(kept) of \(made) synthetic samples (wanted \(synthetic.wanted[i]))")
     }
 
     let adaptive = settings.adaptive, every = adaptive.every
@@ -105,8 +112,7 @@ struct FinetuneOp: TypedOperation {
     if corpus == nil && corpusShare > 0 { throw StageFailure("corpus_share is \(corpusShare) but no corpus: is given") }
     let share = settings.syntheticShare
     var history: [[Double]] = [[0] + mixture.weights]   // [step, weights…]
-    let loop = TrainingLoop(context: context, model: model, settings: train.optimizer, steps: train.steps)
-    try loop.run(batch: { step in
+    let objective = LanguageModelObjective(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "finetune/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
       for _ in 0..<train.batch {
@@ -125,7 +131,9 @@ struct FinetuneOp: TypedOperation {
         }
       }
       return paddedBatch(rows, pad: tokenizer.id(of: .pad))
-    }, restore: { state in
+    })
+    let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
+    try loop.run(restore: { state in
       history = try AdaptiveState.decode(state, tasks: mixture.names.count)
       mixture.setWeights(Array(history.last!.dropFirst()))
     }, afterStep: { step, _ in
@@ -149,6 +157,7 @@ struct FinetuneOp: TypedOperation {
       metrics.set("initial_weight/\(task)", initialWeights[i] / initialWeights.reduce(0, +))
       metrics.set("final_weight/\(task)", mixture.weights[i] / mixture.weights.reduce(0, +))
       headline["synthetic_kept/\(task)"] = Double(synthetic.kept[i].count)
+      headline["synthetic_generated/\(task)"] = Double(synthetic.generated[i])
       guard heldoutCount > 0 else { continue }
       metrics.set("heldout_loss_before/\(task)", before[i])
       metrics.set("heldout_loss/\(task)", after[i])
@@ -193,61 +202,60 @@ enum AdaptiveState {
   }
 }
 
-/// Synthetic samples a generator model writes for training prompts, filtered by the task verifiers.
+/// Synthetic samples a generator model writes for training prompts, kept when the task's verifier
+/// accepts them.
+///
+/// Each task wants its share of `count` accepted samples (by the initial mixture weights). Prompts are
+/// drawn in rounds, each round asking every unfinished task for as many prompts as it still lacks
+/// samples, until each task has its share or has used `maxAttempts` × its share in prompts: a task the
+/// generator cannot do yet stops at the cap instead of sampling forever, and its count says so.
 struct SyntheticData {
-  /// Per task (mixture order): samples generated, and those kept (prompt + the model's own completion).
+  /// Per task (mixture order): accepted samples wanted, prompts sampled, and the kept samples
+  /// (prompt + the model's own completion).
+  var wanted: [Int]
   var generated: [Int]
   var kept: [[TaskExample]]
 
   static func generate(_ context: StageContext, generator: ModelArtifact, mixture: TaskMixture, count: Int,
-                       temperature: Float, minScore: Double) throws -> SyntheticData {
+                       maxAttempts: Int, temperature: Float, minScore: Double) throws -> SyntheticData {
+    let tasks = mixture.names.count
+    let total = mixture.weights.reduce(0, +)
+    let wanted = mixture.weights.map { Int((Double(count) * $0 / total).rounded()) }
+    var data = SyntheticData(wanted: wanted, generated: [Int](repeating: 0, count: tasks),
+                             kept: [[TaskExample]](repeating: [], count: tasks))
+    guard count > 0 else { return data }
+    let maxNew = min(96, generator.model.config.contextLength / 2)
+    let sampler = BatchedSampler(generator, settings: SamplingSettings(temperature: temperature, maxNewTokens: maxNew))
+    let verifiers = mixture.generators.map { Verifier(task: $0, minScore: minScore) }
     var rng = TaskRandom(seed: context.seed, stream: "finetune/synthetic")
-    var prompts: [(task: Int, example: TaskExample)] = []
-    for _ in 0..<count {
-      let task = mixture.drawTask(using: &rng)
-      prompts.append((task, mixture.generators[task].example(split: .train, using: &rng)))
-    }
-    var data = SyntheticData(generated: [Int](repeating: 0, count: mixture.names.count),
-                             kept: [[TaskExample]](repeating: [], count: mixture.names.count))
-    let model = generator.model, tokenizer = generator.tokenizer
-    let engine = Generator(model: model)
     var random = RandomStream(seed: context.seed, purpose: .sampling)
-    let maxNew = min(96, model.config.contextLength / 2)
-    for start in stride(from: 0, to: prompts.count, by: 16) {
-      if context.isCancelled { throw CancellationError() }
-      context.progress(step: start, of: prompts.count)
-      let chunk = Array(prompts[start..<min(start + 16, prompts.count)])
-      let inputs = chunk.map { Array(tokenizer.encode(TaskFormat.prompt($0.example)).suffix(model.config.contextLength - maxNew)) }
-      let outputs = engine.generate(prompts: inputs, settings: SamplingSettings(temperature: temperature, maxNewTokens: maxNew),
-                                    tokenizer: tokenizer, random: &random)
-      for (item, output) in zip(chunk, outputs) {
-        data.generated[item.task] += 1
-        if let sample = keep(output.text, finished: output.finishReason == .eos, for: item.example,
-                             task: mixture.generators[item.task], minScore: minScore) {
-          data.kept[item.task].append(sample)
+    let cap = wanted.map { $0 * maxAttempts }
+    var round = 0
+    while true {
+      var prompts: [(task: Int, prompt: SamplePrompt)] = []
+      for t in 0..<tasks {
+        let lacking = min(wanted[t] - data.kept[t].count, cap[t] - data.generated[t])
+        for _ in 0..<max(0, lacking) {
+          prompts.append((t, SamplePrompt(example: mixture.generators[t].example(split: .train, using: &rng),
+                                          verifier: verifiers[t])))
         }
       }
+      guard !prompts.isEmpty else { break }
+      round += 1
+      let samples = try sampler.sample(prompts.map(\.prompt), random: &random,
+                                       progress: { done, all in context.progress(step: done, of: all) },
+                                       isCancelled: { context.isCancelled })
+      for sample in samples {
+        let (task, prompt) = prompts[sample.prompt]
+        data.generated[task] += 1
+        if sample.verdict.accepted && data.kept[task].count < wanted[task] {
+          data.kept[task].append(sample.example(from: prompt.example))
+        }
+      }
+      context.log("synthetic round \(round): " + mixture.names.indices.map {
+        "\(mixture.names[$0]) \(data.kept[$0].count)/\(wanted[$0]) kept of \(data.generated[$0])"
+      }.joined(separator: ", "))
     }
     return data
-  }
-
-  /// The training example made of a generated completion, or nil when the verifier rejects it: the
-  /// model must have finished (end of sequence) and its answer must be right (or, for translation and
-  /// summarisation, score at least `minScore`). The example keeps the model's own reasoning and answer.
-  static func keep(_ completion: String, finished: Bool, for example: TaskExample, task: any TaskGenerator,
-                   minScore: Double) -> TaskExample? {
-    guard finished else { return nil }
-    let score = task.score(TaskFormat.answer(in: completion), for: example)
-    let continuous = task.metric == .chrF || task.metric == .rougeL
-    guard continuous ? score >= minScore : score == 1 else { return nil }
-    var sample = example
-    if let r = completion.range(of: TaskFormat.answerMarker, options: .backwards) {
-      sample.reasoning = String(completion[..<r.lowerBound]).trimmingCharacters(in: .newlines)
-      sample.answer = String(completion[r.upperBound...])
-    } else {
-      sample.reasoning = ""
-      sample.answer = completion
-    }
-    return sample
   }
 }

@@ -111,8 +111,7 @@ struct LongContextOp: TypedOperation {
     }
     let before = heldoutLoss()
 
-    let loop = TrainingLoop(context: context, model: model, settings: train.optimizer, steps: train.steps)
-    try loop.run(batch: { step in
+    let objective = LanguageModelObjective(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "long_context/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
       for _ in 0..<train.batch {
@@ -129,6 +128,8 @@ struct LongContextOp: TypedOperation {
       }
       return paddedBatch(rows, pad: tokenizer.id(of: .pad))
     })
+    let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
+    try loop.run()
 
     let after = heldoutLoss()
     context.log("held-out long-document loss at \(sequence) tokens: \(String(format: "%.4f", before)) → \(String(format: "%.4f", after))")

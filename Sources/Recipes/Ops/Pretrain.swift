@@ -51,13 +51,14 @@ struct PretrainOp: TypedOperation {
 
     let model = TransformerLM(config: config, seed: context.seed)
     let train = settings.train
-    let loop = TrainingLoop(context: context, model: model, settings: train.optimizer, steps: train.steps)
     let length = (train.sequence ?? config.contextLength) + 1
     let batch = train.batch
-    try loop.run(batch: { step in
+    let objective = LanguageModelObjective(batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "pretrain/step/\(step)")
       return TrainingBatch(tokens: stream.windows(batch, length: length, using: &rng), weights: nil)
     })
+    let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
+    try loop.run()
 
     var metrics = MetricsArtifact()
     metrics.setCurve("loss", loop.losses)

@@ -3,31 +3,41 @@ import Models
 import Pipeline
 import Tensors
 
-/// One batch of a training step: `tokens[b]` holds a sequence and its next token (`[batch][seq + 1]`);
-/// `weights[b][t]` weights the prediction of token t (0 masks prompts and padding; nil: all 1).
+/// One batch of language-model training: `tokens[b]` holds a sequence and its next token
+/// (`[batch][seq + 1]`); `weights[b][t]` weights the prediction of token t (0 masks prompts and padding;
+/// nil: all 1).
 struct TrainingBatch {
   var tokens: [[Int32]]
   var weights: [[Float]]?
 }
 
-/// The loop every training op shares: a batch per step, AdamW, progress, the loss curve, and
-/// checkpoints into the store so that a killed or interrupted run resumes mid-stage, bit-identically.
+/// The loop every training op shares: the objective's loss per step, backward, the hooks, AdamW,
+/// progress, the curves, and checkpoints into the store so that a killed or interrupted run resumes
+/// mid-stage, bit-identically.
 ///
-/// Batches are a pure function of the step number (each step draws from its own seeded stream), so the
-/// checkpoint needs only the weights, the optimizer's moments, the curve so far and the op's own state.
+/// An objective's loss is a pure function of the step number and state it restores (each step draws
+/// from its own seeded stream), so the checkpoint needs only the weights, the optimizer's moments, the
+/// curves so far and the op's own state.
 final class TrainingLoop {
   let context: StageContext
   let model: TransformerLM
+  let objective: any TrainingObjective
+  let hooks: TrainingHooks
   let optimizer: AdamW
   let steps: Int
   /// Losses of the steps taken so far, one per step.
   private(set) var losses: [Float] = []
+  /// The objective's further per-step values (`ObjectiveStep.metrics`), one curve per name.
+  private(set) var curves: [String: [Double]] = [:]
   /// Bytes an op keeps across a checkpoint (e.g. adaptive mixture weights); restored before `run` goes on.
   var opState: [UInt8] = []
 
-  init(context: StageContext, model: TransformerLM, settings: AdamW.Settings, steps: Int) {
+  init(context: StageContext, model: TransformerLM, objective: any TrainingObjective, settings: AdamW.Settings,
+       steps: Int, hooks: TrainingHooks = TrainingHooks()) {
     self.context = context
     self.model = model
+    self.objective = objective
+    self.hooks = hooks
     self.optimizer = AdamW(parameters: model.parameters, settings: settings)
     self.steps = steps
     checkpointInterval = context.checkpointSeconds
@@ -47,6 +57,7 @@ final class TrainingLoop {
       try optimizer.restore(try reader.next())
       losses = try reader.next().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
       opState = try reader.next()
+      curves = try Curves.decode(try reader.next())
       guard losses.count == saved.step, optimizer.step == saved.step else {
         throw StageFailure("it records step \(saved.step) but holds \(losses.count) losses")
       }
@@ -62,13 +73,10 @@ final class TrainingLoop {
   /// Runs the remaining steps.
   ///
   /// - Parameters:
-  ///   - batch: the batch of step `s` (0-based); must depend only on `s` and the op's fixed inputs
-  ///     (and `opState`).
   ///   - restore: called with `opState` when the run resumes from a checkpoint that holds one.
   ///   - afterStep: called after each update with the step and its loss (before a checkpoint is saved,
   ///     so state it puts in `opState` is saved with that step).
-  func run(batch: (Int) throws -> TrainingBatch, restore: ([UInt8]) throws -> Void = { _ in },
-           afterStep: (Int, Float) throws -> Void = { _, _ in }) throws {
+  func run(restore: ([UInt8]) throws -> Void = { _ in }, afterStep: (Int, Float) throws -> Void = { _, _ in }) throws {
     let first = try resume()
     if first > 0 && !opState.isEmpty { try restore(opState) }
     var lastSave = Date()
@@ -80,20 +88,22 @@ final class TrainingLoop {
         try save(step: step)
         throw CancellationError()
       }
-      let b = try batch(step)
       model.zeroGradients()
-      let loss = model.loss(b.tokens, weights: b.weights)
-      loss.backward()
+      let outcome = try objective.loss(step: step, model: model)
+      outcome.loss.backward()
+      try hooks.afterBackward(model)
       let (_, lr) = optimizer.update()
-      model.updateRoutingBias()
-      let value = loss.value.scalars[0]
+      model.updateRoutingBias(load: try hooks.expertLoad(model.lastExpertLoad))
+      let value = outcome.loss.value.scalars[0]
       guard value.isFinite else { throw StageFailure("the loss became \(value) at step \(step + 1); lower train.lr") }
       losses.append(value)
-      tokensSeen += b.tokens.reduce(0) { $0 + $1.count - 1 }
-      smoothed = smoothed.map { 0.9 * $0 + 0.1 * value } ?? value
+      for (name, x) in outcome.metrics { curves[name, default: []].append(x) }
+      tokensSeen += outcome.tokens
+      let shown = smoothed.map { 0.9 * $0 + 0.1 * value } ?? value
+      smoothed = shown
       try afterStep(step, value)
       let elapsed = Date().timeIntervalSince(started)
-      context.progress(step: step + 1, of: steps, [("loss", Double(smoothed!)), ("lr", Double(lr)),
+      context.progress(step: step + 1, of: steps, [("loss", Double(shown)), ("lr", Double(lr)),
                                                    ("tok/s", Double(tokensSeen) / max(elapsed, 1e-9))])
       if Date().timeIntervalSince(lastSave) >= checkpointInterval && step + 1 < steps {
         try save(step: step + 1)
@@ -119,7 +129,36 @@ final class TrainingLoop {
     state.append(optimizer.serialized())
     state.append(losses.withUnsafeBytes { Array($0) })
     state.append(opState)
+    state.append(Curves.encode(curves))
     try context.saveCheckpoint(step: step, of: steps, state: state.bytes)
+  }
+}
+
+/// Named curves as bytes: per curve, its name's UTF-8 and its values' bit patterns, as sections.
+enum Curves {
+  static func encode(_ curves: [String: [Double]]) -> [UInt8] {
+    var out = SectionWriter()
+    for name in curves.keys.sorted() {
+      out.append(Array(name.utf8))
+      var values: [UInt8] = []
+      for x in curves[name] ?? [] { withUnsafeBytes(of: x.bitPattern.littleEndian) { values += $0 } }
+      out.append(values)
+    }
+    return out.bytes
+  }
+
+  static func decode(_ bytes: [UInt8]) throws -> [String: [Double]] {
+    var reader = SectionReader(bytes), curves: [String: [Double]] = [:]
+    while !reader.isAtEnd {
+      let name = String(decoding: try reader.next(), as: UTF8.self), values = try reader.next()
+      guard values.count % 8 == 0 else { throw StageFailure("a curve of the checkpoint is damaged") }
+      curves[name] = stride(from: 0, to: values.count, by: 8).map { start in
+        var bits: UInt64 = 0
+        for b in 0..<8 { bits |= UInt64(values[start + b]) << (8 * UInt64(b)) }
+        return Double(bitPattern: bits)
+      }
+    }
+    return curves
   }
 }
 
@@ -136,6 +175,7 @@ struct SectionReader {
   private let bytes: [UInt8]
   private var offset = 0
   init(_ bytes: [UInt8]) { self.bytes = bytes }
+  var isAtEnd: Bool { offset >= bytes.count }
 
   mutating func next() throws -> [UInt8] {
     guard offset + 8 <= bytes.count else { throw StageFailure("truncated state") }

@@ -1,0 +1,83 @@
+import Models
+import Pipeline
+
+/// What `multitask` and similar task-training ops share: checks, the loop and the before/after report.
+enum TaskTraining {
+  /// The settings of a task-training run that are not the mixture itself.
+  struct Options {
+    var train: TrainSettings
+    /// Held-out examples per task for the before/after loss (0: no report).
+    var heldoutExamples: Int
+    var corpusShare: Double
+    var datasetShare: Double = 0
+  }
+
+  static func problems(_ weights: [String: Double]) -> [ParameterProblem] {
+    var problems: [ParameterProblem] = []
+    if weights.isEmpty || weights.values.allSatisfy({ $0 <= 0 }) {
+      problems.append(ParameterProblem(path: "tasks", "give at least one task a positive weight"))
+    }
+    if weights.values.contains(where: { $0 < 0 }) {
+      problems.append(ParameterProblem(path: "tasks", "task weights cannot be negative"))
+    }
+    return problems
+  }
+
+  /// The training-split examples of the stage's `dataset:` inputs.
+  static func datasets(_ context: StageContext) throws -> [TaskExample] {
+    try context.inputs("dataset").flatMap { input in
+      try TaskExamples.parse(try context.bytes(of: input), named: input.stage).filter { $0.split == .train }
+    }
+  }
+
+  static func corpus(_ context: StageContext, tokenizer: TextTokenizer) throws -> TokenStream? {
+    guard context.input("corpus") != nil || context.literal("corpus") != nil else { return nil }
+    return TokenStream(documents: try CorpusText.documents(slot: "corpus", of: context), tokenizer: tokenizer)
+  }
+
+  /// Trains `start` on the mixture and reports held-out losses before and after.
+  ///
+  /// - Parameters:
+  ///   - extraMetrics: adds the op's own metrics (and headline scalars) once training is done.
+  static func run(_ context: StageContext, start: ModelArtifact, mixture: TaskMixture, options: Options, purpose: String,
+                  extraMetrics: (inout MetricsArtifact, inout [String: Double]) -> Void = { _, _ in }) throws -> StageOutput {
+    let train = options.train
+    let model = start.model, tokenizer = start.tokenizer
+    let maxTokens = min(train.sequence ?? model.config.contextLength, model.config.contextLength)
+    let heldoutCount = options.heldoutExamples
+    let heldout = mixture.names.indices.map {
+      mixture.examples($0, count: heldoutCount, split: .heldout, seed: context.seed, stream: "\(purpose)/report")
+    }
+    let before = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
+
+    let corpus = try corpus(context, tokenizer: tokenizer)
+    if corpus == nil && options.corpusShare > 0 {
+      throw StageFailure("corpus_share is \(options.corpusShare) but no corpus: is given")
+    }
+    var batches = TaskBatches(mixture: mixture, corpus: corpus,
+                              corpusShare: options.corpusShare, tokenizer: tokenizer,
+                              batch: train.batch, maxTokens: maxTokens, seed: context.seed, purpose: purpose)
+    batches.datasets = try datasets(context)
+    batches.datasetShare = options.datasetShare
+    if !batches.datasets.isEmpty { context.log("\(batches.datasets.count) training examples from dataset stages") }
+        let objective = LanguageModelObjective(batch: { batches.batch($0) })
+    let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
+    try loop.run()
+
+    let after = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
+    var metrics = MetricsArtifact()
+    metrics.setCurve("loss", loop.losses)
+    metrics.set("final_loss", Double(loop.finalLoss))
+    var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
+    for (i, task) in mixture.names.enumerated() where heldoutCount > 0 {
+      metrics.set("heldout_loss_before/\(task)", before[i])
+      metrics.set("heldout_loss/\(task)", after[i])
+      headline["heldout_loss/\(task)"] = after[i]
+      context.log("\(task): held-out loss \(String(format: "%.4f", before[i])) → \(String(format: "%.4f", after[i]))")
+    }
+    extraMetrics(&metrics, &headline)
+    return StageOutput(artifacts: ["model": ModelArtifact(model: model, tokenizer: tokenizer).bytes,
+                                   "metrics": metrics.bytes],
+                       metrics: headline)
+  }
+}
