@@ -65,6 +65,8 @@ import Testing
     let folder = try Self.finishedRecipe()
     let lock = folder.read("lineage.lock")
     #expect(try Self.corrupt(folder, "\"stage\":\"text\"") > 0)
+    let blocked = try CLITests().lineage(["run"], in: folder)
+    #expect(blocked.status == 1 && blocked.stderr.contains("`lineage fsck` names and removes it"), "\(blocked.stderr)")
 
     let fsck = try CLITests().lineage(["fsck"], in: folder)
     #expect(fsck.status == 1, "\(fsck.stdout)\(fsck.stderr)")
