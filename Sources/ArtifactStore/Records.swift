@@ -103,8 +103,21 @@ public struct FsckReport: Sendable, Equatable {
   public var corrupt: [ContentHash] = []
   /// Cached results some of whose outputs are gone.
   public var actionsWithMissingOutputs: [MissingOutputs] = []
-  /// Records that cannot be decoded.
-  public var corruptRecords: [String] = []
+  /// Corrupt blob → the results using it, as `stage.output`, sorted.
+  public var corruptUsers: [ContentHash: [String]] = [:]
+  /// Action records that cannot be decoded, or that carry another key than the one they are stored
+  /// under: useless for restoring, and in the way of every command that lists results.
+  public var damagedRecords: [DamagedRecord] = []
+
+  /// An action record `fsck` could not use.
+  public struct DamagedRecord: Sendable, Equatable {
+    /// The key it is stored under.
+    public var key: ContentHash
+    /// The stage the record names, when that much of it is still readable.
+    public var stage: String?
+    /// Why it is unusable.
+    public var reason: String
+  }
 }
 
 /// What `collectGarbage` deleted (or would delete, in a dry run).

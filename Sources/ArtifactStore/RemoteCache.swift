@@ -7,8 +7,9 @@ import FoundationNetworking
 /// of their bytes, `/ac/<key>` holds action records (ours: the `ActionRecord` JSON) by cache key.
 /// Any server that answers `GET`, `HEAD` and `PUT` on those paths works, e.g. nginx with WebDAV `PUT`.
 ///
-/// Downloads are verified: a blob must hash to its name and a record must carry the key it was asked
-/// for, so a damaged or malicious server cannot put wrong bytes in the store.
+/// Downloads are verified: a blob must hash to its name, a record must carry the key it was asked
+/// for and name the outputs the lockfile records for its stage, so a damaged or malicious server
+/// cannot put wrong bytes in the store, nor a self-consistent other result.
 public struct RemoteCache: Sendable {
   public let base: URL
 
@@ -73,9 +74,14 @@ public enum RemoteError: Error, Equatable, CustomStringConvertible {
   case unreachable(String, String)
   case status(Int, String, String)
   case corrupt(String)
+  /// The remote's record for a locked stage names other outputs than the lockfile.
+  case outputsDiffer(stage: String, key: ContentHash, differences: [String])
 
   public var description: String {
     switch self {
+    case .outputsDiffer(let stage, let key, let differences):
+      return "the remote's result for stage \(stage) (key \(key.short)) has other outputs than lineage.lock records "
+        + "(\(differences.joined(separator: "; "))): refused it, nothing was stored"
     case .badURL(let url): return "'\(url)' is not an http:// or https:// URL"
     case .unreachable(let url, let why): return "cannot reach the remote cache \(url): \(why)"
     case .status(let code, let method, let url): return "\(method) \(url) answered HTTP \(code)"
@@ -123,19 +129,45 @@ public enum RemoteSync {
     return report
   }
 
-  /// Downloads the action records under `keys` (those the store lacks) and their blobs, checks every
-  /// hash, then writes them in one store transaction: all or nothing.
-  public static func pull(_ keys: [ContentHash], into store: Store, from remote: RemoteCache) async throws -> Report {
+  /// A result to download: the stage and key `lineage.lock` gives, and the outputs it records.
+  public struct LockedResult: Sendable, Equatable {
+    public var stage: String
+    public var key: ContentHash
+    public var outputs: [String: ArtifactRef]
+
+    public init(stage: String, key: ContentHash, outputs: [String: ArtifactRef]) {
+      self.stage = stage
+      self.key = key
+      self.outputs = outputs
+    }
+  }
+
+  /// Downloads the action records of `results` (those the store lacks) and their blobs, checks every
+  /// hash and every record's outputs against the lockfile's, then writes them in one store
+  /// transaction: all or nothing.
+  ///
+  /// A record's key alone does not prove it is the locked result: a server could answer with another
+  /// run's record under that key, whose blobs hash right. So its outputs must be the locked ones,
+  /// checked before any of its blobs is fetched.
+  ///
+  /// - Throws: `RemoteError.outputsDiffer` for a substituted result, `.corrupt` for bytes that do not
+  ///   match their names; nothing is stored then.
+  public static func pull(_ results: [LockedResult], into store: Store, from remote: RemoteCache) async throws -> Report {
     var report = Report()
     var records: [ActionRecord] = []
     var blobs: [ContentHash: [UInt8]] = [:]
-    for key in keys where try store.action(for: key) == nil {
+    for result in results where try store.action(for: result.key) == nil {
+      let key = result.key
       guard let bytes = try await remote.get(.ac, key) else {
         report.missing.append(key.short)
         continue
       }
       guard let record = try? JSONDecoder().decode(ActionRecord.self, from: Data(bytes)), record.key == key else {
         throw RemoteError.corrupt("the remote's record \(key.short) is not a Lineage action record for that key")
+      }
+      let differences = outputDifferences(remote: record.outputs, locked: result.outputs)
+      guard differences.isEmpty else {
+        throw RemoteError.outputsDiffer(stage: result.stage, key: key, differences: differences)
       }
       for ref in record.outputs.values {
         guard blobs[ref.hash] == nil, try !store.hasBlob(ref.hash) else { continue }
@@ -158,5 +190,18 @@ public enum RemoteSync {
     report.blobsReceived = blobs.count
     report.recordsReceived = records.count
     return report
+  }
+
+  /// How a record's outputs differ from the locked ones, one phrase per output, sorted by name.
+  static func outputDifferences(remote: [String: ArtifactRef], locked: [String: ArtifactRef]) -> [String] {
+    Set(remote.keys).union(locked.keys).sorted().compactMap { name in
+      switch (remote[name], locked[name]) {
+      case (let r?, let l?) where r == l: return nil
+      case (let r?, let l?): return "\(name): \(r.hash.short), locked \(l.hash.short)"
+      case (_?, nil): return "\(name): not in lineage.lock"
+      case (nil, _?): return "\(name): missing"
+      case (nil, nil): return nil
+      }
+    }
   }
 }

@@ -158,7 +158,9 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
 
   public func action(for key: ContentHash) throws -> ActionRecord? { try read { try $0.action(for: key) } }
 
-  /// Rehashes every blob and checks that every cached result's outputs exist.
+  /// Rehashes every blob, decodes every action record and checks that every record's outputs exist.
+  ///
+  /// Nothing is changed: the caller decides what to remove (`deleteBlob`, `deleteAction`).
   public func fsck() throws -> FsckReport {
     try read { txn in
       var report = FsckReport()
@@ -169,20 +171,52 @@ public final class Store: @unchecked Sendable {  // the env handle is thread-saf
         if actual.bytes != Array(key) { report.corrupt.append(ContentHash(digest: Array(key))) }
       }
       var records: [ActionRecord] = []
-      try txn.core.forEach(.actions) { key, value in
+      try txn.core.forEach(.actions) { keyBytes, value in
+        guard keyBytes.count == 32 else { return }  // keys are written as 32 digest bytes only
+        let key = ContentHash(digest: Array(keyBytes))
         do {
-          records.append(try JSONDecoder().decode(ActionRecord.self, from: Data(value)))
+          let record = try JSONDecoder().decode(ActionRecord.self, from: Data(value))
+          guard record.key == key else {
+            report.damagedRecords.append(.init(key: key, stage: record.stage,
+                                               reason: "it carries key \(record.key.short), not the one it is stored under"))
+            return
+          }
+          records.append(record)
         } catch {
-          report.corruptRecords.append("action \(Array(key).map { String($0, radix: 16) }.joined())")
+          report.damagedRecords.append(.init(key: key, stage: Store.stageField(of: Array(value)),
+                                             reason: "it cannot be decoded (\(Store.decodingReason(error)))"))
         }
       }
+      let corrupt = Set(report.corrupt)
       for record in records {
+        for (output, ref) in record.outputs where corrupt.contains(ref.hash) {
+          report.corruptUsers[ref.hash, default: []].append("\(record.stage).\(output)")
+        }
         let missing = try record.outputs.values.map(\.hash).filter { try !txn.hasBlob($0) }
         if !missing.isEmpty {
           report.actionsWithMissingOutputs.append(.init(action: record.key, stage: record.stage, missing: missing))
         }
       }
+      for hash in report.corruptUsers.keys { report.corruptUsers[hash] = Array(Set(report.corruptUsers[hash] ?? [])).sorted() }
       return report
+    }
+  }
+
+  /// The `stage` field of a record that does not decode as a whole, when the JSON still parses.
+  static func stageField(of bytes: [UInt8]) -> String? {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+    return object["stage"] as? String
+  }
+
+  /// A decoding error in a few words: the missing or mistyped field, or the JSON error.
+  static func decodingReason(_ error: any Error) -> String {
+    switch error {
+    case DecodingError.keyNotFound(let key, _): return "no '\(key.stringValue)' field"
+    case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+         DecodingError.dataCorrupted(let context):
+      let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+      return path.isEmpty ? "not valid JSON" : "field '\(path)': \(context.debugDescription)"
+    default: return "\(error)"
     }
   }
 

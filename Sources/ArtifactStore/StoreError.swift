@@ -28,7 +28,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case .diskFull(let reason):
       return "the disk refused to write the store (\(reason)): is it full? Free some space and run again; "
         + "finished stages are kept"
-    case .corruptRecord(let database, let key, let reason): return "corrupt \(database) record \(key): \(reason)"
+    case .corruptRecord(let database, let key, let reason):
+      // fsck names and removes damaged action records; the stage then reruns.
+      let remedy = database == "actions" ? "; `lineage fsck` names and removes it" : ""
+      return "corrupt \(database) record \(key): \(reason)\(remedy)"
     case .cannotOpen(let path, let reason): return "cannot open the store at \(path): \(reason)"
     }
   }

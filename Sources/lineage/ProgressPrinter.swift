@@ -46,9 +46,13 @@ final class ProgressPrinter: EventSink, @unchecked Sendable {  // state guarded 
       say("resume \(stage) from checkpoint at step \(step)/\(total)")
     case .stageRestored(let stage):
       say("restore \(stage) from cache")
-    case .stageFinished(let stage, let seconds, let metrics):
+    case .stageFinished(let stage, let seconds, let metrics, let reports):
       clearLine(stage)
-      say("done \(stage) in \(Console.duration(seconds))" + (metrics.isEmpty ? "" : ": " + Console.metrics(metrics)))
+      // A stage with a report (the eval table) has it printed whole when the run ends; its metrics
+      // on one line would repeat the table, unreadably.
+      let detail = !reports.isEmpty ? "; its \(reports.joined(separator: ", ")) follows when the run ends"
+        : metrics.isEmpty ? "" : ": " + Console.metrics(metrics)
+      say("done \(stage) in \(Console.duration(seconds))" + detail)
     case .stageFailed(let stage, let message):
       clearLine(stage)
       say("FAILED \(stage): \(message)")

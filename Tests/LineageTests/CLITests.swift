@@ -195,6 +195,23 @@ import Testing
     #expect(other.read("data.yaml") == nil)
   }
 
+  /// Importing a shared bundle into a folder that does not exist yet (the common case) creates it.
+  @Test func bundleImportIntoANewFolderCreatesIt() throws {
+    let source = try Folder()
+    try source.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run"], in: source).status == 0)
+    let file = source.path + "/share.tar"
+    #expect(try lineage(["bundle", "create", "-o", file], in: source).status == 0)
+
+    let target = try Folder()
+    let imported = try lineage(["bundle", "import", file, "--recipe", "shared/lineage"], in: target)
+    #expect(imported.status == 0, "\(imported.stderr)")
+    let copied = try? String(contentsOfFile: target.path + "/shared/lineage/data.yaml", encoding: .utf8)
+    #expect(copied == CLITests.recipe)
+    let run = try lineage(["run", "--recipe", "shared/lineage"], in: target)
+    #expect(run.status == 0 && run.stderr.contains("2 up to date"), "\(run.stderr)")
+  }
+
   @Test func gcDeletesWhatNothingReferences() throws {
     let folder = try Folder()
     try folder.write("data.yaml", CLITests.recipe)

@@ -59,6 +59,27 @@ import Testing
     #expect(try CLITests().lineage(["fsck"], in: folder).status == 0)
   }
 
+  /// A damaged action record (here its JSON broken, so not even its own stage field is readable): fsck
+  /// names it and its stage (from the lockfile), removes it, exits 1; the next run recomputes the stage.
+  @Test func fsckNamesADamagedRecordAndItsStage() throws {
+    let folder = try Self.finishedRecipe()
+    let lock = folder.read("lineage.lock")
+    #expect(try Self.corrupt(folder, "\"stage\":\"text\"") > 0)
+    let blocked = try CLITests().lineage(["run"], in: folder)
+    #expect(blocked.status == 1 && blocked.stderr.contains("`lineage fsck` names and removes it"), "\(blocked.stderr)")
+
+    let fsck = try CLITests().lineage(["fsck"], in: folder)
+    #expect(fsck.status == 1, "\(fsck.stdout)\(fsck.stderr)")
+    #expect(!fsck.stdout.contains("healthy"), "\(fsck.stdout)")
+    #expect(fsck.stdout.contains("damaged action record") && fsck.stdout.contains("of stage text"), "\(fsck.stdout)")
+    #expect(fsck.stdout.contains("removed 1 damaged action record"), "\(fsck.stdout)")
+    let run = try CLITests().lineage(["run"], in: folder)
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stderr.contains("run text:"), "\(run.stderr)")
+    #expect(folder.read("lineage.lock") == lock, "recomputed bytes are the old bytes")
+    #expect(try CLITests().lineage(["fsck"], in: folder).status == 0)
+  }
+
   @Test func aRunThatReadsACorruptInputRemovesItAndRecomputesItsProducer() throws {
     let folder = try Self.finishedRecipe()
     let lock = folder.read("lineage.lock")

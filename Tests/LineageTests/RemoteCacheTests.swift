@@ -134,4 +134,38 @@ import Testing
     let status = try CLITests().lineage(["status"], in: b)
     #expect(status.stdout.contains("stale"), "the stage is not restored from corrupt bytes: \(status.stdout)")
   }
+
+  /// A server substitutes a self-consistent other result: the record under the locked key is another
+  /// run's record (count 21 instead of 20) with its key rewritten, and its blob is on the server and
+  /// hashes right. Pull compares the record's outputs with lineage.lock and refuses it.
+  @Test func aRecordWhoseOutputsDifferFromTheLockfileIsRefused() throws {
+    let nginx = try Nginx()
+    let recipe = "stages:\n  data: {op: dataset, generator: arithmetic, count: 20}\n"
+    let a = try CLITests.Folder()
+    try a.write("s.yaml", recipe)
+    #expect(try CLITests().lineage(["run"], in: a).status == 0)
+    #expect(try CLITests().lineage(["push", "--remote", nginx.url], in: a).status == 0)
+    let lock = try #require(a.read("lineage.lock"))
+    let ac = nginx.root + "/cache/lineage/ac"
+    let locked = try #require(try FileManager.default.contentsOfDirectory(atPath: ac).first)
+
+    try a.write("s.yaml", recipe.replacingOccurrences(of: "count: 20", with: "count: 21"))
+    #expect(try CLITests().lineage(["run"], in: a).status == 0)
+    #expect(try CLITests().lineage(["push", "--remote", nginx.url], in: a).status == 0)
+    let other = try #require(try FileManager.default.contentsOfDirectory(atPath: ac).first { $0 != locked })
+    let forged = try String(contentsOfFile: ac + "/" + other, encoding: .utf8).replacingOccurrences(of: other, with: locked)
+    try forged.write(toFile: ac + "/" + locked, atomically: true, encoding: .utf8)
+
+    let b = try CLITests.Folder()
+    try b.write("s.yaml", recipe)
+    try b.write("lineage.lock", lock)
+    let pulled = try CLITests().lineage(["pull", "--remote", nginx.url], in: b)
+    #expect(pulled.status == 1, "\(pulled.stderr)")
+    #expect(pulled.stderr.contains("stage data") && pulled.stderr.contains("lineage.lock"), "\(pulled.stderr)")
+    #expect(pulled.stderr.contains("nothing was stored"), "\(pulled.stderr)")
+    let status = try CLITests().lineage(["status"], in: b)
+    #expect(status.stdout.contains("stale"), "the stage is not restored from the substitute: \(status.stdout)")
+    let fsck = try CLITests().lineage(["fsck"], in: b)
+    #expect(fsck.stdout.contains("checked 0 blobs"), "no byte of the refused record was stored: \(fsck.stdout)")
+  }
 }

@@ -161,7 +161,10 @@ public struct RecipeBundle: Sendable {
         throw .pathNotBundlable(stage: stage.name, parameter: parameter, path: written)
       }
       let relative = String(full.dropFirst(directory.count + 1))
-      guard RecipeBundle.unsafety(of: relative) == nil else {
+      // A link inside the folder may lead out (`data_roots:` lets validation accept that): the file
+      // would not travel with the recipe, so a bundle refuses it as it refuses an outside path.
+      guard RecipeBundle.unsafety(of: relative) == nil,
+            DataRoots(recipeDirectory: directory, dataRoots: []).escape(of: full) == nil else {
         throw .pathNotBundlable(stage: stage.name, parameter: parameter, path: written)
       }
       var isDirectory: ObjCBool = false

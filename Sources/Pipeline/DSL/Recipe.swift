@@ -8,6 +8,9 @@ public struct Recipe: Sendable {
   public var seed: UInt64
   /// `remote:` in recipe.yaml, for push and pull.
   public var remote: String?
+  /// `data_roots:` in recipe.yaml: absolute folders outside the recipe folder that `path` parameters
+  /// were allowed to name (bundles still refuse them: such files cannot travel with the recipe).
+  public var dataRoots: [String]
   /// Stages in definition order: files by name, stages in the order written.
   public var stages: [Stage]
   /// Matrix groups: base name → expanded stage names.

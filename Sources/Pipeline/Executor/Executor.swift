@@ -244,7 +244,8 @@ public struct Executor: Sendable {
       do {
         let record = try commit(stage, key: key, prepared: prepared, output: output, log: context.logText,
                                 seconds: seconds)
-        events.emit(.stageFinished(stage: stage.name, seconds: seconds, metrics: output.metrics))
+        let reports = stage.op.schema.outputs.filter { $0.kind == .report }.map(\.name)
+        events.emit(.stageFinished(stage: stage.name, seconds: seconds, metrics: output.metrics, reports: reports))
         return .executed(record)
       } catch {
         let message = "\(error)"

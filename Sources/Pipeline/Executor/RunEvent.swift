@@ -7,7 +7,9 @@ public enum RunEvent: Sendable {
   case stageLog(stage: String, line: String)
   case stageResumed(stage: String, step: Int, total: Int)
   case stageRestored(stage: String)
-  case stageFinished(stage: String, seconds: Double, metrics: [String: Double])
+  /// A stage ran to the end; `reports` names its outputs of kind `report`, which the CLI shows when
+  /// the run ends (`Executor.Summary.reports(from:)`).
+  case stageFinished(stage: String, seconds: Double, metrics: [String: Double], reports: [String])
   case stageFailed(stage: String, message: String)
   case stageSkipped(stage: String, failedDependency: String)
   case stageCancelled(stage: String)

@@ -7,6 +7,8 @@ import Foundation
 struct SchemaValidator {
   /// The recipe folder, to check that `path` parameters exist.
   var recipeDirectory: String
+  /// Where `path` parameters may point: the recipe folder and recipe.yaml's `data_roots:`.
+  var dataRoots: DataRoots
   var diagnostics: [Diagnostic] = []
   var origins: [String: ValueOrigin] = [:]
   var pathParameters: [String] = []
@@ -168,6 +170,10 @@ struct SchemaValidator {
                                       at: value.location))
         return nil
       }
+      if let escape = dataRoots.escape(of: full) {
+        diagnostics.append(Diagnostic(SchemaValidator.outsideMessage(path, written: v, escape), at: value.location))
+        return nil
+      }
       pathParameters.append(path)
       return record(origin: value, path: path, .string(v))
     case .choice(let words):
@@ -183,6 +189,8 @@ struct SchemaValidator {
       return record(origin: value, path: path, .string(v))
     case .list(let element):
       guard case .list(let items) = value.content else { return mismatch(value, path: path, expected: "a list") }
+      // The list as a whole comes from where it is written, even when it equals the op's default.
+      origins[path] = value.origin
       var out: [ParamValue] = []
       var ok = true
       for (i, item) in items.enumerated() {
@@ -191,6 +199,7 @@ struct SchemaValidator {
       return ok ? .list(out) : nil
     case .map(let keys, let valueType):
       guard let entries = value.entries else { return mismatch(value, path: path, expected: "a map") }
+      origins[path] = value.origin  // an empty map is one leaf: `show` looks its origin up by this path
       var out: [String: ParamValue] = [:]
       var ok = true
       for entry in entries {
@@ -212,6 +221,20 @@ struct SchemaValidator {
       let result = record(entries, specs: fields, prefix: path, owner: value.location)
       return diagnostics.count == before ? result : nil
     }
+  }
+
+  /// Why a `path` parameter may not be read, and how to allow it.
+  static func outsideMessage(_ path: String, written: String, _ escape: DataRoots.Escape) -> String {
+    let shown = ParamValue.jsonQuoted(written).dropFirst().dropLast()
+    let (name, resolved, link): (String, String, Bool)
+    switch escape {
+    case .outside(let target, let throughLink): (name, resolved, link) = (String(shown), target, throughLink)
+    case .linkBelow(let entry, let target): (name, resolved, link) = ("\(shown)/\(entry)", target, true)
+    }
+    let folder = URL(fileURLWithPath: resolved).deletingLastPathComponent().path
+    return "'\(path)': '\(name)' is outside the recipe folder (\(link ? "through a symbolic link, " : "")it is \(resolved)); "
+      + "a recipe reads only its own folder and the folders recipe.yaml lists under 'data_roots:' "
+      + "(add '\(folder)' there to allow it)"
   }
 
   private mutating func record(origin value: SourceValue, path: String, _ v: ParamValue) -> ParamValue {

@@ -4,13 +4,14 @@ import Foundation
 import Pipeline
 import Recipes
 
-/// `lineage bench pipeline`: executor overhead on generated recipes, and the store's write path.
+/// `lineage bench pipeline`: start-up time, executor overhead on generated recipes, and the store's
+/// write path.
 ///
 /// Everything runs in a temporary folder. Reported as medians (with min and max) over repeated runs,
 /// beside the targets of PERFORMANCE.md.
 struct PipelineBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "pipeline", abstract: "Measure no-op runs, planning time and artifact storage.")
+    commandName: "pipeline", abstract: "Measure start-up, no-op runs, planning time and artifact storage.")
 
   @Option(help: "Repetitions per measurement.")
   var repeats: Int = 9
@@ -42,8 +43,17 @@ struct PipelineBench: AsyncParsableCommand {
     }
     results.append(Measurement(name: "no-op run, 100 stages: load + plan + cache checks", samples: inProcess, target: 0.020))
 
+    let binary = PipelineBench.executable
+    // Start-up alone: a whole process that reads no recipe (`--help`) and one that builds the op
+    // registry and prints it (`ops`); every command pays at least this.
+    for (arguments, name) in [(["--help"], "start-up: `lineage --help`, whole process"),
+                              (["ops"], "start-up: `lineage ops`, whole process")] {
+      var samples: [Double] = []
+      for _ in 0..<repeats { samples.append(try await PipelineBench.time { try PipelineBench.spawn(binary, arguments) }) }
+      results.append(Measurement(name: name, samples: samples, target: nil))
+    }
+
     var process: [Double] = []
-    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
     for _ in 0..<repeats {
       process.append(try await PipelineBench.time { try PipelineBench.spawn(binary, ["run", "--recipe", small]) })
     }
@@ -106,6 +116,15 @@ struct PipelineBench: AsyncParsableCommand {
     let start = DispatchTime.now().uptimeNanoseconds
     try await body()
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+  }
+
+  /// This process's own binary, to spawn: argv[0] may be a bare name found through PATH.
+  static var executable: String {
+    #if os(Linux)
+    return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    #else
+    return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    #endif
   }
 
   static func spawn(_ binary: String, _ arguments: [String]) throws {

@@ -79,6 +79,16 @@ struct BundleCommand: AsyncParsableCommand {
         // Verified in full before the store is even opened: a refused bundle leaves no trace.
         let bundle = try RecipeBundle(contentsOfFile: file)
         let storePath = store ?? recipe + "/.lineage"
+        // Importing a shared bundle into a new folder is the common case: make the folders the lock
+        // and the store live in (only now, after the bundle was verified).
+        do {
+          for folder in [recipe, storePath] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+          }
+        } catch {
+          Console.error("error: cannot create the folder for the import: \(error.localizedDescription)")
+          throw ExitCode.failure
+        }
         let lock = try RunLock(storePath: storePath, wait: true) { pid in
           Console.error("waiting for another lineage process\(pid.map { " (pid \($0))" } ?? "") to finish with this store…")
         }

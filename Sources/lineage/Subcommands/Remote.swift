@@ -11,8 +11,8 @@ struct RemoteOptions: ParsableArguments {
   @Option(name: .long, help: "The remote cache, http://HOST:PORT/PATH (default: remote: in recipe.yaml).")
   var remote: String?
 
-  /// The remote, the store and the lockfile keys of the chosen stages.
-  func resolve(_ options: RecipeOptions) throws -> (RemoteCache, Store, [ContentHash]) {
+  /// The remote, the store and the lockfile's results of the chosen stages.
+  func resolve(_ options: RecipeOptions) throws -> (RemoteCache, Store, [RemoteSync.LockedResult]) {
     let recipe = try options.loadRecipe()
     let lock = try options.loadLockfile(recipe)
     guard let url = remote ?? recipe.remote else {
@@ -28,12 +28,14 @@ struct RemoteOptions: ParsableArguments {
     do { names = stages.isEmpty ? lock.stages.keys.sorted() : try recipe.resolveTargets(stages) } catch {
       throw ExitCode(Console.report(error))
     }
-    let keys = names.compactMap { lock.stages[$0]?.key }
-    guard !keys.isEmpty else {
+    let results = names.compactMap { name in
+      lock.stages[name].map { RemoteSync.LockedResult(stage: name, key: $0.key, outputs: $0.outputs) }
+    }
+    guard !results.isEmpty else {
       Console.error("error: lineage.lock records none of these stages; run them first")
       throw ExitCode.failure
     }
-    return (cache, try options.openStore(), keys)
+    return (cache, try options.openStore(), results)
   }
 }
 
@@ -46,9 +48,9 @@ struct Push: AsyncParsableCommand {
   @OptionGroup var remote: RemoteOptions
 
   func run() async throws {
-    let (cache, store, keys) = try remote.resolve(options)
+    let (cache, store, results) = try remote.resolve(options)
     do {
-      let r = try await RemoteSync.push(keys, from: store, to: cache)
+      let r = try await RemoteSync.push(results.map(\.key), from: store, to: cache)
       Console.error("pushed \(r.recordsSent) result\(r.recordsSent == 1 ? "" : "s") and \(r.blobsSent) blob\(r.blobsSent == 1 ? "" : "s") "
                     + "(\(byteCount(r.bytes))); the remote already had \(r.recordsSkipped) and \(r.blobsSkipped)")
       if !r.missing.isEmpty {
@@ -76,9 +78,9 @@ struct Pull: AsyncParsableCommand {
   func run() async throws {
     let lock = try options.lockStore(noWait: noWait)
     defer { withExtendedLifetime(lock) {} }
-    let (cache, store, keys) = try remote.resolve(options)
+    let (cache, store, results) = try remote.resolve(options)
     do {
-      let r = try await RemoteSync.pull(keys, into: store, from: cache)
+      let r = try await RemoteSync.pull(results, into: store, from: cache)
       Console.error("pulled \(r.recordsReceived) result\(r.recordsReceived == 1 ? "" : "s") and \(r.blobsReceived) blob\(r.blobsReceived == 1 ? "" : "s") (\(byteCount(r.bytes)))"
                     + (r.missing.isEmpty ? "" : "; the remote lacks \(r.missing.count)"))
     } catch let error as RemoteError {

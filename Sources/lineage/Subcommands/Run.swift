@@ -1,4 +1,5 @@
 import ArgumentParser
+import ArtifactStore
 import Foundation
 import Pipeline
 
@@ -60,6 +61,7 @@ struct Run: AsyncParsableCommand {
                             control: control, commandLine: CommandLine.arguments.joined(separator: " "))
     executor.checkpointSeconds = max(0, checkpointEvery)
     let summary = try await executor.run(targets: targets)
+    printReports(summary, store: store)
 
     var parts: [String] = []
     if !summary.executed.isEmpty { parts.append("\(summary.executed.count) ran") }
@@ -72,6 +74,25 @@ struct Run: AsyncParsableCommand {
     Console.error(parts.joined(separator: ", ") + " (\(Console.duration(summary.seconds))\(memory))")
     if !summary.cancelled.isEmpty || control.isCancelled { throw ExitCode(ExitStatus.interrupted) }
     if !summary.failed.isEmpty { throw ExitCode(ExitStatus.stageFailed) }
+  }
+}
+
+extension Run {
+  /// Prints the report of every stage that ran (the eval table), whole, under a heading naming the
+  /// stage and output, on standard output: it is the run's result, not its progress.
+  func printReports(_ summary: Executor.Summary, store: Store) {
+    let reports: [StageReport]
+    do {
+      reports = try summary.reports(from: store)
+    } catch {
+      Console.error("error: cannot read a stage's report: \(error) (`lineage fsck` checks the store)")
+      return
+    }
+    for report in reports {
+      var text = report.text
+      if text.hasSuffix("\n") { text.removeLast() }
+      Console.out("== \(report.stage): \(report.output) ==\n\(text)\n")
+    }
   }
 }
 

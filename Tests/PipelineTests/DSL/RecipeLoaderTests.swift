@@ -58,6 +58,33 @@ import Testing
     if case .variable("n", _) = first.origins["value"]! {} else { Issue.record("origin of value: \(first.origins)") }
   }
 
+  /// A list or map the stage file writes comes from the stage file, even when it equals the op's
+  /// default (`lineage show` printed "op default" for v-eval's `tasks:`).
+  @Test func aWrittenListOrMapEqualToTheDefaultComesFromTheStageFile() throws {
+    let folder = try RecipeFolder([
+      "recipe.yaml": "defaults:\n  report: {lines: [a, b]}\n",
+      "a.yaml": """
+        stages:
+          r: {op: report, lines: [a, b]}
+          e: {op: emit, tasks: {}}
+          plain: {op: emit}
+          fromDefaults: {op: report}
+        """,
+    ])
+    let recipe = try load(folder)
+    let r = try #require(recipe.stage("r"))
+    #expect(r.parameters["lines"] == .list([.string("a"), .string("b")]))
+    if case .stageFile? = r.origins["lines"] {} else { Issue.record("origin of lines: \(String(describing: r.origins["lines"]))") }
+    let e = try #require(recipe.stage("e"))
+    if case .stageFile? = e.origins["tasks"] {} else { Issue.record("origin of tasks: \(String(describing: e.origins["tasks"]))") }
+    let plain = try #require(recipe.stage("plain"))
+    if case .schemaDefault? = plain.origins["tasks"] {} else { Issue.record("unwritten tasks: \(String(describing: plain.origins["tasks"]))") }
+    let fromDefaults = try #require(recipe.stage("fromDefaults"))
+    if case .defaults? = fromDefaults.origins["lines"] {} else {
+      Issue.record("lines from recipe.yaml defaults: \(String(describing: fromDefaults.origins["lines"]))")
+    }
+  }
+
   @Test func partialInterpolationMakesAString() throws {
     let folder = try RecipeFolder([
       "recipe.yaml": "vars: {size: small, copies: 2}",

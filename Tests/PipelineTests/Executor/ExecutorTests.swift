@@ -110,19 +110,50 @@ import Testing
     #expect(Set(fixed.executed) == ["left", "bottom"])
   }
 
+  /// `a` and `b` each return only once both have started (`meet`), so they pass only if they overlap;
+  /// one after the other, the first gives up after its timeout and fails: no timing, no hang.
   @Test func independentStagesRunConcurrently() async throws {
     let h = try Harness(["a.yaml": """
       stages:
-        a: {op: emit, value: 1, sleep_ms: 300}
-        b: {op: emit, value: 2, sleep_ms: 300}
-        c: {op: emit, from: a, extra: [b], value: 3}
+        a: {op: meet, value: 1}
+        b: {op: meet, value: 2}
+        c: {op: emit, extra: [a, b], value: 3}
       """])
     let summary = try await h.run(jobs: 2)
+    #expect(summary.failed.isEmpty, "\(summary.outcomes)")
     #expect(Set(summary.executed) == ["a", "b", "c"])
-    // c ran last: it needs both
-    #expect(h.log.all.last == "c")
-    // with two jobs, a and b overlapped: both started before either finished
-    #expect(Set(h.log.all.prefix(2)) == ["a", "b"])
+    #expect(h.log.all == ["c"], "c ran, after both")
+  }
+
+  /// The check above can fail: with one job the first `meet` stage waits in vain and fails.
+  @Test func oneJobRunsStagesOneAfterAnother() async throws {
+    let h = try Harness(["a.yaml": """
+      stages:
+        a: {op: meet, value: 1, timeout_ms: 200}
+        b: {op: meet, value: 2, timeout_ms: 200}
+      """])
+    let summary = try await h.run(jobs: 1)
+    #expect(summary.failed.count == 1, "\(summary.outcomes)")
+    guard case .failed(let message)? = summary.failed.first.flatMap({ summary.outcomes[$0] }) else { return }
+    #expect(message.contains("ran one after another"), "\(message)")
+  }
+
+  /// Stages that executed and wrote a `report` output give their text back, dependencies first;
+  /// restored and up-to-date stages do not repeat theirs.
+  @Test func executedStagesGiveTheirReports() async throws {
+    let h = try Harness(["a.yaml": """
+      stages:
+        top: {op: emit, value: 1}
+        first: {op: report, from: top, title: "model  score", lines: ["v1  0.5", "v2  0.7"]}
+        second: {op: report, from: first.data, title: other}
+      """])
+    let summary = try await h.run()
+    let reports = try summary.reports(from: h.store)
+    #expect(reports.map(\.stage) == ["first", "second"])
+    #expect(reports.first?.output == "table")
+    #expect(reports.first?.text == "model  score\nv1  0.5\nv2  0.7\n")
+    #expect(reports.last?.text == "other\na\nb\n")
+    #expect(try await h.run().reports(from: h.store).isEmpty, "nothing executed, nothing to show")
   }
 
   @Test func targetsRunWithTheirAncestorsOnly() async throws {

@@ -92,8 +92,76 @@ struct ModelOp: StageOperation {
   }
 }
 
+/// Where `meet` stages wait for each other: each arrival is counted, and a stage waits until the
+/// count reaches what it expects or its time runs out.
+final class Rendezvous: @unchecked Sendable {  // guarded by `condition`
+  private let condition = NSCondition()
+  private var arrived = 0
+
+  /// Counts one arrival and waits until `count` stages have arrived; false when `timeout` passed first.
+  func arrive(waitingFor count: Int, timeout: TimeInterval) -> Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    arrived += 1
+    condition.broadcast()
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while arrived < count {
+      if !condition.wait(until: deadline) { return arrived >= count }
+    }
+    return true
+  }
+}
+
+/// A test op that proves stages overlap: it returns only once `partners` stages of the run (itself
+/// included) have started, and fails after `timeout_ms` otherwise, so a serial executor fails the
+/// stage instead of hanging.
+struct MeetOp: StageOperation {
+  let rendezvous: Rendezvous
+  let name = "meet"
+  let version = 1
+  let summary = "test op: waits until its partners have started"
+  let schema = OpSchema(
+    parameters: [
+      ParameterSpec("partners", .int, default: .int(2), range: 1...64, doc: "stages that must be running at once"),
+      ParameterSpec("timeout_ms", .int, default: .int(10_000), range: 1...60_000, doc: "how long to wait for them"),
+      ParameterSpec("value", .int, default: .int(0), range: 0...1_000_000, doc: "what to emit"),
+    ],
+    outputs: [OutputSpec("data", kind: .dataset, doc: "the value")])
+
+  func run(_ context: StageContext) throws -> StageOutput {
+    let p = context.parameters
+    let partners = p["partners"].int ?? 2, timeout = Double(p["timeout_ms"].int ?? 0) / 1000
+    guard rendezvous.arrive(waitingFor: partners, timeout: timeout) else {
+      throw StageFailure("no other stage started within \(timeout) s: the stages ran one after another")
+    }
+    return StageOutput(artifacts: ["data": Array("value=\(p["value"].int ?? 0)".utf8)])
+  }
+}
+
+/// A test op that writes a human-readable report (an output of kind `report`), as `eval` writes its
+/// table; `lines` is a list parameter, for provenance of lists.
+struct ReportOp: StageOperation {
+  let name = "report"
+  let version = 1
+  let summary = "test op: writes a report"
+  let schema = OpSchema(
+    parameters: [
+      ParameterSpec("title", .string, default: .string("report"), doc: "the first line"),
+      ParameterSpec("lines", .list(.string), default: .list([.string("a"), .string("b")]), doc: "the other lines"),
+    ],
+    inputs: [InputSlot("from", kinds: [.dataset], required: false, doc: "upstream data")],
+    outputs: [OutputSpec("table", kind: .report, doc: "the report"), OutputSpec("data", kind: .dataset, doc: "bytes")])
+
+  func run(_ context: StageContext) throws -> StageOutput {
+    let p = context.parameters
+    let lines = [p["title"].string ?? ""] + (p["lines"].list ?? []).map { $0.string ?? "" }
+    return StageOutput(artifacts: ["table": Array((lines.joined(separator: "\n") + "\n").utf8),
+                                   "data": Array("data".utf8)])
+  }
+}
+
 func testRegistry(_ log: CallLog = CallLog()) -> OperationRegistry {
-  OperationRegistry([EmitOp(log: log), ModelOp()])
+  OperationRegistry([EmitOp(log: log), ModelOp(), MeetOp(rendezvous: Rendezvous()), ReportOp()])
 }
 
 /// A recipe folder in a fresh temporary directory, removed at deinit.
