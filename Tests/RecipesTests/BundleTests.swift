@@ -145,6 +145,8 @@ import Testing
     let outside = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-outside-\(UUID().uuidString).txt").path
     try BundleTests.notes.write(toFile: outside, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: outside) }
+    // The recipe may read it (recipe.yaml lists its folder as a data root), but a bundle still refuses it.
+    try source.write("recipe.yaml", "data_roots: [\(FileManager.default.temporaryDirectory.path)]\n")
     try source.write("more.yaml", "stages:\n  far:\n    op: corpus\n    source: \(outside)\n")
     #expect(throws: BundleError.pathNotBundlable(stage: "far", parameter: "source", path: outside)) {
       try RecipeBundle.make(recipe: try source.recipe(), store: source.store, selection: .stages(["text"]))
