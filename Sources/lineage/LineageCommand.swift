@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 
 /// `lineage`: define, run and share model-training lineages.
 @main
@@ -18,6 +19,7 @@ struct LineageCommand: AsyncParsableCommand {
   /// ArgumentParser's own entry point, after the allocator setting that must precede every thread.
   static func main() async {
     Allocator.shareOneArena()
+    var failure: Error?
     do {
       var command = try parseAsRoot()
       if var asyncCommand = command as? AsyncParsableCommand {
@@ -26,8 +28,26 @@ struct LineageCommand: AsyncParsableCommand {
         try command.run()
       }
     } catch {
-      exit(withError: error)
+      failure = error
     }
+    ThreadReport.writeIfAsked()
+    if let failure { exit(withError: failure) }
+  }
+}
+
+/// With `LINEAGE_THREAD_REPORT=1` in the environment, `lineage` ends by printing to standard error
+/// whether the kernels' helper threads were started and how many threads the process has.
+///
+/// A command that computes nothing (`ops`, `--help`, `status`, a run with nothing to do) must start
+/// none (`KernelThreads`); the CLI tests check that through this line, on the real binary.
+enum ThreadReport {
+  static let variable = "LINEAGE_THREAD_REPORT"
+
+  static func writeIfAsked() {
+    guard ProcessInfo.processInfo.environment[variable] == "1" else { return }
+    let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
+    Console.error("thread report: kernel helpers started: \(KernelThreads.isStarted), "
+                  + "OpenBLAS helpers: \(KernelThreads.openBLASHelperCount), threads now: \(threads)")
   }
 }
 

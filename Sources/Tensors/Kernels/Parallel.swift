@@ -21,7 +21,7 @@ func parallelFor(_ count: Int, workPerItem: Int, minimumWork: Int = 1 << 16, _ b
 /// Runs `body(i)` for `i` in `0..<count` on the kernel threads and the caller (in turn, on the caller
 /// alone, under `Parallelism.forceSerial` or while another thread has the kernel threads).
 func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
-  if count > 1, !Parallelism.forceSerial, KernelThreads.shared.run(count, body) { return }
+  if count > 1, !Parallelism.forceSerial, KernelThreadPool.shared.run(count, body) { return }
   for i in 0..<count { body(i) }
 }
 
@@ -32,6 +32,23 @@ public enum Parallelism {
   @TaskLocal public static var forceSerial = false
 }
 
+/// Whether the kernels' helper threads are running, for commands and tests that must not start them.
+///
+/// Helper threads cost a command that computes nothing: each is a `clone`, and a helper polls (with
+/// `sched_yield`) for a while after its last job, taking turns on a core from the process's real work
+/// and from every other process. So they start only when a kernel first needs them: ours when a
+/// parallel kernel first runs (`lineage ops`, `--help`, `status` or a run with nothing to do never
+/// start them). OpenBLAS's own helpers are kept from starting when the library loads (see
+/// `openBLASHelperCount`): our products run it on one thread and split the work themselves.
+public enum KernelThreads {
+  /// True once a parallel kernel has started the helper threads; they then live until the process ends.
+  public static var isStarted: Bool { KernelThreadPool.started.load(ordering: .acquiring) }
+
+  /// The helper threads a parallel kernel starts: one fewer than the online cores (the calling
+  /// thread is the last), at most 7.
+  public static var helperCount: Int { KernelThreadPool.helperCount }
+}
+
 /// The helper threads behind `parallelFor`: one fewer than the cores, the caller being the last.
 ///
 /// A kernel's parallel section is short (a decoding step makes about 30 matrix–vector products of
@@ -39,12 +56,18 @@ public enum Parallelism {
 /// as much as it saves. Helpers instead keep polling for about 200 µs after their last job (yielding
 /// the core to any other runnable thread on every turn), then sleep on a condition variable.
 ///
+/// Started lazily: `shared` is created (and its threads with it) by the first parallel section, under
+/// the runtime's once-only initialisation of a static, so concurrent first callers make one pool.
+///
 /// One job runs at a time. A job's indices are claimed through one atomic ticket holding the job's
 /// generation, its count and the next index, so a helper that arrives late can never take an index of
 /// a later job; the caller claims indices too and returns when all are done. A caller that finds the
 /// helpers busy (another stage's kernel) runs its job alone.
-final class KernelThreads: @unchecked Sendable {  // shared state is atomics, or written only by the job's owner before publishing
-  static let shared = KernelThreads(helpers: min(7, max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1)))
+final class KernelThreadPool: @unchecked Sendable {  // shared state is atomics, or written only by the job's owner before publishing
+  static let shared = KernelThreadPool(helpers: helperCount)
+  static var helperCount: Int { min(7, max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1)) }
+  /// Set once `shared` has started its threads (`KernelThreads.isStarted`).
+  static let started = Atomic<Bool>(false)
 
   private static let indexBits = 20, countShift = 20, generationShift = 40
   private static let field = (1 << indexBits) - 1
@@ -68,11 +91,12 @@ final class KernelThreads: @unchecked Sendable {  // shared state is atomics, or
       var thread = pthread_t()
       let context = Unmanaged.passRetained(self).toOpaque()
       pthread_create(&thread, nil, { context in
-        Unmanaged<KernelThreads>.fromOpaque(context!).takeRetainedValue().helperLoop()
+        Unmanaged<KernelThreadPool>.fromOpaque(context!).takeRetainedValue().helperLoop()
         return nil
       }, context)
       pthread_detach(thread)
     }
+    if helpers > 0 { Self.started.store(true, ordering: .releasing) }
   }
 
   /// Runs the job on the helpers and the caller; false (nothing run) when there are no helpers, the
