@@ -86,9 +86,9 @@ extension KernelThreads {
   /// single-threaded inside it (see `sgemm`), and none is started when the library loads.
   ///
   /// OpenBLAS's load-time constructor otherwise starts one thread per extra core, each polling with
-  /// `sched_yield` for about 2²⁸ cycles (≈ 0.1 s here) before sleeping: every command paid for them,
-  /// `lineage --help` included (3 to 2,300 `sched_yield` calls per command under `strace -f`, the more
-  /// the busier the machine).
+  /// `sched_yield` for 2²⁸ time-stamp ticks (≈ 0.1 s here) before it sleeps: every command paid for
+  /// them, `lineage --help` included (0 to 5,000 `sched_yield` calls per command under `strace -f`,
+  /// the more the busier the machine).
   public static var openBLASHelperCount: Int { Int(openblas_helper_thread_count()) }
 }
 
@@ -97,13 +97,12 @@ extension KernelThreads {
 /// size its constructor reads (`blas_num_threads`; see CBLAS/shim.h) to one thread, the caller.
 ///
 /// A function in an executable's `.preinit_array` (SE-0492 `@section`) runs after relocation and
-/// before the initialiser of any shared library, OpenBLAS's `gotoblas_init` included; this is the
-/// only moment the pool size can be set from inside the process. (Setting `OPENBLAS_NUM_THREADS`
-/// here does not work: the variable set then was found missing afterwards, as glibc's initialiser
-/// resets `environ`.) It runs before the
-/// Swift runtime is initialised, so it only calls a C function that stores two integers. A later
-/// `openblas_set_num_threads(n)` with `n > 1` still starts helpers, at that moment. In a shared
-/// library the section has no effect and OpenBLAS starts its threads at load, as before.
+/// before the initialiser of any shared library, OpenBLAS's `gotoblas_init` included: the only moment
+/// the pool size can be set from inside the process. (`OPENBLAS_NUM_THREADS` cannot be set here
+/// instead: glibc's initialiser, which runs later, resets `environ`, and the variable was found
+/// missing.) It runs before the Swift runtime is initialised, so it only calls a C function that
+/// stores two integers. A later `openblas_set_num_threads(n)` with `n > 1` still starts helpers, then.
+/// In a shared library the section has no effect, and OpenBLAS starts its threads at load as before.
 @section(".preinit_array") @used
 let openBLASStartsNoThreads: @convention(c) () -> Void = { openblas_preset_single_thread() }
 #endif
