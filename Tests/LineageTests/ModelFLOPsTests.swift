@@ -48,6 +48,13 @@ import Testing
     #expect(ModelFLOPs(config: tied, sequenceLength: 128).matmulWeights == 1_081_344)
   }
 
+  /// A reward model's value head (`[1, d]`) is a product too: d more weights.
+  @Test func aValueHeadIsCounted() {
+    var scored = Self.d128
+    scored.valueHead = .scalar
+    #expect(ModelFLOPs(config: scored, sequenceLength: 128).matmulWeights == 1_081_344 + 128)
+  }
+
   /// A 32-token window over 128 tokens: queries 0…31 see 1…32 keys, the other 96 see 32:
   /// (528 + 3,072) / 128 = 28.125 keys per query; 12 · 4 · 128 · 28.125 = 172,800.
   @Test func slidingWindowCountsThePairsItScores() {
