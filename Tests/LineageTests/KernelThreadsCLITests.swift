@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// Commands that compute nothing start no kernel helper threads (issue 11): each helper is a `clone`,
-/// and polls with `sched_yield` after starting, which `lineage ops` used to pay ≈ 500 times.
+/// and OpenBLAS's polled with `sched_yield` from the moment the library loaded (0 to 5,000 calls per
+/// command under `strace -f`, the more the busier the machine).
 ///
 /// Checked on the built binary through the line `LINEAGE_THREAD_REPORT=1` makes it print at exit.
 @Suite(.serialized) struct KernelThreadsCLITests {
