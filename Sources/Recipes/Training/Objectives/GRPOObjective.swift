@@ -1,0 +1,212 @@
+import Foundation
+import Models
+import Pipeline
+import Tensors
+
+/// One prompt of a reinforcement-learning batch.
+struct RLPrompt {
+  var example: TaskExample
+  var task: any TaskGenerator
+  var language: PromptLanguage
+}
+
+/// GRPO (DeepSeekMath, R1): per prompt, a group of samples from the current policy; each sample's
+/// reward against its group's (`GroupAdvantage`); the clipped ratio objective with the k3 KL to a
+/// frozen reference (`Variable.clippedPolicyLoss`), averaged over response tokens.
+///
+/// Training step s uses rollout batch s / `innerSteps`: the batch is sampled at its first step (with
+/// the policy of that moment, whose log-probabilities become π_old) and reused for the next
+/// `innerSteps − 1` updates, where the ratio can move away from 1 and the clip can bind. The batch in
+/// use is the objective's `state`, saved with the loop's checkpoints, so a run resumed between two
+/// inner steps goes on with the same rollouts, bit for bit.
+final class GRPOObjective: TrainingObjective {
+  struct Settings {
+    var group = 8
+    var innerSteps = 1
+    var clip: Float = 0.2
+    var kl: Float = 0.02
+    var sampling: SamplingSettings
+  }
+
+  private let prompts: (Int) -> [RLPrompt]
+  private let reward: RewardFunction
+  private let reference: TransformerLM
+  private let tokenizer: TextTokenizer
+  private let settings: Settings
+  private let seed: UInt64
+  private var batch: RolloutBatch?
+  /// Seconds spent generating and learning so far (for the log; never in the metrics, which must be
+  /// the same on every run).
+  private(set) var generationSeconds = 0.0, learningSeconds = 0.0
+
+  /// - Parameters:
+  ///   - prompts: the prompts of rollout batch b; must depend only on b.
+  ///   - reference: the frozen model of the KL penalty (the stage's input model); never trained.
+  init(prompts: @escaping (Int) -> [RLPrompt], reward: RewardFunction, reference: TransformerLM,
+       tokenizer: TextTokenizer, settings: Settings, seed: UInt64) {
+    self.prompts = prompts
+    self.reward = reward
+    self.reference = reference
+    reference.trainable = .only([])
+    self.tokenizer = tokenizer
+    self.settings = settings
+    self.seed = seed
+  }
+
+  /// The rollout batch in use, as bytes (empty before the first step).
+  var state: [UInt8] { batch?.encoded ?? [] }
+
+  /// Restores what `state` held.
+  func restore(_ bytes: [UInt8]) throws {
+    batch = bytes.isEmpty ? nil : try RolloutBatch(decoding: bytes)
+  }
+
+  func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep {
+    let index = step / settings.innerSteps
+    if batch?.index != index {
+      let started = Date()
+      batch = rollouts(index, model: model)
+      generationSeconds += Date().timeIntervalSince(started)
+    }
+    let started = Date()
+    defer { learningSeconds += Date().timeIntervalSince(started) }
+    var b = batch!
+    let inputs = b.rows.map { Array($0.dropLast()) }
+    let targets = b.rows.flatMap { $0.dropFirst() }
+    let logits = model.logits(inputs)
+    if b.oldLogProbabilities.isEmpty {
+      // The batch's first update: the policy that sampled it is the model as it is now.
+      b.oldLogProbabilities = logits.value.tokenLogProbabilities(targets: targets)
+      batch = b
+    }
+    let tokens = PolicyTokens(targets: targets, weights: b.weights, advantages: b.tokenAdvantages,
+                              oldLogProbabilities: b.oldLogProbabilities,
+                              referenceLogProbabilities: settings.kl > 0 ? b.referenceLogProbabilities : nil)
+    let (loss, statistics) = logits.clippedPolicyLoss(tokens, clip: settings.clip, klCoefficient: settings.kl)
+    var metrics = b.metrics
+    metrics.append(("kl", statistics.kl))
+    metrics.append(("clipped_share", statistics.clippedShare))
+    return ObjectiveStep(loss: loss, tokens: b.rows.reduce(0) { $0 + $1.count - 1 }, metrics: metrics)
+  }
+
+  /// Samples rollout batch `index` from the model as it is, scores it and computes the reference's
+  /// log-probabilities.
+  private func rollouts(_ index: Int, model: TransformerLM) -> RolloutBatch {
+    let batchPrompts = prompts(index)
+    let generator = Generator(model: model)
+    let room = max(1, model.config.contextLength - settings.sampling.maxNewTokens)
+    let encoded = batchPrompts.map { Array(tokenizer.encode(TaskFormat.prompt($0.example)).suffix(room)) }
+    var random = RandomStream(seed: seed, purpose: .sampling, substream: UInt32(truncatingIfNeeded: index))
+    let group = settings.group
+    let generations = generator.generate(prompts: encoded.flatMap { Array(repeating: $0, count: group) },
+                                         settings: settings.sampling, tokenizer: tokenizer, random: &random)
+    let eos = tokenizer.id(of: .eos)
+    var scores: [RewardFunction.Score] = []
+    for (i, generation) in generations.enumerated() {
+      let prompt = batchPrompts[i / group]
+      let finished = generation.finishReason == .eos
+      scores.append(reward.score(Rollout(example: prompt.example, task: prompt.task, language: prompt.language,
+                                         response: generation.text, finished: finished)))
+    }
+    let advantage = GroupAdvantage(rewards: scores.map(\.total), groupSize: group)
+    // Rows: prompt + response, padded to one length; weights 1 on the response's targets.
+    let length = zip(generations.indices, generations).map { encoded[$0 / group].count + $1.tokens.count }.max() ?? 1
+    var rows: [[Int32]] = [], weights: [Float] = [], tokenAdvantages: [Float] = []
+    for (i, generation) in generations.enumerated() {
+      let prompt = encoded[i / group]
+      let row = prompt + generation.tokens
+      rows.append(row + [Int32](repeating: eos, count: length - row.count))
+      // Target t predicts row[t + 1]: the response's tokens are targets prompt.count − 1 …
+      for t in 0..<(length - 1) {
+        let isResponse = t + 1 >= prompt.count && t + 1 < row.count
+        weights.append(isResponse ? 1 : 0)
+        tokenAdvantages.append(advantage.advantages[i])
+      }
+    }
+    let inputs = rows.map { Array($0.dropLast()) }
+    let reference = self.reference.logits(inputs).value.tokenLogProbabilities(targets: rows.flatMap { $0.dropFirst() })
+    // What the batch reports (repeated for each of its inner steps).
+    var metrics: [(name: String, value: Double)] = []
+    let n = Double(scores.count)
+    metrics.append(("reward", scores.reduce(0) { $0 + $1.total } / n))
+    for term in reward.terms {
+      let name = term.component.name
+      metrics.append(("reward/\(name)", scores.reduce(0) { $0 + ($1.parts[name] ?? 0) } / n))
+    }
+    metrics.append(("response_length", Double(generations.reduce(0) { $0 + $1.tokens.count }) / n))
+    metrics.append(("zero_variance_share", advantage.zeroVarianceShare))
+    return RolloutBatch(index: index, rows: rows, weights: weights, tokenAdvantages: tokenAdvantages,
+                        oldLogProbabilities: [], referenceLogProbabilities: reference, metrics: metrics)
+  }
+}
+
+/// The rollouts of one GRPO batch, with everything the updates on it need.
+struct RolloutBatch {
+  var index: Int
+  /// Prompt + response tokens, padded to one length.
+  var rows: [[Int32]]
+  /// Per target (row by row, `length − 1` each): 1 on response tokens, 0 on prompt and padding.
+  var weights: [Float]
+  /// Per target: its sample's advantage.
+  var tokenAdvantages: [Float]
+  /// Per target: log π_old, filled at the batch's first update.
+  var oldLogProbabilities: [Float]
+  var referenceLogProbabilities: [Float]
+  var metrics: [(name: String, value: Double)]
+
+  var encoded: [UInt8] {
+    var out = SectionWriter()
+    out.append(withUnsafeBytes(of: UInt64(index).littleEndian) { Array($0) })
+    out.append(withUnsafeBytes(of: UInt64(rows.first?.count ?? 0).littleEndian) { Array($0) })
+    out.append(rows.flatMap { $0 }.withUnsafeBytes { Array($0) })
+    for floats in [weights, tokenAdvantages, oldLogProbabilities, referenceLogProbabilities] {
+      out.append(floats.withUnsafeBytes { Array($0) })
+    }
+    out.append(Curves.encode(Dictionary(uniqueKeysWithValues: metrics.map { ($0.name, [$0.value]) })))
+    out.append(Array(metrics.map(\.name).joined(separator: "\n").utf8))
+    return out.bytes
+  }
+
+  init(index: Int, rows: [[Int32]], weights: [Float], tokenAdvantages: [Float], oldLogProbabilities: [Float],
+       referenceLogProbabilities: [Float], metrics: [(name: String, value: Double)]) {
+    self.index = index
+    self.rows = rows
+    self.weights = weights
+    self.tokenAdvantages = tokenAdvantages
+    self.oldLogProbabilities = oldLogProbabilities
+    self.referenceLogProbabilities = referenceLogProbabilities
+    self.metrics = metrics
+  }
+
+  init(decoding bytes: [UInt8]) throws {
+    var reader = SectionReader(bytes)
+    func integer(_ b: [UInt8]) throws -> Int {
+      guard b.count == 8 else { throw StageFailure("the saved rollout batch is damaged") }
+      return Int(b.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+    }
+    func floats(_ b: [UInt8]) throws -> [Float] {
+      guard b.count % 4 == 0 else { throw StageFailure("the saved rollout batch is damaged") }
+      return b.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+    index = try integer(try reader.next())
+    let length = try integer(try reader.next())
+    let flat: [Int32] = try reader.next().withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+    guard length > 0, flat.count % length == 0 else { throw StageFailure("the saved rollout batch is damaged") }
+    rows = stride(from: 0, to: flat.count, by: length).map { Array(flat[$0..<($0 + length)]) }
+    weights = try floats(try reader.next())
+    tokenAdvantages = try floats(try reader.next())
+    oldLogProbabilities = try floats(try reader.next())
+    referenceLogProbabilities = try floats(try reader.next())
+    let values = try Curves.decode(try reader.next())
+    let names = String(decoding: try reader.next(), as: UTF8.self).split(separator: "\n").map(String.init)
+    metrics = try names.map { name in
+      guard let v = values[name]?.first else { throw StageFailure("the saved rollout batch is damaged") }
+      return (name, v)
+    }
+    let targets = rows.count * (length - 1)
+    guard weights.count == targets, tokenAdvantages.count == targets, referenceLogProbabilities.count == targets,
+          oldLogProbabilities.isEmpty || oldLogProbabilities.count == targets else {
+      throw StageFailure("the saved rollout batch is damaged")
+    }
+  }
+}
