@@ -66,7 +66,10 @@ public struct Lockfile: Sendable, Equatable {
     return try parse(Array(data), file: path)
   }
 
-  static func parse(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
+  /// Reads a lockfile's bytes; `file` names it in diagnostics. Empty text is an empty lockfile.
+  ///
+  /// - Throws: `RecipeError` locating what is malformed.
+  public static func parse(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
     let root: YAMLNode?
     do {
       root = try YAMLParser.parse(bytes, file: file)
