@@ -27,7 +27,7 @@ enum BundleFuzzer {
       return "refused: \(caseName(error))"
     }
     for path in bundle.recipeFiles.keys {
-      precondition(isSafe(path), "the bundle would write '\(path.debugDescription)' (unsafe name) on import")
+      require(isSafe(path), "the bundle would write '\(path.debugDescription)' (unsafe name) on import")
     }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
@@ -35,16 +35,16 @@ enum BundleFuzzer {
       do {
         _ = try encoder.encode(record)
       } catch {
-        preconditionFailure("action record \(record.key.short) was read but cannot be stored: \(error)")
+        fatalError("action record \(record.key.short) was read but cannot be stored: \(error)")
       }
     }
     let again: RecipeBundle
     do {
       again = try RecipeBundle(archive: try bundle.archived())
     } catch {
-      preconditionFailure("the bundle does not survive being archived and read again: \(error)")
+      fatalError("the bundle does not survive being archived and read again: \(error)")
     }
-    precondition(again.stages == bundle.stages && again.recipeFiles == bundle.recipeFiles
+    require(again.stages == bundle.stages && again.recipeFiles == bundle.recipeFiles
                    && again.artifacts == bundle.artifacts && again.actions == bundle.actions,
                  "the bundle archived and read again differs")
     return "read: \(bundle.stages.count) stages, \(bundle.recipeFiles.count) recipe files, "

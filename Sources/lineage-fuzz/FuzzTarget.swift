@@ -29,6 +29,12 @@ enum FuzzTarget: String, CaseIterable, Sendable {
   static let usage = "usage: lineage-fuzz \(allCases.map(\.rawValue).joined(separator: "|")) FILE|FOLDER…"
 }
 
+/// Traps with `message` unless `condition` holds; unlike `precondition`, the message is printed in
+/// release builds too (it says which promise an input broke).
+func require(_ condition: Bool, _ message: @autoclosure () -> String) {
+  if !condition { fatalError(message()) }
+}
+
 #if LIBFUZZER
 /// libFuzzer's entry point for a driver that owns `main` (SwiftPM gives every executable its own).
 @_silgen_name("LLVMFuzzerRunDriver")

@@ -13,7 +13,7 @@ enum LockfileFuzzer {
     } catch {
       for diagnostic in error.diagnostics {
         if let location = diagnostic.location {
-          precondition(location.line >= 1 && location.column >= 1, "diagnostic outside the file: \(diagnostic)")
+          require(location.line >= 1 && location.column >= 1, "diagnostic outside the file: \(diagnostic)")
         }
       }
       return "refused: \(error.diagnostics.count) diagnostics"
@@ -26,9 +26,9 @@ enum LockfileFuzzer {
       fatalError("the lockfile as written does not read back: \(error.diagnostics)\n--- written:\n\(text)")
     }
     let textAgain = again.rendered()
-    precondition(textAgain == text, "writing what was read back gives other text:\n--- first:\n\(text)\n--- second:\n\(textAgain)")
+    require(textAgain == text, "writing what was read back gives other text:\n--- first:\n\(text)\n--- second:\n\(textAgain)")
     // NaN is never equal to itself; the texts, compared above, stand for values holding one.
-    precondition(again == lock || text.contains(".nan"),
+    require(again == lock || text.contains(".nan"),
                  "the lockfile read back differs from the one written:\n--- written:\n\(text)")
     return "read: \(lock.stages.count) stages"
   }

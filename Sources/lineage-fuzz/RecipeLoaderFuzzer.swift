@@ -23,7 +23,7 @@ enum RecipeLoaderFuzzer {
       for diagnostic in error.diagnostics {
         // Every diagnostic about the file must point inside it.
         if let location = diagnostic.location, location.file.hasSuffix("stages.yaml") {
-          precondition(location.line >= 1 && location.column >= 1, "diagnostic outside the file: \(diagnostic)")
+          require(location.line >= 1 && location.column >= 1, "diagnostic outside the file: \(diagnostic)")
         }
       }
       return "\(error.diagnostics.count) diagnostics"
