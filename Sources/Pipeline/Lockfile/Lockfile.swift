@@ -104,7 +104,7 @@ public struct Lockfile: Sendable, Equatable {
     out += "stages:\n"
     for name in stages.keys.sorted() {
       let e = stages[name]!
-      out += "  \(BlockYAML.key(name)):\n"
+      out += BlockYAML.head(name, indent: 2) + "\n"
       var fields: [(String, ParamValue)] = [
         ("op", .string(e.op)), ("op_version", .int(e.opVersion)), ("key", .string(e.key.hex)),
         ("seed", .string(String(e.seed))), ("params", e.parameters),
@@ -130,10 +130,7 @@ public struct Lockfile: Sendable, Equatable {
 enum BlockYAML {
   static func field(_ key: String, _ value: ParamValue, indent: Int) -> String {
     let pad = String(repeating: " ", count: indent)
-    let written = self.key(key)
-    // YAML reads a key written before `:` ("simple") only up to 1024 characters; a longer one (a
-    // matrix stage over long strings) is written as an explicit `? key` line with `:` below.
-    let head = written.utf8.count < simpleKeyLimit ? "\(pad)\(written):" : "\(pad)? \(written)\n\(pad):"
+    let head = self.head(key, indent: indent)
     switch value {
     case .map(let m) where !m.isEmpty:
       return head + "\n" + m.keys.sorted().map { field($0, m[$0]!, indent: indent + 2) }.joined()
@@ -146,6 +143,15 @@ enum BlockYAML {
     default:
       return head + " \(flow(value))\n"
     }
+  }
+
+  /// `key:` indented, without the value. YAML reads a key written before `:` ("simple") only up to
+  /// 1024 characters; a longer one (a matrix stage over long strings) is written as an explicit
+  /// `? key` line with the `:` below it.
+  static func head(_ key: String, indent: Int) -> String {
+    let pad = String(repeating: " ", count: indent)
+    let written = self.key(key)
+    return written.utf8.count < simpleKeyLimit ? "\(pad)\(written):" : "\(pad)? \(written)\n\(pad):"
   }
 
   /// Keys this long or longer are written as explicit keys (`? key`), below YAML's 1024 characters.
