@@ -1,4 +1,5 @@
 import ArtifactStore
+import Foundation
 import Pipeline
 import Testing
 
@@ -104,8 +105,18 @@ import Testing
     for count in [999, 1000, 1100, 3000] {
       let long = String(repeating: "k", count: count - 1) + "é"
       let parameters = ParamValue.map([long: .map([long: .int(1)]), "list": .list([.map([long: .int(2), "a": .int(3)]),
-                                                                                   .list([.map([long: .string(long)])])])])
+                                                                                   .list([.map([long: .string(long)])])]),
+                                       "first": .list([.map([long: .map(["b": .int(4)])]), .int(5)])])
       expectRoundTrip(lock(stage: long, parameters: parameters, output: long, file: long, slot: long, metric: long))
     }
+  }
+
+  /// The default recipe's lockfile, read and written again, is the same bytes: the writer's escaping and
+  /// key quoting changed only for names and strings that did not read back before.
+  @Test func theDefaultRecipesLockfileIsWrittenAsItIs() throws {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Stages/lineage.lock").path
+    let bytes = try #require(FileManager.default.contents(atPath: path))
+    #expect(try Lockfile.parse(Array(bytes), file: path).rendered() == String(decoding: bytes, as: UTF8.self))
   }
 }
