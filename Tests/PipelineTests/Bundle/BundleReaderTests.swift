@@ -3,10 +3,11 @@ import Foundation
 import Pipeline
 import Testing
 
-/// Reading archives someone else made: what the bundle fuzzer (`Scripts/fuzz bundle`) found. The file
-/// system splits a path at every `/` byte, so the reader must too: Swift compares strings by
-/// characters, and a `/` followed by a combining mark (or preceded by a prepended one such as U+0600)
-/// is one character that `split(separator: "/")` does not split at.
+/// Reading archives someone else made. The bundle fuzz target (`Scripts/fuzz bundle`) checks every
+/// name a bundle it reads would write, split at `/` bytes as the file system splits it; these names
+/// broke that check (inputs in Tests/FuzzCorpus/bundle/crash-unsafe-name-*). Swift compares strings
+/// by characters, and a `/` followed by a combining mark (or preceded by a prepended one such as
+/// U+0600) is one character that `split(separator: "/")` does not split at.
 @Suite struct BundleReaderTests {
   /// A ustar archive of `files` (recipe files by relative path) with a manifest that lists each file
   /// with its true size and SHA-256: only the names can make it fail.

@@ -47,7 +47,7 @@ import Testing
     }
   }
 
-  // MARK: - Round trips the fuzzer broke (`Scripts/fuzz lockfile`; inputs in Tests/FuzzCorpus/lockfile/)
+  // MARK: - Round trips that broke the lockfile fuzz target (inputs: Tests/FuzzCorpus/lockfile/crash-*)
 
   /// Writes `lock` and reads it back; the value must be the one written.
   func expectRoundTrip(_ lock: Lockfile, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
