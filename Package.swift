@@ -39,8 +39,8 @@ let package = Package(
     .target(name: "Pipeline", dependencies: ["CYAML", "ArtifactStore"], exclude: ["README.md"]),
     .target(name: "Recipes", dependencies: ["Pipeline", "Models", "Tensors"], exclude: ["README.md"],
             swiftSettings: numericSettings),
-    // The stage-file loader under libFuzzer (Scripts/fuzz), or a replay of saved inputs.
-    .executableTarget(name: "lineage-fuzz", dependencies: ["Recipes", "Pipeline"],
+    // The readers (stage files, bundles, lockfiles) under libFuzzer (Scripts/fuzz), or a replay of saved inputs.
+    .executableTarget(name: "lineage-fuzz", dependencies: ["Recipes", "Pipeline", "ArtifactStore"],
                       swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     .executableTarget(name: "lineage", dependencies: [
       "Recipes", "Pipeline", "ArtifactStore", "Models", "Tensors",

@@ -176,7 +176,7 @@ extension RecipeBundle {
   /// Refuses a target path any of whose components below `directory` is a symbolic link.
   static func refuseLinks(below directory: String, relative: String) throws(BundleError) {
     var path = directory
-    for component in relative.split(separator: "/") {
+    for component in RecipeBundle.components(of: relative) where !component.isEmpty {
       path += "/" + component
       var info = stat()
       guard lstat(path, &info) == 0 else { return }  // absent: created by us, not a link
@@ -198,8 +198,9 @@ enum EntryName: Equatable {
   init?(_ path: String) {
     if path == "manifest.json" {
       self = .manifest
-    } else if path.hasPrefix("recipe/"), path.count > "recipe/".count {
-      self = .recipe(String(path.dropFirst("recipe/".count)))
+    } else if path.utf8.starts(with: "recipe/".utf8), path.utf8.count > "recipe/".utf8.count {
+      // By bytes, like every name check: `recipe/́x` is the file `́x` of the recipe.
+      self = .recipe(String(decoding: path.utf8.dropFirst("recipe/".utf8.count), as: UTF8.self))
     } else if path.hasPrefix("artifacts/"), let hash = ContentHash(hex: String(path.dropFirst("artifacts/".count))),
               path == "artifacts/" + hash.hex {
       self = .artifact(hash)

@@ -244,12 +244,23 @@ public struct RecipeBundle: Sendable {
   // MARK: - Names
 
   /// Why `path` is not a safe relative entry name, or nil when it is.
+  ///
+  /// Judged on the path's components as the file system splits them, at every `/` byte: Swift's
+  /// `split(separator: "/")` goes by characters, and a `/` bound to a combining or prepended mark
+  /// (`x؀/../́y`) is a character that is not `/`, hiding a `..`, a hidden or an empty component.
   static func unsafety(of path: String) -> BundleError.UnsafeName? {
-    if path.hasPrefix("/") { return .absolute }
-    let components = path.split(separator: "/", omittingEmptySubsequences: false)
+    if path.utf8.first == UInt8(ascii: "/") { return .absolute }
+    let components = RecipeBundle.components(of: path)
     if components.contains("..") { return .parentReference }
-    if components.contains(where: { $0.hasPrefix(".") }) { return .hidden }
+    if components.contains(where: { $0.utf8.first == UInt8(ascii: ".") }) { return .hidden }
     if components.contains(where: \.isEmpty) { return .emptyComponent }
     return nil
+  }
+
+  /// The components of `path` between `/` bytes, empty ones included, as the file system sees them.
+  static func components(of path: String) -> [String] {
+    // A `/` byte never occurs inside a multi-byte UTF-8 sequence: every piece is valid UTF-8.
+    Array(path.utf8).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+      .map { String(decoding: $0, as: UTF8.self) }
   }
 }

@@ -66,7 +66,10 @@ public struct Lockfile: Sendable, Equatable {
     return try parse(Array(data), file: path)
   }
 
-  static func parse(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
+  /// Reads a lockfile's bytes; `file` names it in diagnostics. Empty text is an empty lockfile.
+  ///
+  /// - Throws: `RecipeError` locating what is malformed.
+  public static func parse(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
     let root: YAMLNode?
     do {
       root = try YAMLParser.parse(bytes, file: file)
@@ -101,7 +104,7 @@ public struct Lockfile: Sendable, Equatable {
     out += "stages:\n"
     for name in stages.keys.sorted() {
       let e = stages[name]!
-      out += "  \(BlockYAML.key(name)):\n"
+      out += BlockYAML.head(name, indent: 2) + "\n"
       var fields: [(String, ParamValue)] = [
         ("op", .string(e.op)), ("op_version", .int(e.opVersion)), ("key", .string(e.key.hex)),
         ("seed", .string(String(e.seed))), ("params", e.parameters),
@@ -127,42 +130,90 @@ public struct Lockfile: Sendable, Equatable {
 enum BlockYAML {
   static func field(_ key: String, _ value: ParamValue, indent: Int) -> String {
     let pad = String(repeating: " ", count: indent)
+    let head = self.head(key, indent: indent)
     switch value {
     case .map(let m) where !m.isEmpty:
-      return "\(pad)\(self.key(key)):\n" + m.keys.sorted().map { field($0, m[$0]!, indent: indent + 2) }.joined()
+      return head + "\n" + m.keys.sorted().map { field($0, m[$0]!, indent: indent + 2) }.joined()
     case .list(let items) where items.contains(where: { $0.map != nil }):
-      return "\(pad)\(self.key(key)):\n" + items.map { item in
+      return head + "\n" + items.map { item in
         guard case .map(let m) = item, !m.isEmpty else { return "\(pad)  - \(flow(item))\n" }
         let inner = m.keys.sorted().map { field($0, m[$0]!, indent: indent + 4) }.joined()
         return "\(pad)  -" + inner.dropFirst(indent + 3)
       }.joined()
     default:
-      return "\(pad)\(self.key(key)): \(flow(value))\n"
+      return head + " \(flow(value))\n"
     }
   }
+
+  /// `key:` indented, without the value. YAML reads a key written before `:` ("simple") only up to
+  /// 1024 characters; a longer one (a matrix stage over long strings) is written as an explicit
+  /// `? key` line with the `:` below it.
+  static func head(_ key: String, indent: Int) -> String {
+    let pad = String(repeating: " ", count: indent)
+    let written = self.key(key)
+    return written.utf8.count < simpleKeyLimit ? "\(pad)\(written):" : "\(pad)? \(written)\n\(pad):"
+  }
+
+  /// Keys this long or longer are written as explicit keys (`? key`), below YAML's 1024 characters.
+  static let simpleKeyLimit = 1000
 
   /// A value on one line (flow style).
   static func flow(_ value: ParamValue) -> String {
     switch value {
-    case .string(let s): return ParamValue.jsonQuoted(s)
+    case .string(let s): return quoted(s)
     case .float(let v): return v.isFinite ? ParamValue.formatFloat(v, json: false) : (v.isNaN ? ".nan" : (v < 0 ? "-.inf" : ".inf"))
     case .list(let items): return "[" + items.map(flow).joined(separator: ", ") + "]"
-    case .map(let m): return "{" + m.keys.sorted().map { "\(key($0)): \(flow(m[$0]!))" }.joined(separator: ", ") + "}"
+    case .map(let m):
+      return "{" + m.keys.sorted().map {
+        let written = key($0)
+        return (written.utf8.count < simpleKeyLimit ? written : "? " + written) + ": \(flow(m[$0]!))"
+      }.joined(separator: ", ") + "}"
     default: return value.displayText
     }
   }
 
-  /// A map key, quoted unless it is a plain word.
+  /// A map key: plain when it is a word that YAML reads back as that same string (`v1`, `train_loss`,
+  /// `arithmetic-heldout`), else quoted. Not plain: what YAML reads as null, a bool or a number
+  /// (`null`, `on`, `12`, `1e5`, `0o17`, `.inf`), and anything starting with `.` or `-`.
   static func key(_ k: String) -> String {
-    let plain = !k.isEmpty && k.unicodeScalars.allSatisfy {
-      ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)
-    } && !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(k.lowercased())
-      && Double(k) == nil && Int(k) == nil
-    return plain ? k : ParamValue.jsonQuoted(k)
+    let isWordCharacter: (Unicode.Scalar) -> Bool = {
+      ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+    }
+    let plain = k.unicodeScalars.first.map(isWordCharacter) == true
+      && k.unicodeScalars.allSatisfy { isWordCharacter($0) || $0 == "." || $0 == "-" }
+      && !["true", "false", "null", "yes", "no", "on", "off"].contains(k.lowercased())
+      && Double(k) == nil && Int(k) == nil && !k.hasPrefix("0o") && !k.hasPrefix("0x")
+    return plain ? k : quoted(k)
+  }
+
+  /// `s` as a YAML double-quoted scalar: JSON's escapes, and `\u` escapes for what YAML would not
+  /// read back as written: DEL, the C1 controls (U+0085 is a line break to YAML, folded into a
+  /// space inside quotes), the line and paragraph separators, the byte-order mark and the
+  /// non-characters U+FFFE and U+FFFF (refused raw).
+  static func quoted(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+      switch scalar.value {
+      case 0x22: out += "\\\""
+      case 0x5C: out += "\\\\"
+      case 0x0A: out += "\\n"
+      case 0x0D: out += "\\r"
+      case 0x09: out += "\\t"
+      case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF:
+        let hex = String(scalar.value, radix: 16)
+        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+      default: out.unicodeScalars.append(scalar)
+      }
+    }
+    return out + "\""
   }
 }
 
 /// Reads a lockfile's YAML tree, naming the place of anything malformed.
+///
+/// Values are read as written: the lockfile records parameters after interpolation, so a `${` in one
+/// is literal text (a stage file's `$${`), never a variable. Names (stages, outputs, slots, files,
+/// metrics, parameter keys) are read as the text written, even where YAML would see a number.
 private struct LockfileDecoder {
   let file: String
   var diagnostics: [Diagnostic] = []
@@ -183,15 +234,49 @@ private struct LockfileDecoder {
       fail("unsupported version \(version.description) (this lineage writes \(Lockfile.formatVersion))", version)
       return lock
     }
-    guard let stages = root["stages"], case .mapping(let pairs) = stages.content else {
+    guard let stages = root["stages"], case .mapping = stages.content else {
       fail("no 'stages:' map", root)
       return lock
     }
-    for pair in pairs {
-      guard let name = Interpolator.keyText(pair.key) else { continue }
-      if let entry = entry(pair.value) { lock.stages[name] = entry }
+    for (name, value) in named(stages, "stage") {
+      if let entry = entry(value) { lock.stages[name] = entry }
     }
     return lock
+  }
+
+  /// The pairs of a mapping by name; a key that is no name (null, a list) or a name given twice
+  /// (`1:` and `"1":`) is reported, not dropped.
+  mutating func named(_ node: YAMLNode, _ what: String) -> [(String, YAMLNode)] {
+    guard case .mapping(let pairs) = node.content else {
+      fail("expected a map of \(what) names", node)
+      return []
+    }
+    var out: [(String, YAMLNode)] = []
+    var seen = Set<String>()
+    for pair in pairs {
+      guard let name = Interpolator.keyText(pair.key) else {
+        fail("a \(what) name must be text, not \(pair.key.description)", pair.key)
+        continue
+      }
+      guard seen.insert(name).inserted else {
+        fail("\(what) '\(name)' appears twice", pair.key)
+        continue
+      }
+      out.append((name, pair.value))
+    }
+    return out
+  }
+
+  /// A parameter value exactly as written.
+  mutating func value(_ node: YAMLNode) -> ParamValue {
+    switch node.content {
+    case .scalar(let scalar): return Interpolator.paramValue(scalar)
+    case .sequence(let items): return .list(items.map { value($0) })
+    case .mapping:
+      var map: [String: ParamValue] = [:]
+      for (key, item) in named(node, "parameter") { map[key] = value(item) }
+      return .map(map)
+    }
   }
 
   mutating func hash(_ node: YAMLNode?, _ what: String, in parent: YAMLNode) -> ContentHash? {
@@ -219,13 +304,12 @@ private struct LockfileDecoder {
     if version == nil { fail("missing 'op_version'", node) }
     if seed == nil { fail("missing or invalid 'seed'", node) }
     let key = hash(node["key"], "key", in: node)
-    var interpolator = Interpolator(variables: [])
-    let parameters = node["params"].map { interpolator.value(of: $0, origin: { .stageFile($0) }).plainValue } ?? .map([:])
+    let parameters = node["params"].map { value($0) } ?? .map([:])
     var inputs: [String: [Lockfile.LockedInput]] = [:]
-    if let inputNode = node["inputs"], case .mapping(let slots) = inputNode.content {
-      for slot in slots {
-        guard let slotName = slot.key.string, case .sequence(let items) = slot.value.content else {
-          fail("'inputs' must map slots to lists", slot.value)
+    if let inputNode = node["inputs"] {
+      for (slotName, slot) in named(inputNode, "input slot") {
+        guard case .sequence(let items) = slot.content else {
+          fail("'inputs' must map slots to lists", slot)
           continue
         }
         for item in items {
@@ -241,17 +325,17 @@ private struct LockfileDecoder {
       }
     }
     var files: [String: ContentHash] = [:]
-    if let filesNode = node["files"], case .mapping(let pairs) = filesNode.content {
-      for pair in pairs {
-        if let name = pair.key.string, let h = hash(pair.value, name, in: filesNode) { files[name] = h }
+    if let filesNode = node["files"] {
+      for (name, value) in named(filesNode, "file") {
+        if let h = hash(value, name, in: filesNode) { files[name] = h }
       }
     }
     var outputs: [String: ArtifactRef] = [:]
-    if let outputNode = node["outputs"], case .mapping(let pairs) = outputNode.content {
-      for pair in pairs {
-        guard let name = pair.key.string, let h = hash(pair.value["hash"], "hash", in: pair.value),
-              let size = pair.value["size"]?.int, let kind = pair.value["kind"]?.string else {
-          fail("an output needs 'hash', 'size' and 'kind'", pair.value)
+    if let outputNode = node["outputs"] {
+      for (name, value) in named(outputNode, "output") {
+        guard let h = hash(value["hash"], "hash", in: value),
+              let size = value["size"]?.int, let kind = value["kind"]?.string else {
+          fail("an output needs 'hash', 'size' and 'kind'", value)
           continue
         }
         outputs[name] = ArtifactRef(hash: h, size: size, kind: kind)
@@ -260,9 +344,13 @@ private struct LockfileDecoder {
       fail("missing 'outputs'", node)
     }
     var metrics: [String: Double] = [:]
-    if let metricNode = node["metrics"], case .mapping(let pairs) = metricNode.content {
-      for pair in pairs {
-        if let name = pair.key.string, let v = pair.value.double { metrics[name] = v }
+    if let metricNode = node["metrics"] {
+      for (name, value) in named(metricNode, "metric") {
+        guard let v = value.double else {
+          fail("metric '\(name)' is not a number", value)
+          continue
+        }
+        metrics[name] = v
       }
     }
     guard diagnostics.count == before, let op, let version, let seed, let key else { return nil }
