@@ -1,0 +1,216 @@
+import Foundation
+import Models
+import Pipeline
+import Tensors
+
+/// `rl`: GRPO with rule-based rewards (DeepSeek-R1-Zero's recipe), from a model stage.
+///
+/// Each step samples `group` responses to each of `prompts` training prompts drawn from the task
+/// mixture (`temperature`, `max_new_tokens`), scores them with the weighted rewards, and takes the
+/// clipped-ratio update with a k3 KL penalty to the input model (`GRPOObjective`); `inner_steps`
+/// updates reuse one batch of rollouts. The curves of every reward component, KL, response length,
+/// the share of groups with zero reward variance and the clipped share land in the metrics, with
+/// held-out pass@1 (greedy, the `accuracy` reward's check) before and after, with standard errors.
+struct ReinforcementLearningOp: TypedOperation {
+  let name = "rl"
+  let version = 1
+  let summary = "GRPO with rule-based rewards from a model stage (R1-Zero)"
+
+  struct Settings: SettingsGroup {
+    var tasks: [String: Double] = [:]
+    var rewards = RewardSettings()
+    var group = 8
+    var prompts = 16
+    var clip = 0.2
+    var kl = 0.02
+    var innerSteps = 1
+    var temperature = 0.7
+    var maxNewTokens = 64
+    var world = Int(BuiltinCorpus.defaultWorld)
+    var heldoutExamples = 96
+    var train = RLTrainSettings()
+    static let fields: [SettingField<Self>] = [
+      .taskWeights(\.tasks, doc: "Task → share of the prompts"),
+      .group("rewards", \.rewards, doc: "Reward components and their weights"),
+      .int("group", \.group, range: 2...256, doc: "Samples per prompt (the group the advantage is taken within)"),
+      .int("prompts", \.prompts, range: 1...4096, doc: "Prompts per rollout batch"),
+      .float("clip", \.clip, range: 0...10, doc: "ε of the clipped ratio"),
+      .float("kl", \.kl, range: 0...100, doc: "Coefficient of the k3 KL penalty to the input model"),
+      .int("inner_steps", \.innerSteps, range: 1...64, doc: "Updates per batch of rollouts"),
+      .float("temperature", \.temperature, range: 0.01...5, doc: "Sampling temperature of the rollouts"),
+      .int("max_new_tokens", \.maxNewTokens, range: 1...65_536, doc: "Longest response"),
+      .world(\.world),
+      .heldoutExamples(\.heldoutExamples),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
+  }
+
+  let defaults = Settings()
+  let inputs = [InputSlot("from", kinds: [.model], doc: "The starting policy, also the KL reference")]
+  let outputs = [OutputSpec("model", kind: .model, doc: "The trained policy"),
+                 OutputSpec("metrics", kind: .metrics, doc: "Reward components, KL, response length, held-out pass@1")]
+
+  func problems(in settings: Settings) -> [ParameterProblem] {
+    var problems = TaskTraining.problems(settings.tasks)
+    if settings.rewards.terms(blockList: .builtin).isEmpty {
+      problems.append(ParameterProblem(path: "rewards", "give at least one reward component a non-zero weight"))
+    }
+    return problems
+  }
+
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
+    let start = try ModelArtifact.input("from", of: context)
+    let model = start.model, tokenizer = start.tokenizer
+    let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
+    let blockList = try settings.rewards.blockList(context)
+    let reward = RewardFunction(terms: settings.rewards.terms(blockList: blockList))
+    guard settings.maxNewTokens < model.config.contextLength else {
+      throw StageFailure("max_new_tokens \(settings.maxNewTokens) leaves no room for a prompt in the model's context of \(model.config.contextLength)")
+    }
+    let reference = try TransformerLM(config: model.config, tensors: model.tensors)
+    let prompts: (Int) -> [RLPrompt] = { index in
+      var rng = TaskRandom(seed: context.seed, stream: "rl/prompts/\(index)")
+      return (0..<settings.prompts).map { _ in
+        let generator = mixture.generators[mixture.drawTask(using: &rng)]
+        return RLPrompt(example: generator.example(split: .train, using: &rng), task: generator, language: .english)
+      }
+    }
+    let sampling = SamplingSettings(temperature: Float(settings.temperature), maxNewTokens: settings.maxNewTokens)
+    let objective = GRPOObjective(
+      prompts: prompts, reward: reward, reference: reference, tokenizer: tokenizer,
+      settings: .init(group: settings.group, innerSteps: settings.innerSteps, clip: Float(settings.clip),
+                      kl: Float(settings.kl), sampling: sampling),
+      seed: context.seed)
+
+    let heldout = mixture.names.indices.map {
+      mixture.examples($0, count: settings.heldoutExamples, split: .heldout, seed: context.seed, stream: "rl/report")
+    }
+    func passRates() -> [BinomialScore] {
+      zip(mixture.generators, heldout).map { generator, examples in
+        PolicyCheck.greedyAccuracy(model, tokenizer: tokenizer, task: generator, examples: examples,
+                                   maxNewTokens: settings.maxNewTokens)
+      }
+    }
+    let before = passRates()
+
+    let train = settings.train
+    let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer,
+                            steps: train.steps)
+    try loop.run(restore: { try objective.restore($0) }, afterStep: { _, _ in loop.opState = objective.state })
+    context.log(String(format: "rollouts %.1f s, learning %.1f s (this run's steps)",
+                       objective.generationSeconds, objective.learningSeconds))
+    let after = passRates()
+
+    var metrics = MetricsArtifact()
+    metrics.setCurve("loss", loop.losses)
+    for (name, curve) in loop.curves.sorted(by: { $0.key < $1.key }) { metrics.setCurve(name, curve.map { Float($0) }) }
+    var headline: [String: Double] = [:]
+    for (i, task) in mixture.names.enumerated() where settings.heldoutExamples > 0 {
+      metrics.set("heldout_pass@1_before/\(task)", before[i].value)
+      metrics.set("heldout_pass@1_before_se/\(task)", before[i].standardError)
+      metrics.set("heldout_pass@1/\(task)", after[i].value)
+      metrics.set("heldout_pass@1_se/\(task)", after[i].standardError)
+      headline["heldout_pass@1/\(task)"] = after[i].value
+      context.log(String(format: "%@: held-out pass@1 %.3f ± %.3f → %.3f ± %.3f", task, before[i].value,
+                         before[i].standardError, after[i].value, after[i].standardError))
+    }
+    for name in ["reward", "kl", "zero_variance_share"] {
+      if let curve = loop.curves[name], !curve.isEmpty {
+        let tail = curve.suffix(max(1, curve.count / 10))
+        headline["final_\(name)"] = tail.reduce(0, +) / Double(tail.count)
+      }
+    }
+    return StageOutput(artifacts: ["model": ModelArtifact(model: model, tokenizer: tokenizer).bytes, "metrics": metrics.bytes],
+                       metrics: headline)
+  }
+}
+
+/// `rewards:` — the weight of each rule-based component (0 leaves it out; negative is a penalty).
+struct RewardSettings: SettingsGroup {
+  var accuracy = 1.0
+  var format = 0.1
+  var language = 0.0
+  var toxicity = 0.0
+  var blockList: String?
+
+  static let fields: [SettingField<Self>] = [
+    .float("accuracy", \.accuracy, range: -100...100, doc: "The <answer> checked by the task (1 right, 0 wrong)"),
+    .float("format", \.format, range: -100...100, doc: "Exactly one <think>…</think> then one <answer>…</answer>"),
+    .float("language", \.language, range: -100...100, doc: "Share of the reasoning's words in the prompt's language"),
+    .float("toxicity", \.toxicity, range: -100...100, doc: "1 when the response has a blocked term (use a negative weight)"),
+    .path("block_list", \.blockList, doc: "Blocked terms, one per line (default: the built-in English and Spanish lists)"),
+  ]
+
+  func terms(blockList: BlockList) -> [RewardFunction.Term] {
+    let all: [(RewardFunction.Component, Double)] = [(.accuracy, accuracy), (.format, format), (.language, language),
+                                                    (.toxicity(blockList), toxicity)]
+    return all.filter { $0.1 != 0 }.map { RewardFunction.Term(component: $0.0, weight: $0.1) }
+  }
+
+  func blockList(_ context: StageContext) throws -> BlockList {
+    guard let blockList else { return .builtin }
+    let path = context.resolvedPath(blockList)
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw StageFailure("cannot read the block list \(blockList)")
+    }
+    return BlockList(fileContents: String(decoding: data, as: UTF8.self))
+  }
+}
+
+/// `train:` of an RL stage: the optimiser only (the batch is `prompts × group` rollouts).
+struct RLTrainSettings: SettingsGroup {
+  var steps = 60
+  var learningRate = 1e-4
+  var warmup = 0
+  var schedule = TrainSettings.Schedule.constant
+  var weightDecay = 0.0
+  var gradientClip = 1.0
+
+  static let fields: [SettingField<Self>] = [
+    .int("steps", \.steps, range: 1...10_000_000, doc: "Optimizer steps"),
+    .float("lr", \.learningRate, range: 1e-8...1, doc: "Peak learning rate (RL is unstable above about 1e-4 here)"),
+    .int("warmup", \.warmup, range: 0...10_000_000, doc: "Linear warm-up steps"),
+    .choice("schedule", \.schedule, doc: "After warm-up: cosine decay to 10% of the peak, or constant"),
+    .float("weight_decay", \.weightDecay, range: 0...10, doc: "Decoupled weight decay"),
+    .float("grad_clip", \.gradientClip, range: 0...1000, doc: "Global gradient-norm clip (0: none)"),
+  ]
+
+  var optimizer: AdamW.Settings {
+    var general = TrainSettings(steps: steps, batch: 1, lr: learningRate, warmup: warmup)
+    general.schedule = schedule
+    general.weightDecay = weightDecay
+    general.gradientClip = gradientClip
+    return general.optimizer
+  }
+}
+
+/// A share of n binary outcomes and its binomial standard error √(p(1 − p)/n).
+struct BinomialScore: Equatable {
+  var value: Double
+  var count: Int
+  var standardError: Double { count > 0 ? (value * (1 - value) / Double(count)).squareRoot() : 0 }
+}
+
+/// Greedy answers to held-out prompts, checked like the `accuracy` reward.
+enum PolicyCheck {
+  static func greedyAccuracy(_ model: TransformerLM, tokenizer: TextTokenizer, task: any TaskGenerator,
+                             examples: [TaskExample], maxNewTokens: Int, batch: Int = 32) -> BinomialScore {
+    guard !examples.isEmpty else { return BinomialScore(value: 0, count: 0) }
+    let generator = Generator(model: model)
+    let room = max(1, model.config.contextLength - maxNewTokens)
+    let check = RewardFunction(terms: [.init(component: .accuracy, weight: 1)])
+    var random = RandomStream(seed: 0, purpose: .evaluation)   // unused: greedy
+    var right = 0.0
+    for start in stride(from: 0, to: examples.count, by: batch) {
+      let chunk = Array(examples[start..<min(start + batch, examples.count)])
+      let prompts = chunk.map { Array(tokenizer.encode(TaskFormat.prompt($0)).suffix(room)) }
+      let outputs = generator.generate(prompts: prompts, settings: SamplingSettings(maxNewTokens: maxNewTokens),
+                                       tokenizer: tokenizer, random: &random)
+      for (example, output) in zip(chunk, outputs) {
+        right += check.score(Rollout(example: example, task: task, language: .english, response: output.text,
+                                     finished: output.finishReason == .eos)).total
+      }
+    }
+    return BinomialScore(value: right / Double(examples.count), count: examples.count)
+  }
+}
