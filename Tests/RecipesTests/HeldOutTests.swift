@@ -9,26 +9,33 @@ import Testing
 @Suite struct HeldOutTests {
   static let world = World(seed: 1)
 
-  /// Every text that would reveal something about a held-out fact's subject and relation: its
-  /// statement with any value the relation can take (true or false, plain, paraphrased or negated), and
-  /// its question.
-  static let heldoutForms: [String] = world.facts(in: .heldout).flatMap { fact in
-    world.values(of: fact.relation).flatMap { value in
-      World.Phrasing.allCases.map { World.sentence(World.Fact(subject: fact.subject, relation: fact.relation, object: value), $0) }
-    } + [World.question(fact)]
-  }
+  /// Every text that would reveal something about a held-out fact's subject and relation, by subject:
+  /// its statement with any value the relation can take (true or false, plain, paraphrased or
+  /// negated), and its question.
+  static let heldoutForms: [String: [String]] = Dictionary(grouping: world.facts(in: .heldout), by: \.subject)
+    .mapValues { facts in
+      facts.flatMap { fact in
+        world.values(of: fact.relation).flatMap { value in
+          World.Phrasing.allCases.map { World.sentence(World.Fact(subject: fact.subject, relation: fact.relation, object: value), $0) }
+        } + [World.question(fact)]
+      }
+    }
 
   /// The held-out forms `text` contains, matched at a word boundary ("Pip is black." is not found in
   /// "Pipo is black.", nor "Lena …" in "Elena …").
   static func leaks(in text: String) -> [String] {
-    heldoutForms.filter { form in
-      var search = text[...]
-      while let r = search.range(of: form) {
-        if r.lowerBound == text.startIndex || !text[text.index(before: r.lowerBound)].isLetter { return true }
-        search = text[r.upperBound...]
-      }
-      return false
+    heldoutForms.flatMap { subject, forms in
+      text.contains(subject) ? forms.filter { occurs($0, in: text) } : []
     }
+  }
+
+  static func occurs(_ form: String, in text: String) -> Bool {
+    var search = text[...]
+    while let r = search.range(of: form) {
+      if r.lowerBound == text.startIndex || !text[text.index(before: r.lowerBound)].isLetter { return true }
+      search = text[r.upperBound...]
+    }
+    return false
   }
 
   static let worldTasks: [(String, any TaskGenerator)] = [
@@ -178,7 +185,7 @@ import Testing
     #expect(heldoutFrames.count == 3)
     let phrasings = heldoutFrames.flatMap { frame in
       V.aspects.flatMap { a in (V.positive + V.negative).flatMap { w in
-        [false, true].map { frame.clause(aspect: a, word: w, negated: $0) }
+        [false, true].map { frame.clause(aspect: a, word: w, negated: $0).lowercased() }
       } }
     }
     let g = SentimentTask()
@@ -187,12 +194,12 @@ import Testing
       let prompt = g.example(split: .train, using: &train).prompt
       let lower = prompt.lowercased()
       #expect(!heldoutNames.contains { prompt.contains($0) }, "\(prompt)")
-      #expect(!phrasings.contains { lower.contains($0.lowercased()) }, "\(prompt)")
+      #expect(!phrasings.contains { lower.contains($0) }, "\(prompt)")
     }
     for _ in 0..<300 {
       let prompt = g.example(split: .heldout, using: &heldout).prompt
       #expect(V.heldoutBrands.contains { prompt.contains("the \($0) ") } && V.heldoutReviewers.contains { prompt.contains("by \($0):") })
-      #expect(phrasings.contains { prompt.lowercased().contains($0.lowercased()) }, "\(prompt)")
+      #expect(phrasings.contains { prompt.lowercased().contains($0) }, "\(prompt)")
     }
   }
 
@@ -257,7 +264,7 @@ import Testing
     #expect(abs(TextMetrics.binomialStandardError(accuracy: 0.5, examples: 100) - 0.05) < 1e-15)
     // 1, 2, 3, 4: mean 2.5, sample variance 5/3, SE √(5/3 / 4) = 0.6455
     #expect(abs(TextMetrics.standardErrorOfMean([1, 2, 3, 4]) - (5.0 / 12).squareRoot()) < 1e-15)
-    #expect(TextMetrics.standardErrorOfMean([0.7, 0.7, 0.7]) == 0)
+    #expect(TextMetrics.standardErrorOfMean([0.75, 0.75, 0.75]) == 0)
     #expect(TextMetrics.standardErrorOfMean([0.5]).isNaN)
     // On 0/1 scores the sample SE is the binomial one times √(n / (n − 1)).
     let scores: [Double] = [1, 0, 0, 1, 1, 0, 0, 0]

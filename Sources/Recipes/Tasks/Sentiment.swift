@@ -136,12 +136,12 @@ public struct SentimentTask: TaskGenerator {
   /// A way of saying that an aspect is (or is not) something. Training uses six frames; three more are
   /// held out, so the held-out reviews are phrased in ways training never shows.
   enum Frame: CaseIterable {
-    case plain, found, honestly, felt, wouldCall, turnedOut
+    case plain, found, think, felt, wouldCall, turnedOut
     case seems, inMyView, weThought
 
     var isHeldOut: Bool {
       switch self {
-      case .plain, .found, .honestly, .felt, .wouldCall, .turnedOut: return false
+      case .plain, .found, .think, .felt, .wouldCall, .turnedOut: return false
       case .seems, .inMyView, .weThought: return true
       }
     }
@@ -153,8 +153,8 @@ public struct SentimentTask: TaskGenerator {
       case (.plain, true): return "the \(a) is not \(w)"
       case (.found, false): return "I found the \(a) \(w)"
       case (.found, true): return "I did not find the \(a) \(w)"
-      case (.honestly, false): return "honestly, the \(a) was \(w)"
-      case (.honestly, true): return "honestly, the \(a) was not \(w)"
+      case (.think, false): return "I think the \(a) is \(w)"
+      case (.think, true): return "I do not think the \(a) is \(w)"
       case (.felt, false): return "the \(a) felt \(w) to me"
       case (.felt, true): return "the \(a) did not feel \(w) to me"
       case (.wouldCall, false): return "I would call the \(a) \(w)"
