@@ -21,11 +21,20 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   public var normEps: Float
   /// Mixture of Experts in place of every dense MLP (nil: dense).
   public var moe: MoEConfig?
+  /// A head that scores each position (a reward model), beside the LM head (nil: none). Omitted from
+  /// the JSON when nil, so language models' configs (and their artifacts' hashes) are unchanged.
+  public var valueHead: ValueHead?
+
+  /// What a value head outputs.
+  public enum ValueHead: String, Codable, Hashable, Sendable {
+    /// One scalar per position, from the final hidden state (`score.weight`, `[1, d]`).
+    case scalar
+  }
 
   public init(vocabularySize: Int, modelDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int? = nil,
               mlpHiddenDim: Int? = nil, contextLength: Int, ropeBase: Float = 10_000, ropeScaling: RoPEScaling = .none,
               attention: AttentionPattern = .dense, tiedEmbeddings: Bool = false, normEps: Float = 1e-5,
-              moe: MoEConfig? = nil) {
+              moe: MoEConfig? = nil, valueHead: ValueHead? = nil) {
     self.vocabularySize = vocabularySize
     self.modelDim = modelDim
     self.layerCount = layerCount
@@ -40,6 +49,7 @@ public struct ModelConfig: Codable, Hashable, Sendable {
     self.tiedEmbeddings = tiedEmbeddings
     self.normEps = normEps
     self.moe = moe
+    self.valueHead = valueHead
   }
 
   public var headDim: Int { modelDim / headCount }
@@ -75,6 +85,6 @@ public struct ModelConfig: Codable, Hashable, Sendable {
       mlp = 3 * d * mlpHiddenDim
     }
     let perLayer = attention + mlp + 2 * d           // + two norms
-    return vocabularySize * d * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + d
+    return vocabularySize * d * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + d + (valueHead == nil ? 0 : d)
   }
 }

@@ -1,23 +1,29 @@
 import Tensors
 
 /// A decoder-only transformer language model: embedding, pre-norm blocks (RMSNorm → attention with
-/// RoPE → residual; RMSNorm → SwiGLU MLP → residual), final RMSNorm, LM head.
+/// RoPE → residual; RMSNorm → SwiGLU MLP → residual), final RMSNorm, LM head (and, for a reward model,
+/// a scalar value head).
 ///
-/// Owns its parameters as autograd variables, named as in `ParameterNames`. Training builds a graph
-/// per step with `loss(…)`; generation (`Generator`) reads the same weights without a graph.
+/// Owns its parameters as autograd variables, each with a typed identity (`ParameterID`). Training
+/// builds a graph per step with `loss(…)`; generation (`Generator`) reads the same weights without a
+/// graph. Every matrix product goes through a `Projection`.
 public final class TransformerLM {
   public let config: ModelConfig
-  /// Every parameter by checkpoint name, in a fixed order (embedding, layers, norm, head).
-  public private(set) var parameters: [(name: String, variable: Variable)] = []
-  private var byName: [String: Variable] = [:]
+  /// Every parameter, in a fixed order (embedding, layers, norm, heads).
+  public private(set) var parameters: [(id: ParameterID, variable: Variable)] = []
+  private var byID: [ParameterID: Variable] = [:]
   let rope: RoPETable
   /// Per MoE layer, the auxiliary-loss-free selection bias (not trained by gradients; saved with the weights).
   public private(set) var routingBias: [[Float]] = []
   /// Per MoE layer, the tokens each expert received in the last forward pass.
   public private(set) var lastExpertLoad: [[Int]] = []
+  /// The parameters training updates; the others are read as constants by `loss` and `scores`, so no
+  /// gradient is computed for them. All by default.
+  public var trainable: ParameterSelection = .all
 
   /// A freshly initialised model: weights ~ N(0, 0.02²), output projections scaled by 1/√(2·layers)
-  /// (GPT-2), norms at 1. The same seed gives bit-identical weights.
+  /// (GPT-2), norms at 1, the value head at 0 (a reward model starts neutral). The same seed gives
+  /// bit-identical weights.
   public init(config: ModelConfig, seed: UInt64) {
     precondition(config.problems.isEmpty, config.problems.joined(separator: "; "))
     self.config = config
@@ -28,123 +34,200 @@ public final class TransformerLM {
     func normal(_ shape: [Int], _ scale: Float = 1) -> Tensor {
       Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.normal() * 0.02 * scale })
     }
-    add(ParameterNames.embedding, normal([config.vocabularySize, d]))
+    let ones = Tensor(repeating: 1, shape: [d])
+    add(.embedding, normal([config.vocabularySize, d]))
     for l in 0..<config.layerCount {
-      add(ParameterNames.attentionNorm(l), Tensor(repeating: 1, shape: [d]))
-      add(ParameterNames.attention(l, "q"), normal([d, d]))
-      add(ParameterNames.attention(l, "k"), normal([kv, d]))
-      add(ParameterNames.attention(l, "v"), normal([kv, d]))
-      add(ParameterNames.attention(l, "o"), normal([d, d], residualScale))
-      add(ParameterNames.mlpNorm(l), Tensor(repeating: 1, shape: [d]))
+      func add(_ role: ParameterID.Role, _ value: Tensor) { self.add(ParameterID(layer: l, role: role), value) }
+      add(.attentionNorm, ones)
+      add(.attention(.query), normal([d, d]))
+      add(.attention(.key), normal([kv, d]))
+      add(.attention(.value), normal([kv, d]))
+      add(.attention(.output), normal([d, d], residualScale))
+      add(.mlpNorm, ones)
       if let moe = config.moe {
         let h = moe.expertHiddenDim
-        add(ParameterNames.moeGate(l), normal([moe.routedExperts, d]))
+        add(.router, normal([moe.routedExperts, d]))
         for e in 0..<moe.routedExperts {
-          add(ParameterNames.expert(l, e, "gate"), normal([h, d]))
-          add(ParameterNames.expert(l, e, "up"), normal([h, d]))
-          add(ParameterNames.expert(l, e, "down"), normal([d, h], residualScale))
+          add(.expert(e, .gate), normal([h, d]))
+          add(.expert(e, .up), normal([h, d]))
+          add(.expert(e, .down), normal([d, h], residualScale))
         }
         if moe.sharedExperts > 0 {
           let hs = moe.sharedExperts * h
-          add(ParameterNames.sharedExpert(l, "gate"), normal([hs, d]))
-          add(ParameterNames.sharedExpert(l, "up"), normal([hs, d]))
-          add(ParameterNames.sharedExpert(l, "down"), normal([d, hs], residualScale))
+          add(.sharedExperts(.gate), normal([hs, d]))
+          add(.sharedExperts(.up), normal([hs, d]))
+          add(.sharedExperts(.down), normal([d, hs], residualScale))
         }
         routingBias.append([Float](repeating: 0, count: moe.routedExperts))
       } else {
-        add(ParameterNames.mlp(l, "gate"), normal([f, d]))
-        add(ParameterNames.mlp(l, "up"), normal([f, d]))
-        add(ParameterNames.mlp(l, "down"), normal([d, f], residualScale))
+        add(.mlp(.gate), normal([f, d]))
+        add(.mlp(.up), normal([f, d]))
+        add(.mlp(.down), normal([d, f], residualScale))
       }
     }
-    add(ParameterNames.finalNorm, Tensor(repeating: 1, shape: [d]))
-    if !config.tiedEmbeddings { add(ParameterNames.lmHead, normal([config.vocabularySize, d])) }
+    add(.finalNorm, ones)
+    if !config.tiedEmbeddings { add(.lmHead, normal([config.vocabularySize, d])) }
+    // Drawn after every other weight, so adding a value head leaves the rest of the model's weights as they were.
+    if config.valueHead != nil { add(.valueHead, Tensor(repeating: 0, shape: [1, d])) }
   }
 
-  private func add(_ name: String, _ value: Tensor) {
+  private func add(_ id: ParameterID, _ value: Tensor) {
     let v = Variable(value, requiresGrad: true)
-    parameters.append((name, v))
-    byName[name] = v
+    parameters.append((id, v))
+    byID[id] = v
   }
 
-  /// The parameter called `name`.
-  public func parameter(_ name: String) -> Variable? { byName[name] }
+  /// The parameter `id`, or nil when this model has none (e.g. an expert of a dense model).
+  public func parameter(_ id: ParameterID) -> Variable? { byID[id] }
 
-  /// Replaces weights by name (loading a checkpoint); every parameter must be given, with its shape.
+  /// The weight matrix `id` as a projection (the LM head of a model with tied embeddings is the
+  /// embedding table).
+  ///
+  /// - Precondition: the model has that matrix.
+  public func projection(_ id: ParameterID) -> Projection {
+    let resolved = id == .lmHead && config.tiedEmbeddings ? ParameterID.embedding : id
+    guard let w = byID[resolved] else { preconditionFailure("the model has no parameter \(id)") }
+    return Projection(.float32(w))
+  }
+
+  /// The routing-bias tensors' identities, one per MoE layer.
+  private var routingBiasIDs: [ParameterID] { routingBias.indices.map { ParameterID(layer: $0, role: .routingBias) } }
+
+  /// Replaces weights by safetensors name (loading a checkpoint); every parameter must be given, with its shape.
   ///
   /// - Throws: `ModelError` naming a missing, extra or misshapen tensor.
   public func load(_ tensors: [String: Tensor]) throws {
-    let biasNames = routingBias.indices.map { ParameterNames.moeBias($0) }
-    for (name, v) in parameters {
-      guard let t = tensors[name] else { throw ModelError.missingTensor(name) }
-      guard t.shape == v.value.shape else { throw ModelError.shapeMismatch(name, expected: v.value.shape, found: t.shape) }
+    var byID: [ParameterID: Tensor] = [:]
+    for (name, t) in tensors {
+      guard let id = ParameterID(safetensorsName: name) else { throw ModelError.unexpectedTensor(name) }
+      byID[id] = t
     }
-    for (l, name) in biasNames.enumerated() {
-      guard let t = tensors[name] else { throw ModelError.missingTensor(name) }
-      guard t.count == routingBias[l].count else { throw ModelError.shapeMismatch(name, expected: [routingBias[l].count], found: t.shape) }
-    }
-    if let extra = tensors.keys.first(where: { byName[$0] == nil && !biasNames.contains($0) }) {
-      throw ModelError.unexpectedTensor(extra)
-    }
-    for (name, v) in parameters { v.value = tensors[name]! }
-    for (l, name) in biasNames.enumerated() { routingBias[l] = tensors[name]!.scalars }
+    try load(byID)
   }
 
-  /// Weights by name (for export), the MoE routing biases included.
-  public var tensors: [String: Tensor] {
-    var out = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.variable.value) })
-    for (l, bias) in routingBias.enumerated() { out[ParameterNames.moeBias(l)] = Tensor(shape: [bias.count], scalars: bias) }
+  /// Replaces weights by identity; every parameter (and routing bias) must be given, with its shape.
+  ///
+  /// - Throws: `ModelError` naming a missing, extra or misshapen tensor.
+  public func load(_ tensors: [ParameterID: Tensor]) throws {
+    for (id, v) in parameters {
+      guard let t = tensors[id] else { throw ModelError.missingTensor(id.safetensorsName) }
+      guard t.shape == v.value.shape else {
+        throw ModelError.shapeMismatch(id.safetensorsName, expected: v.value.shape, found: t.shape)
+      }
+    }
+    for (l, id) in routingBiasIDs.enumerated() {
+      guard let t = tensors[id] else { throw ModelError.missingTensor(id.safetensorsName) }
+      guard t.count == routingBias[l].count else {
+        throw ModelError.shapeMismatch(id.safetensorsName, expected: [routingBias[l].count], found: t.shape)
+      }
+    }
+    let biasIDs = Set(routingBiasIDs)
+    if let extra = tensors.keys.filter({ byID[$0] == nil && !biasIDs.contains($0) }).map(\.safetensorsName).min() {
+      throw ModelError.unexpectedTensor(extra)
+    }
+    for (id, v) in parameters { v.value = tensors[id]! }
+    for (l, id) in routingBiasIDs.enumerated() { routingBias[l] = tensors[id]!.scalars }
+  }
+
+  /// Weights by identity, the MoE routing biases included.
+  public var tensorsByID: [ParameterID: Tensor] {
+    var out = Dictionary(uniqueKeysWithValues: parameters.map { ($0.id, $0.variable.value) })
+    for (l, id) in routingBiasIDs.enumerated() { out[id] = Tensor(shape: [routingBias[l].count], scalars: routingBias[l]) }
     return out
   }
 
+  /// Weights by safetensors name (for checkpoints and export), the MoE routing biases included.
+  public var tensors: [String: Tensor] {
+    Dictionary(uniqueKeysWithValues: tensorsByID.map { ($0.key.safetensorsName, $0.value) })
+  }
+
   // MARK: - Forward
+
+  /// Where a forward pass reads its weights: the model's variables (training: the trainable ones with
+  /// gradients, the frozen ones as constants), or gradient-free views (generation).
+  struct Weights {
+    /// Vectors and tables that are not matrix products: the embedding table and the norm scales.
+    var vector: (ParameterID) -> Variable
+    var projection: (ParameterID) -> Projection
+  }
+
+  /// The model's own weights for training, frozen ones (outside `trainable`) read as constants.
+  private var trainingWeights: Weights {
+    let trainable = self.trainable
+    let everything = trainable == .all
+    return Weights(
+      vector: { id in
+        let v = self.byID[id]!
+        return everything || trainable.contains(id) ? v : Variable(v.value)
+      },
+      projection: { id in
+        let p = self.projection(id)
+        return everything || trainable.contains(id == .lmHead && self.config.tiedEmbeddings ? .embedding : id)
+          ? p : p.withoutGradient
+      })
+  }
 
   /// Logits for a batch of equal-length sequences (training: records the autograd graph).
   ///
   /// - Parameter tokens: `[batch][seq]`, seq ≤ contextLength.
   /// - Returns: `[batch·seq, vocab]`.
-  public func logits(_ tokens: [[Int32]]) -> Variable { forwardWithLoss(tokens).logits }
+  public func logits(_ tokens: [[Int32]]) -> Variable {
+    let (hidden, _) = hiddenStates(tokens)
+    return trainingWeights.projection(.lmHead).apply(hidden)
+  }
 
-  func forwardWithLoss(_ tokens: [[Int32]]) -> (logits: Variable, auxiliaryLoss: Variable?) {
+  /// The value head's score at every position (a reward model reads the last token's).
+  ///
+  /// - Parameter tokens: `[batch][seq]`, seq ≤ contextLength.
+  /// - Returns: `[batch·seq, 1]`.
+  /// - Precondition: `config.valueHead` is set.
+  public func scores(_ tokens: [[Int32]]) -> Variable {
+    precondition(config.valueHead != nil, "scores need a model with a value head")
+    let (hidden, _) = hiddenStates(tokens)
+    return trainingWeights.projection(.valueHead).apply(hidden)
+  }
+
+  /// The final-norm hidden states `[batch·seq, d]` and the MoE balance loss, if any.
+  func hiddenStates(_ tokens: [[Int32]]) -> (hidden: Variable, auxiliaryLoss: Variable?) {
     let batch = tokens.count, seq = tokens.first?.count ?? 0
     precondition(tokens.allSatisfy { $0.count == seq } && seq <= config.contextLength)
     let flat = tokens.flatMap { $0 }
     let c = config
-    return forward(tokens: flat, positions: (0..<flat.count).map { Int32($0 % seq) }, weight: { self.byName[$0]! }) { _, q, k, v in
+    return forward(tokens: flat, positions: (0..<flat.count).map { Int32($0 % seq) }, weights: trainingWeights) { _, q, k, v in
       Variable.attention(q: q, k: k, v: v, batch: batch, heads: c.headCount, kvHeads: c.kvHeadCount, pattern: c.attention)
     }
   }
 
-  /// The blocks over rows of tokens, shared by training and generation: `weight` supplies parameters
-  /// (the trainable ones, or gradient-free views), `attend(layer, q, k, v)` does attention (over the
-  /// batch, or over a KV cache). Shapes: rows `[n]` → logits `[n, vocab]`.
-  func forward(tokens: [Int32], positions: [Int32], weight: (String) -> Variable,
-               attend: (Int, Variable, Variable, Variable) -> Variable) -> (logits: Variable, auxiliaryLoss: Variable?) {
+  /// The blocks over rows of tokens, shared by training and generation: `weights` supplies parameters,
+  /// `attend(layer, q, k, v)` does attention (over the batch, or over a KV cache). Shapes: rows `[n]` →
+  /// final-norm hidden states `[n, d]`.
+  func forward(tokens: [Int32], positions: [Int32], weights w: Weights,
+               attend: (Int, Variable, Variable, Variable) -> Variable) -> (hidden: Variable, auxiliaryLoss: Variable?) {
     let c = config
-    var x = Variable.embedding(weight(ParameterNames.embedding), tokens)          // [n, d]
+    var x = Variable.embedding(w.vector(.embedding), tokens)                       // [n, d]
     var auxiliary: Variable?
     var loads: [[Int]] = []
     for l in 0..<c.layerCount {
-      let h = x.rmsNorm(weight(ParameterNames.attentionNorm(l)), eps: c.normEps)
-      let q = h.linear(weight(ParameterNames.attention(l, "q"))).rope(positions: positions, heads: c.headCount, table: rope)
-      let k = h.linear(weight(ParameterNames.attention(l, "k"))).rope(positions: positions, heads: c.kvHeadCount, table: rope)
-      let v = h.linear(weight(ParameterNames.attention(l, "v")))
-      x = x + attend(l, q, k, v).linear(weight(ParameterNames.attention(l, "o")))
-      let h2 = x.rmsNorm(weight(ParameterNames.mlpNorm(l)), eps: c.normEps)
+      func id(_ role: ParameterID.Role) -> ParameterID { ParameterID(layer: l, role: role) }
+      let h = x.rmsNorm(w.vector(id(.attentionNorm)), eps: c.normEps)
+      let q = w.projection(id(.attention(.query))).apply(h).rope(positions: positions, heads: c.headCount, table: rope)
+      let k = w.projection(id(.attention(.key))).apply(h).rope(positions: positions, heads: c.kvHeadCount, table: rope)
+      let v = w.projection(id(.attention(.value))).apply(h)
+      x = x + w.projection(id(.attention(.output))).apply(attend(l, q, k, v))
+      let h2 = x.rmsNorm(w.vector(id(.mlpNorm)), eps: c.normEps)
       if let moe = c.moe {
-        let out = MixtureOfExperts.forward(h2, layer: l, config: moe, bias: routingBias[l], weight: weight)
+        let out = MixtureOfExperts.forward(h2, layer: l, config: moe, bias: routingBias[l], projection: w.projection)
         x = x + out.y
         loads.append(out.load)
         if let a = out.auxiliaryLoss { auxiliary = auxiliary.map { $0 + a } ?? a }
       } else {
-        let gate = h2.linear(weight(ParameterNames.mlp(l, "gate")))               // [n, f]
-        let up = h2.linear(weight(ParameterNames.mlp(l, "up")))
-        x = x + Variable.swiglu(gate: gate, up: up).linear(weight(ParameterNames.mlp(l, "down")))
+        let gate = w.projection(id(.mlp(.gate))).apply(h2)                         // [n, f]
+        let up = w.projection(id(.mlp(.up))).apply(h2)
+        x = x + w.projection(id(.mlp(.down))).apply(Variable.swiglu(gate: gate, up: up))
       }
     }
     lastExpertLoad = loads
-    let out = x.rmsNorm(weight(ParameterNames.finalNorm), eps: c.normEps)
-    return (out.linear(weight(c.tiedEmbeddings ? ParameterNames.embedding : ParameterNames.lmHead)), auxiliary)
+    return (x.rmsNorm(w.vector(.finalNorm), eps: c.normEps), auxiliary)
   }
 
   /// Mean next-token cross-entropy (plus the MoE balance loss, if any): position t predicts token
@@ -155,7 +238,8 @@ public final class TransformerLM {
     let inputs = tokens.map { Array($0.dropLast()) }
     let targets = tokens.flatMap { $0.dropFirst() }
     let w = weights.map { $0.flatMap { $0.dropFirst() } }
-    let (logits, auxiliary) = forwardWithLoss(inputs)
+    let (hidden, auxiliary) = hiddenStates(inputs)
+    let logits = trainingWeights.projection(.lmHead).apply(hidden)
     let loss = logits.crossEntropy(targets: targets, weights: w)
     return auxiliary.map { loss + $0 } ?? loss
   }

@@ -49,7 +49,7 @@ private struct ProbeOp: StageOperation {
     }
     var sawGradientBeforeUpdate = 0, loadCalls = 0
     var embeddingBefore: [Float] = []
-    let embedding = { model.parameters.first { $0.name == ParameterNames.embedding }!.variable }
+    let embedding = { model.parameter(.embedding)! }
     let hooks = TrainingHooks(afterBackward: { m in
       // Gradients exist and the weights are not yet updated.
       if embedding().grad != nil && embedding().value.scalars == embeddingBefore { sawGradientBeforeUpdate += 1 }

@@ -94,6 +94,18 @@ import Testing
     check([random([4, 5], seed: 1)]) { $0[0].crossEntropy(targets: [0, 4, 2, 2], weights: [1, 0, 0.5, 1]) }
   }
 
+  @Test func clippedPolicyLoss() {
+    let logits = random([6, 5], seed: 1)
+    let targets: [Int32] = [0, 4, 2, 2, 1, 3]
+    let now = logits.tokenLogProbabilities(targets: targets)
+    // Ratios inside the band, above it (clipped for A > 0, not for A < 0) and below it; none on a kink.
+    let offsets: [Float] = [0.05, -0.5, -0.5, 0.4, -0.1, 0.3]
+    let tokens = PolicyTokens(targets: targets, weights: [1, 1, 0.5, 1, 0, 2], advantages: [1.5, 1, -1, -0.7, 2, 0.3],
+                              oldLogProbabilities: zip(now, offsets).map { $0 + $1 },
+                              referenceLogProbabilities: now.map { $0 - 0.3 })
+    check([logits]) { $0[0].clippedPolicyLoss(tokens, clip: 0.2, klCoefficient: 0.05).loss }
+  }
+
   @Test func routing() {
     check([random([3, 5], seed: 1)]) { $0[0].softmax() }
     check([random([7], seed: 2)]) { $0[0].sigmoid() }
@@ -105,7 +117,7 @@ import Testing
     // The names of the ops each test above exercises; a new op must be added to a test and here.
     let tested: Set<String> = ["linear", "matmul", "add", "multiply", "scale", "sum", "embedding", "gatherRows",
                                "scatterRows", "rmsNorm", "swiglu", "rope", "attention", "crossEntropy",
-                               "softmax", "sigmoid", "routingWeights"]
+                               "softmax", "sigmoid", "routingWeights", "clippedPolicyLoss"]
     #expect(Set(DifferentiableOp.allCases.map(\.rawValue)) == tested)
   }
 }

@@ -42,12 +42,20 @@ public struct Generation: Equatable, Sendable {
 /// token per sequence. Prompts may have different lengths (each sequence keeps its own positions).
 public final class Generator {
   public let model: TransformerLM
-  private let weights: [String: Variable]
+  private let vectors: [ParameterID: Variable]
+  private let projections: [ParameterID: Projection]
 
   public init(model: TransformerLM) {
     self.model = model
-    // Leaf copies without gradients: generation records no graph (the tensors are shared, not copied).
-    weights = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, Variable($0.variable.value)) })
+    // Views without gradients: generation records no graph (the tensors are shared, not copied).
+    var vectors: [ParameterID: Variable] = [:], projections: [ParameterID: Projection] = [:]
+    for (id, v) in model.parameters {
+      vectors[id] = Variable(v.value)
+      projections[id] = model.projection(id).withoutGradient
+    }
+    projections[.lmHead] = model.projection(.lmHead).withoutGradient
+    self.vectors = vectors
+    self.projections = projections
   }
 
   /// Continues each prompt.
@@ -127,9 +135,9 @@ public final class Generator {
   private func forward(tokens: [Int32], sequences: [Int], positions: [Int32], cache: inout KVCache,
                        queriesPerSequence: Int) -> Tensor {
     let c = model.config, rows = tokens.count
-    let w = weights
+    let w = TransformerLM.Weights(vector: { [vectors] in vectors[$0]! }, projection: { [projections] in projections[$0]! })
     let groups = Array(stride(from: 0, to: rows, by: queriesPerSequence))
-    return model.forward(tokens: tokens, positions: positions, weight: { w[$0]! }) { l, q, k, v in
+    let (hidden, _) = model.forward(tokens: tokens, positions: positions, weights: w) { l, q, k, v in
       cache.write(layer: l, keys: k.value, values: v.value, sequences: sequences, positions: positions)
       if queriesPerSequence == 1 {
         // One new token per sequence: all of them at once, each over its own cache rows.
@@ -149,7 +157,8 @@ public final class Generator {
         attended.replaceSubrange(span, with: a.scalars)
       }
       return Variable(Tensor(shape: [rows, c.modelDim], scalars: attended))
-    }.logits.value
+    }
+    return w.projection(.lmHead).apply(hidden).value
   }
 }
 

@@ -46,9 +46,10 @@ enum MixtureOfExperts {
   ///   - x: `[n, d]`.
   ///   - bias: the auxiliary-loss-free selection bias `[experts]` (zeros otherwise).
   static func forward(_ x: Variable, layer l: Int, config: MoEConfig, bias: [Float],
-                      weight: (String) -> Variable) -> Output {
+                      projection: (ParameterID) -> Projection) -> Output {
     let n = x.shape[0], experts = config.routedExperts, k = config.topK
-    let logits = x.linear(weight(ParameterNames.moeGate(l)))                       // [n, E]
+    func id(_ role: ParameterID.Role) -> ParameterID { ParameterID(layer: l, role: role) }
+    let logits = projection(id(.router)).apply(x)                                  // [n, E]
     let scores = config.gate == .softmax ? logits.softmax() : logits.sigmoid()
     // Selection: top-k of score + bias (ties: the lower expert), never differentiated.
     var chosen = [[Int32]](repeating: [], count: n)
@@ -71,18 +72,17 @@ enum MixtureOfExperts {
     var placements: [Variable.RowPlacement] = []
     for e in 0..<experts where !rowsOf[e].isEmpty {
       let xe = Variable.gatherRows(x, rowsOf[e])                                   // [n_e, d]
-      let he = Variable.swiglu(gate: xe.linear(weight(ParameterNames.expert(l, e, "gate"))),
-                               up: xe.linear(weight(ParameterNames.expert(l, e, "up"))))
-      let ye = he.linear(weight(ParameterNames.expert(l, e, "down")))              // [n_e, d]
+      let he = Variable.swiglu(gate: projection(id(.expert(e, .gate))).apply(xe),
+                               up: projection(id(.expert(e, .up))).apply(xe))
+      let ye = projection(id(.expert(e, .down))).apply(he)                         // [n_e, d]
       let we = Variable.gatherRows(gates, slotsOf[e]).reshaped([rowsOf[e].count])
       placements.append(Variable.RowPlacement(rows: ye, weights: we, indices: rowsOf[e]))
     }
     // Every expert's weighted rows back to their tokens in one result.
     var y = placements.isEmpty ? nil : Variable.scatterRows(placements, count: n)
     if config.sharedExperts > 0 {
-      let shared = Variable.swiglu(gate: x.linear(weight(ParameterNames.sharedExpert(l, "gate"))),
-                                   up: x.linear(weight(ParameterNames.sharedExpert(l, "up"))))
-        .linear(weight(ParameterNames.sharedExpert(l, "down")))
+      let shared = projection(id(.sharedExperts(.down))).apply(
+        Variable.swiglu(gate: projection(id(.sharedExperts(.gate))).apply(x), up: projection(id(.sharedExperts(.up))).apply(x)))
       y = y.map { $0 + shared } ?? shared
     }
     let load = rowsOf.map(\.count)

@@ -7,8 +7,9 @@ import Tensors
 
 /// AdamW over a model's parameters, with global-norm gradient clipping and a learning-rate schedule.
 ///
-/// Weight decay is decoupled (applied to the weights, not the gradient) and skipped for norm weights,
-/// which are scales around 1 rather than free weights. The state (step and moments) serialises
+/// Weight decay is decoupled (applied to the weights, not the gradient) and chosen by role
+/// (`ParameterID.decays`: not for norm weights, which are scales around 1 rather than free weights).
+/// Only the parameters it trains are updated, clipped and given moments. The state (step and moments) serialises
 /// exactly, so a run resumed from a checkpoint continues bit for bit.
 ///
 /// Gradient accumulation: call `backward()` on each of n micro-batch losses scaled by 1/n (gradients
@@ -39,12 +40,15 @@ public final class AdamW {
   public private(set) var step = 0
   private var m: [[Float]]
   private var v: [[Float]]
-  private let parameters: [(name: String, variable: Variable)]
+  private let parameters: [(id: ParameterID, variable: Variable)]
+  /// The parameters this optimizer updates (the others keep their values and have no moments).
+  public let trains: ParameterSelection
 
-  public init(parameters: [(name: String, variable: Variable)], settings: Settings) {
-    self.parameters = parameters
+  public init(parameters: [(id: ParameterID, variable: Variable)], settings: Settings, trains: ParameterSelection = .all) {
+    self.parameters = parameters.filter { trains.contains($0.id) }
     self.settings = settings
-    m = parameters.map { [Float](repeating: 0, count: $0.variable.value.count) }
+    self.trains = trains
+    m = self.parameters.map { [Float](repeating: 0, count: $0.variable.value.count) }
     v = m
   }
 
@@ -59,10 +63,10 @@ public final class AdamW {
     let norm = Float(squares.squareRoot())
     let clip = settings.gradientClip > 0 && norm > settings.gradientClip ? settings.gradientClip / norm : 1
     let lr = settings.schedule.learningRate(at: step)
-    for (i, (name, p)) in parameters.enumerated() {
+    for (i, (id, p)) in parameters.enumerated() {
       guard var g = p.grad else { continue }
       if clip != 1 { g.scale(by: clip) }
-      let decay = name.hasSuffix("norm.weight") || name.hasSuffix("layernorm.weight") ? 0 : settings.weightDecay
+      let decay = id.decays ? settings.weightDecay : 0
       p.value.adamWUpdate(gradient: g, m: &m[i], v: &v[i], learningRate: lr, beta1: settings.beta1,
                           beta2: settings.beta2, epsilon: settings.epsilon, weightDecay: decay, step: step)
     }
@@ -71,7 +75,7 @@ public final class AdamW {
 
   // MARK: - State
 
-  /// The optimizer's state as bytes: step, then each parameter's moments (little-endian float32).
+  /// The optimizer's state as bytes: step, then each trained parameter's moments (little-endian float32).
   public func serialized() -> [UInt8] {
     var out = withUnsafeBytes(of: UInt64(step).littleEndian) { Array($0) }
     for buffers in [m, v] {

@@ -38,7 +38,8 @@ final class TrainingLoop {
     self.model = model
     self.objective = objective
     self.hooks = hooks
-    self.optimizer = AdamW(parameters: model.parameters, settings: settings)
+    model.trainable = objective.trains
+    self.optimizer = AdamW(parameters: model.parameters, settings: settings, trains: objective.trains)
     self.steps = steps
     checkpointInterval = context.checkpointSeconds
   }

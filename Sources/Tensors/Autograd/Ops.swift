@@ -5,7 +5,7 @@
 /// that the list and the tested set are equal.
 public enum DifferentiableOp: String, CaseIterable, Sendable {
   case linear, matmul, add, multiply, scale, embedding, rmsNorm, swiglu, rope, attention, crossEntropy, sum
-  case gatherRows, scatterRows, softmax, sigmoid, routingWeights
+  case gatherRows, scatterRows, softmax, sigmoid, routingWeights, clippedPolicyLoss
 }
 
 extension Variable {

@@ -10,6 +10,14 @@ import Tensors
 protocol TrainingObjective: AnyObject {
   /// The loss of step `step` (0-based) as a scalar on the autograd tape, and what the step reports.
   func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep
+
+  /// The parameters this objective trains (e.g. a reward model's value head on a frozen body); the
+  /// others are constants in the forward pass and untouched by the optimizer.
+  var trains: ParameterSelection { get }
+}
+
+extension TrainingObjective {
+  var trains: ParameterSelection { .all }
 }
 
 /// One step's loss and its report.
@@ -37,11 +45,15 @@ struct TrainingHooks {
 /// long context, fine-tuning).
 final class LanguageModelObjective: TrainingObjective {
   private let batch: (Int) throws -> TrainingBatch
+  let trains: ParameterSelection
 
-  /// - Parameter batch: the batch of step `s`; must depend only on `s` and fixed inputs (or state the
-  ///   op restores from the loop's `opState`).
-  init(batch: @escaping (Int) throws -> TrainingBatch) {
+  /// - Parameters:
+  ///   - batch: the batch of step `s`; must depend only on `s` and fixed inputs (or state the op
+  ///     restores from the loop's `opState`).
+  ///   - trains: the parameters updated (all, unless the op freezes some).
+  init(trains: ParameterSelection = .all, batch: @escaping (Int) throws -> TrainingBatch) {
     self.batch = batch
+    self.trains = trains
   }
 
   func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep {

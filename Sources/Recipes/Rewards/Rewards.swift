@@ -1,0 +1,82 @@
+import Foundation
+
+/// One sampled response to score, with what the rewards need to know about its prompt.
+struct Rollout {
+  var example: TaskExample
+  /// The generator of the example's task: its scorer checks the answer.
+  var task: any TaskGenerator
+  /// The prompt's language (the reasoning should be in it).
+  var language: PromptLanguage
+  /// What the model wrote after the prompt, the end-of-sequence token removed.
+  var response: String
+  /// Whether the model ended the response itself (a response cut by the token limit earns no
+  /// accuracy or format reward: its answer may stop mid-way).
+  var finished: Bool
+}
+
+/// A weighted sum of rule-based reward components: `rewards: {accuracy: 1.0, format: 0.2, language:
+/// 0.1, toxicity: -1.0}` in a stage file. Each component scores in 0...1; a negative weight makes a
+/// penalty. The parts are kept beside the total, so every component gets its own curve.
+struct RewardFunction {
+  enum Component: Equatable, Sendable {
+    /// The `<answer>`'s content scored by the task's checker (1 or 0 for exact tasks, the similarity
+    /// for translation and summarisation).
+    case accuracy
+    /// 1 when the response is exactly one think block then exactly one answer block (`ReasoningFormat`).
+    case format
+    /// The share of the reasoning's language-bearing words in the prompt's language (R1's language
+    /// consistency); 1 when the reasoning has no such words.
+    case language
+    /// 1 when the response contains a term of the block list.
+    case toxicity(BlockList)
+
+    /// The name in stage files and metrics.
+    var name: String {
+      switch self {
+      case .accuracy: return "accuracy"
+      case .format: return "format"
+      case .language: return "language"
+      case .toxicity: return "toxicity"
+      }
+    }
+
+    func score(_ rollout: Rollout, _ parts: ReasoningFormat.Parts) -> Double {
+      switch self {
+      case .accuracy:
+        guard rollout.finished, let answer = parts.answer else { return 0 }
+        return rollout.task.score(answer.trimmingCharacters(in: .whitespacesAndNewlines), for: rollout.example)
+      case .format:
+        return rollout.finished && parts.isWellFormed ? 1 : 0
+      case .language:
+        let reasoning = parts.reasoning ?? rollout.response
+        return LanguageIdentifier.share(of: rollout.language, in: reasoning) ?? 1
+      case .toxicity(let list):
+        return list.isToxic(rollout.response) ? 1 : 0
+      }
+    }
+  }
+
+  struct Term {
+    var component: Component
+    var weight: Double
+  }
+
+  /// A rollout's reward and its unweighted parts, by component name.
+  struct Score: Equatable {
+    var total: Double
+    var parts: [String: Double]
+  }
+
+  var terms: [Term]
+
+  func score(_ rollout: Rollout) -> Score {
+    let parts = ReasoningFormat.parse(rollout.response)
+    var total = 0.0, byName: [String: Double] = [:]
+    for term in terms {
+      let value = term.component.score(rollout, parts)
+      byName[term.component.name] = value
+      total += term.weight * value
+    }
+    return Score(total: total, parts: byName)
+  }
+}
