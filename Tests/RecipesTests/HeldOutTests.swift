@@ -286,12 +286,30 @@ import Testing
     #expect(TextMetrics.majorityClassAccuracy(["yes", "no", "Yes.", " yes"]) == 0.75)
     #expect(TextMetrics.majorityClassAccuracy(["positive", "negative"]) == 0.5)
     #expect(TextMetrics.majorityClassAccuracy(["no"]) == 1)
+    #expect(TextMetrics.commonestAnswer(["b", "a", "B.", "a"]) == "a", "a tie goes to the answer that sorts first")
+    #expect(TextMetrics.commonestAnswer(["Arden.", "corvo", "arden"]) == "Arden.")
     let examples = (0..<10).map { TaskExample(task: "sentiment", split: .heldout, prompt: "\($0)", reasoning: "",
                                               answer: $0 < 7 ? "negative" : "positive") }
     let measure = Measure.task(EvaluationPart(column: "sentiment", generator: SentimentTask()), examples: examples)
     #expect(measure.majorityClass == 0.7)
-    #expect(Measure.task(EvaluationPart(column: "qa_open", generator: QuestionAnsweringTask(world: Self.world)),
-                         examples: examples).majorityClass == nil, "exact-match QA has no classes")
+    #expect(Measure.task(EvaluationPart(column: "translation", generator: TranslationTask()),
+                         examples: examples).majorityClass == nil, "translation has no classes")
+  }
+
+  @Test func theQABaselineGuessesEachKindOfQuestionsCommonestTrainingAnswer() throws {
+    let qa = QuestionAnsweringTask(world: Self.world, openBook: 0)
+    let closed = Evaluator.distinctHeldout(qa, count: 100, seed: 1234, stream: "eval/qa_closed")
+    let guesses = try #require(qa.baselineAnswers(for: closed))
+    #expect(guesses.count == closed.count)
+    for (guess, e) in zip(guesses, closed) {
+      let fact = try #require(Self.world.facts.first { "Question: " + World.question($0) == e.prompt })
+      let trainAnswers = Self.world.facts(in: .train).filter { $0.relation == fact.relation }.map(\.object)
+      let best = Dictionary(grouping: trainAnswers, by: { $0 }).values.map(\.count).max()
+      #expect(trainAnswers.filter { $0 == guess }.count == best, "\(e.prompt): \(guess) is not a commonest training answer")
+    }
+    let expected = Double(zip(guesses, closed).filter { $0 == $1.answer }.count) / Double(closed.count)
+    #expect(Measure.task(EvaluationPart(column: "qa_closed", generator: qa), examples: closed).majorityClass == expected)
+    #expect((0.05...0.5).contains(expected), "guessing by kind of question scores \(expected)")
   }
 
   @Test func evalExamplesAreDistinctAndQAIsTwoColumns() {

@@ -99,8 +99,16 @@ public enum TextMetrics {
   /// the score a classifier that ignores its input reaches on these examples.
   public static func majorityClassAccuracy(_ answers: [String]) -> Double {
     precondition(!answers.isEmpty)
-    var counts: [String: Int] = [:]
-    for answer in answers { counts[normalizedAnswer(answer), default: 0] += 1 }
-    return Double(counts.values.max()!) / Double(answers.count)
+    let commonest = normalizedAnswer(commonestAnswer(answers))
+    return Double(answers.filter { normalizedAnswer($0) == commonest }.count) / Double(answers.count)
+  }
+
+  /// The most common of `answers` (compared as exact match compares), as first written; a tie goes to
+  /// the answer that sorts first, so the choice does not depend on order.
+  public static func commonestAnswer(_ answers: [String]) -> String {
+    precondition(!answers.isEmpty)
+    var counts: [String: (count: Int, first: String)] = [:]
+    for answer in answers { counts[normalizedAnswer(answer), default: (0, answer)].count += 1 }
+    return counts.min { a, b in a.value.count != b.value.count ? a.value.count > b.value.count : a.key < b.key }!.value.first
   }
 }

@@ -13,8 +13,9 @@ import Tensors
 ///
 /// Each score comes with its standard error (binomial for accuracies and pass rates, the standard error
 /// of the mean over examples for chrF and ROUGE-L, the delta method over windows for perplexity), each
-/// task with its number of examples, and each classification task with the majority-class baseline: a
-/// difference smaller than a couple of standard errors, or a score near the baseline, says nothing.
+/// task with its number of examples, and the classification tasks and QA with the majority-class
+/// baseline (for QA, the commonest training answer of each kind of question): a difference smaller than
+/// a couple of standard errors, or a score near the baseline, says nothing.
 struct EvalOp: TypedOperation {
   let name = "eval"
   /// 2: QA split by fact and reported closed-book and open-book apart, sentiment and entailment that
@@ -120,10 +121,12 @@ enum Measure {
     }
   }
 
-  /// The share of the most common answer, for classification tasks (label accuracy).
+  /// The score of the task's baseline guesser (`TaskGenerator.baselineAnswers(for:)`): the majority
+  /// class for classification, the commonest training answer of each kind of question for QA.
   var majorityClass: Double? {
-    guard case .task(let part, let examples) = self, part.generator.metric == .accuracy else { return nil }
-    return TextMetrics.majorityClassAccuracy(examples.map(\.answer))
+    guard case .task(let part, let examples) = self, !examples.isEmpty,
+          let guesses = part.generator.baselineAnswers(for: examples) else { return nil }
+    return zip(guesses, examples).reduce(0) { $0 + part.generator.score($1.0, for: $1.1) } / Double(examples.count)
   }
 
   /// The table's columns for this measure, in order.

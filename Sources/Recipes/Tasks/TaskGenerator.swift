@@ -22,10 +22,20 @@ public protocol TaskGenerator: Sendable {
   /// What `eval` reports for this task, one column group per part; by default the task itself, under
   /// its name.
   var evaluationParts: [EvaluationPart] { get }
+
+  /// What a guesser that ignores each prompt's content answers for `examples`, one answer each: the
+  /// baseline the eval table's "majority class" row reports. By default, for a classification task
+  /// (`accuracy`), the commonest label among the examples; nil (no baseline) for the others.
+  func baselineAnswers(for examples: [TaskExample]) -> [String]?
 }
 
 extension TaskGenerator {
   public var evaluationParts: [EvaluationPart] { [EvaluationPart(column: name, generator: self)] }
+
+  public func baselineAnswers(for examples: [TaskExample]) -> [String]? {
+    guard metric == .accuracy, !examples.isEmpty else { return nil }
+    return Array(repeating: TextMetrics.commonestAnswer(examples.map(\.answer)), count: examples.count)
+  }
 }
 
 /// One column group of the eval table: the held-out examples of `generator`, under `column`.

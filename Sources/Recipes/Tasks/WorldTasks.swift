@@ -14,6 +14,10 @@ public struct QuestionAnsweringTask: TaskGenerator {
   /// The facts a question of each split may ask about, and that a training passage may state.
   private let trainFacts: [World.Fact]
   private let heldoutFacts: [World.Fact]
+  /// The relation each question asks about (a question names its subject and relation only).
+  private let relations: [String: World.Fact.Relation]
+  /// The commonest answer of each relation among the training facts.
+  private let priorAnswers: [World.Fact.Relation: String]
 
   public init(world: World, openBook: Double = 0.5) {
     precondition((0...1).contains(openBook))
@@ -21,6 +25,8 @@ public struct QuestionAnsweringTask: TaskGenerator {
     self.openBook = openBook
     trainFacts = world.facts(in: .train)
     heldoutFacts = world.facts(in: .heldout)
+    relations = Dictionary(world.facts.map { (World.question($0), $0.relation) }, uniquingKeysWith: { a, _ in a })
+    priorAnswers = Dictionary(grouping: trainFacts, by: \.relation).mapValues { TextMetrics.commonestAnswer($0.map(\.object)) }
   }
 
   public var name: String { "qa" }
@@ -57,6 +63,18 @@ public struct QuestionAnsweringTask: TaskGenerator {
 
   public func score(_ answer: String, for example: TaskExample) -> Double {
     TextMetrics.exactMatch(answer, example.answer) ? 1 : 0
+  }
+
+  /// For each question, the commonest training answer of its kind ("small" for every "What size is
+  /// …?"): what a model that learned only how answers are distributed would say, and so the score a
+  /// closed-book answer must beat to show it recalls the library. Chosen on training facts, not on the
+  /// held-out examples, which are too few per kind of question to pick from without flattering the guess.
+  public func baselineAnswers(for examples: [TaskExample]) -> [String]? {
+    examples.map { example in
+      guard let r = example.prompt.range(of: "Question: ", options: .backwards),
+            let relation = relations[String(example.prompt[r.upperBound...])] else { return "" }
+      return priorAnswers[relation] ?? ""
+    }
   }
 }
 
