@@ -29,9 +29,9 @@ extension CLITests {
     #expect(run.status == 0, "\(run.stderr)")
     let lines = run.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     let heading = try #require(lines.firstIndex(of: "== scores: table =="), "\(run.stdout)")
-    #expect(lines[heading + 1].hasPrefix("model") && lines[heading + 1].contains("arithmetic"), "\(run.stdout)")
-    #expect(lines[heading + 2].hasPrefix("-----"), "\(run.stdout)")
-    #expect(lines[heading + 3].hasPrefix("m "), "one row per model: \(run.stdout)")
+    #expect(lines[heading + 1].hasPrefix("| model") && lines[heading + 1].contains("arithmetic"), "\(run.stdout)")
+    #expect(lines[heading + 2].hasPrefix("| -----"), "\(run.stdout)")
+    #expect(lines[heading + 3].hasPrefix("| m ") && lines[heading + 3].contains(" ± "), "one row per model: \(run.stdout)")
     #expect(!run.stderr.contains("arithmetic/"), "no one-line dump of the metric names: \(run.stderr)")
 
     let again = try lineage(["run"], in: folder)

@@ -38,16 +38,25 @@ import Testing
             "a sample cut off by the length limit is not kept")
   }
 
-  @Test func theTableListsModelsInOrderWithPercentagesAndPerplexity() {
+  @Test func theTableIsMarkdownWithStandardErrorsBaselinesAndCounts() {
     var table = ScoreTable()
-    table.set(model: "v1", column: "qa/exact_match", 0.25)
-    table.set(model: "v1", column: "perplexity", 12.345)
-    table.set(model: "v2", column: "qa/exact_match", 0.5)
-    let lines = table.rendered.split(separator: "\n").map(String.init)
-    #expect(lines.count == 4)
-    #expect(lines[0].hasPrefix("model") && lines[0].contains("qa/exact_match") && lines[0].hasSuffix("perplexity"))
-    #expect(lines[2].hasPrefix("v1") && lines[2].contains("25.0") && lines[2].hasSuffix("12.35"))
-    #expect(lines[3].hasPrefix("v2") && lines[3].contains("50.0") && lines[3].hasSuffix("-"))
-    #expect(table.cells.count == 3)
+    table.add(ScoreTable.Column(name: "qa_closed/exact_match", scale: .percent, examples: 48))
+    table.add(ScoreTable.Column(name: "sentiment/accuracy", scale: .percent, examples: 96, majorityClass: 0.5208))
+    table.add(ScoreTable.Column(name: "perplexity", scale: .perplexity, examples: 48))
+    table.set(model: "v1", column: "qa_closed/exact_match", Estimate(value: 0.25, standardError: 0.0631))
+    table.set(model: "v1", column: "perplexity", Estimate(value: 12.345, standardError: 0.5))
+    table.set(model: "v2", column: "qa_closed/exact_match", Estimate(value: 0.5, standardError: 0.0722))
+    table.set(model: "v2", column: "sentiment/accuracy", Estimate(value: 0.75, standardError: 0.0442))
+    #expect(table.rendered == """
+      | model          | qa_closed/exact_match | sentiment/accuracy |   perplexity |
+      | -------------- | --------------------: | -----------------: | -----------: |
+      | v1             |            25.0 ± 6.3 |                  – | 12.35 ± 0.50 |
+      | v2             |            50.0 ± 7.2 |         75.0 ± 4.4 |            – |
+      | majority class |                     – |               52.1 |            – |
+      | examples       |                    48 |                 96 |           48 |
+
+      """)
+    #expect(table.cells.count == 4)
+    #expect(table.estimate(model: "v2", column: "sentiment/accuracy") == Estimate(value: 0.75, standardError: 0.0442))
   }
 }

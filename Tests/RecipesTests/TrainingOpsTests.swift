@@ -296,9 +296,19 @@ import Testing
     let m = try h.metrics("table")
     let short = try #require(m["short/perplexity"] as? Double), long = try #require(m["long/perplexity"] as? Double)
     #expect(long < short / 2, "perplexity \(short) after 2 steps, \(long) after 60")
-    #expect(m["long/sentiment/accuracy"] is Double)
+    // Eight distinct held-out reviews: an accuracy in eighths, its binomial standard error, the count,
+    // and the majority class of those very reviews.
+    let accuracy = try #require(m["long/sentiment/accuracy"] as? Double)
+    #expect((0...8).contains { Double($0) / 8 == accuracy }, "\(accuracy)")
+    #expect(m["long/sentiment/accuracy_se"] as? Double == TextMetrics.binomialStandardError(accuracy: accuracy, examples: 8))
+    #expect(m["examples/sentiment"] as? Double == 8)
+    let seed = try #require(try h.lock().stages["table"]?.seed)
+    let reviews = Evaluator.distinctHeldout(SentimentTask(), count: 8, seed: seed, stream: "eval/sentiment")
+    #expect(m["majority_class/sentiment"] as? Double == TextMetrics.majorityClassAccuracy(reviews.map(\.answer)))
+    #expect(try #require(m["long/perplexity_se"] as? Double) > 0)
     let table = String(decoding: try h.store.blob(try h.hash("table", "table")), as: UTF8.self)
-    #expect(table.hasPrefix("model") && table.contains("\nshort") && table.contains("\nlong"), "\(table)")
+    #expect(table.hasPrefix("| model") && table.contains("\n| short") && table.contains("\n| long"), "\(table)")
+    #expect(table.contains("\n| majority class") && table.contains("\n| examples"), "\(table)")
   }
 }
 

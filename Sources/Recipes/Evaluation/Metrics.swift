@@ -1,4 +1,5 @@
-/// The text similarity and pass-rate measures `eval` reports.
+/// The text similarity and pass-rate measures `eval` reports, with their standard errors and the
+/// majority-class baseline.
 public enum TextMetrics {
   /// chrF (Popović 2015, sacrebleu's defaults): character n-grams for n = 1…6, whitespace removed;
   /// precision and recall averaged over the orders both strings have, F with β = 2. In 0…1.
@@ -69,5 +70,45 @@ public enum TextMetrics {
     var failAll = 1.0
     for i in (n - c + 1)...n { failAll *= 1 - Double(k) / Double(i) }
     return 1 - failAll
+  }
+
+  // MARK: - Uncertainty and baselines
+
+  /// The binomial standard error of an accuracy `p` measured on `n` independent examples, √(p(1 − p)/n):
+  /// the spread one would see between evaluations on other samples of `n` examples.
+  ///
+  /// - Returns: 0 when `p` is 0 or 1 (as the formula gives; the true rate may still lie near them).
+  public static func binomialStandardError(accuracy p: Double, examples n: Int) -> Double {
+    precondition(n >= 1 && (0...1).contains(p))
+    return (p * (1 - p) / Double(n)).squareRoot()
+  }
+
+  /// The standard error of the mean of per-example scores (chrF, ROUGE-L): s / √n, with s the sample
+  /// standard deviation (n − 1 in its denominator, the usual unbiased variance).
+  ///
+  /// - Returns: NaN for fewer than two scores, where no spread can be estimated.
+  public static func standardErrorOfMean(_ values: [Double]) -> Double {
+    let n = Double(values.count)
+    guard values.count >= 2 else { return .nan }
+    let mean = values.reduce(0, +) / n
+    let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
+    return (variance / n).squareRoot()
+  }
+
+  /// The accuracy of always giving the most common reference answer (compared as exact match compares):
+  /// the score a classifier that ignores its input reaches on these examples.
+  public static func majorityClassAccuracy(_ answers: [String]) -> Double {
+    precondition(!answers.isEmpty)
+    let commonest = normalizedAnswer(commonestAnswer(answers))
+    return Double(answers.filter { normalizedAnswer($0) == commonest }.count) / Double(answers.count)
+  }
+
+  /// The most common of `answers` (compared as exact match compares), as first written; a tie goes to
+  /// the answer that sorts first, so the choice does not depend on order.
+  public static func commonestAnswer(_ answers: [String]) -> String {
+    precondition(!answers.isEmpty)
+    var counts: [String: (count: Int, first: String)] = [:]
+    for answer in answers { counts[normalizedAnswer(answer), default: (0, answer)].count += 1 }
+    return counts.min { a, b in a.value.count != b.value.count ? a.value.count > b.value.count : a.key < b.key }!.value.first
   }
 }

@@ -19,7 +19,9 @@ import Tensors
 struct FinetuneOp: TypedOperation {
   let name = "finetune"
   /// 2: samples until each task has its share of `count` verified samples (or reaches `max_attempts`).
-  let version = 2
+  /// 3: its task examples and prompts changed (QA, summarisation and entailment split by fact; new
+  /// sentiment and entailment).
+  let version = 3
   let summary = "Adaptive fine-tuning on verified synthetic data from a model stage (V3)"
 
   struct Settings: SettingsGroup {

@@ -9,14 +9,45 @@ public protocol TaskGenerator: Sendable {
   /// How `eval` scores this task (the column its table shows).
   var metric: TaskMetric { get }
 
-  /// The next example of `split`. Problems are drawn until one falls in `split`
-  /// (`Split.of(problem: prompt) == split`), so held-out problems can never reach a training set.
+  /// The next example of `split`. What decides the split is the task's (`Split`): the problem's text,
+  /// the sentence, the fact asked about, the names and phrasings; never the seed, so held-out problems
+  /// can never reach a training set.
   func example(split: Split, using rng: inout TaskRandom) -> TaskExample
 
   /// The score of `answer` (what a model wrote after the prompt, stripped of the reasoning and of the
   /// stop text) for `example`, in 0...1: 1 or 0 for tasks with one right answer, a similarity for
   /// translation and summarisation.
   func score(_ answer: String, for example: TaskExample) -> Double
+
+  /// What `eval` reports for this task, one column group per part; by default the task itself, under
+  /// its name.
+  var evaluationParts: [EvaluationPart] { get }
+
+  /// What a guesser that ignores each prompt's content answers for `examples`, one answer each: the
+  /// baseline the eval table's "majority class" row reports. By default, for a classification task
+  /// (`accuracy`), the commonest label among the examples; nil (no baseline) for the others.
+  func baselineAnswers(for examples: [TaskExample]) -> [String]?
+}
+
+extension TaskGenerator {
+  public var evaluationParts: [EvaluationPart] { [EvaluationPart(column: name, generator: self)] }
+
+  public func baselineAnswers(for examples: [TaskExample]) -> [String]? {
+    guard metric == .accuracy, !examples.isEmpty else { return nil }
+    return Array(repeating: TextMetrics.commonestAnswer(examples.map(\.answer)), count: examples.count)
+  }
+}
+
+/// One column group of the eval table: the held-out examples of `generator`, under `column`.
+public struct EvaluationPart: Sendable {
+  /// The column's name, the `task` of the metric keys (`qa_closed/exact_match`).
+  public var column: String
+  public var generator: any TaskGenerator
+
+  public init(column: String, generator: any TaskGenerator) {
+    self.column = column
+    self.generator = generator
+  }
 }
 
 /// The measure a task is scored with; `eval` averages `TaskGenerator.score` over held-out examples and

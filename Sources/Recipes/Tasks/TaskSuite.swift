@@ -17,7 +17,7 @@ public enum TaskSuite {
     case "translation": return TranslationTask()
     case "qa": return QuestionAnsweringTask(world: World(seed: world))
     case "summarization": return SummarizationTask(world: World(seed: world))
-    case "sentiment": return SentimentTask(world: World(seed: world))
+    case "sentiment": return SentimentTask()
     case "entailment": return EntailmentTask(world: World(seed: world))
     case "passkey": return PasskeyTask(length: 1024)
     default: preconditionFailure("unknown task \(name); the schema lists TaskSuite.names")

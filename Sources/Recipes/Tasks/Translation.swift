@@ -62,7 +62,9 @@ public struct TranslationTask: TaskGenerator {
     }
   }
 
-  /// The people a sentence can be about, with their verb forms' person.
+  /// The people a sentence can be about, with their verb forms' person. The names are none the world
+  /// gives its people (`Lexicon.femaleNames`, `maleNames`): "Mira has a dog." drawn at random here would
+  /// state, or contradict, a world fact that QA may hold out.
   struct Subject: Sendable {
     var english: String
     var spanish: String
@@ -72,7 +74,7 @@ public struct TranslationTask: TaskGenerator {
       Subject(english: "I", spanish: "yo", person: 0), Subject(english: "you", spanish: "tú", person: 1),
       Subject(english: "he", spanish: "él", person: 2), Subject(english: "she", spanish: "ella", person: 2),
       Subject(english: "we", spanish: "nosotros", person: 3), Subject(english: "they", spanish: "ellos", person: 4),
-    ] + ["Mira", "Pablo", "Lena", "Hugo"].map { Subject(english: $0, spanish: $0, person: 2) }
+    ] + ["Sara", "Gael", "Nina", "Teo"].map { Subject(english: $0, spanish: $0, person: 2) }
   }
 
   /// A verb: English base and third-person forms, Spanish forms for persons 0–4.

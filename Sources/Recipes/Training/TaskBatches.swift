@@ -65,13 +65,9 @@ enum TaskLoss {
     return weight > 0 ? total / weight : .nan
   }
 
-  /// The mean per-token loss on corpus windows.
-  static func mean(_ model: TransformerLM, windows: [[Int32]]) -> Double {
-    var total = 0.0
-    for start in stride(from: 0, to: windows.count, by: 8) {
-      total += Double(model.loss(Array(windows[start..<min(start + 8, windows.count)])).value.scalars[0])
-        * Double(min(8, windows.count - start))
-    }
-    return windows.isEmpty ? .nan : total / Double(windows.count)
+  /// The mean per-token loss of each corpus window, one window per forward pass so that each has its
+  /// own (the spread between windows is what perplexity's standard error needs).
+  static func perWindow(_ model: TransformerLM, windows: [[Int32]]) -> [Double] {
+    windows.map { Double(model.loss([$0]).value.scalars[0]) }
   }
 }

@@ -75,19 +75,44 @@ public struct World: Sendable {
 
   // MARK: - Facts
 
-  /// One true statement about the world.
+  /// One true statement about the world: a subject (a person, animal or place, by name), a relation and
+  /// its value.
+  ///
+  /// Tasks split by fact, not by text: `Split.of(fact:)` looks at the subject and relation only, so a
+  /// held-out fact stays held out however it is phrased, asked, paraphrased or contradicted.
   public struct Fact: Hashable, Sendable {
     public enum Relation: String, Sendable, CaseIterable {
       case livesIn, worksAs, hasAnimal, likesFood, animalColor, animalSize, placeRegion, placeClimate, ownsThing
+      /// An animal's owner ("Pip belongs to Mira."): the person, asked as "Who owns Pip?".
+      case ownedBy
+
+      /// Whether a subject has exactly one value, so that stating one denies the others: "Mira lives in
+      /// Arden." entails "Mira does not live in Corvo.", but "Mira has a dog." says nothing about cats.
+      public var isFunctional: Bool {
+        switch self {
+        case .livesIn, .worksAs, .animalColor, .animalSize, .placeRegion, .placeClimate, .ownedBy: return true
+        case .hasAnimal, .likesFood, .ownsThing: return false
+        }
+      }
     }
     public var subject: String
     public var relation: Relation
     public var object: String
+
+    public init(subject: String, relation: Relation, object: String) {
+      self.subject = subject
+      self.relation = relation
+      self.object = object
+    }
   }
 
   /// Every fact, in a fixed order.
   public var facts: [Fact] { people.indices.flatMap { personFacts($0) } + places.indices.flatMap { placeFacts($0) } }
 
+  /// The facts of one split (`Split.of(fact:)`), in the order of `facts`.
+  public func facts(in split: Split) -> [Fact] { facts.filter { Split.of(fact: $0) == split } }
+
+  /// What the world says about person `i`, their animal and their object.
   public func personFacts(_ i: Int) -> [Fact] {
     let p = people[i], a = animals[p.pet]
     return [Fact(subject: p.name, relation: .livesIn, object: places[p.home].name),
@@ -96,7 +121,8 @@ public struct World: Sendable {
             Fact(subject: p.name, relation: .likesFood, object: p.food.english),
             Fact(subject: a.name, relation: .animalColor, object: a.color.english),
             Fact(subject: a.name, relation: .animalSize, object: a.size.english),
-            Fact(subject: p.name, relation: .ownsThing, object: things[i].kind.english)]
+            Fact(subject: p.name, relation: .ownsThing, object: things[i].kind.english),
+            Fact(subject: a.name, relation: .ownedBy, object: p.name)]
   }
 
   public func placeFacts(_ i: Int) -> [Fact] {
@@ -104,21 +130,21 @@ public struct World: Sendable {
      Fact(subject: places[i].name, relation: .placeClimate, object: places[i].climate.english)]
   }
 
-  // MARK: - Sentences
-
-  /// The plain English statement of a fact ("Mira lives in Arden.").
-  public static func english(_ fact: Fact) -> String {
-    let s = fact.subject, o = fact.object
-    switch fact.relation {
-    case .livesIn: return "\(s) lives in \(o)."
-    case .worksAs: return "\(s) works as \(article(o)) \(o)."
-    case .hasAnimal: return "\(s) has \(article(o)) \(o)."
-    case .likesFood: return "\(s) likes to eat \(o)."
-    case .animalColor: return "\(s) is \(o)."
-    case .animalSize: return "\(s) is \(o)."
-    case .placeRegion: return "\(s) is in the \(o)."
-    case .placeClimate: return "\(s) is \(o)."
-    case .ownsThing: return "\(s) owns \(article(o)) \(o)."
+  /// Every value `relation` can take in this world (its places and people, the lexicon's words; at
+  /// least two in a world of two people or more): the candidates for a changed ("Mira lives in Corvo.") or denied ("Mira does not live
+  /// in Corvo.") value.
+  public func values(of relation: Fact.Relation) -> [String] {
+    switch relation {
+    case .livesIn: return places.map(\.name)
+    case .ownedBy: return people.map(\.name)
+    case .worksAs: return Lexicon.jobs.map(\.english)
+    case .hasAnimal: return Lexicon.animals.map(\.english)
+    case .likesFood: return Lexicon.foods.map(\.english)
+    case .animalColor: return Lexicon.colors.map(\.english)
+    case .animalSize: return Lexicon.sizes.map(\.english)
+    case .placeRegion: return Lexicon.regions.map(\.english)
+    case .placeClimate: return Lexicon.climates.map(\.english)
+    case .ownsThing: return Lexicon.objects.map(\.english)
     }
   }
 
