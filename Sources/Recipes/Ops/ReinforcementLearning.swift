@@ -188,7 +188,7 @@ struct RLTrainSettings: SettingsGroup {
 struct BinomialScore: Equatable {
   var value: Double
   var count: Int
-  var standardError: Double { count > 0 ? (value * (1 - value) / Double(count)).squareRoot() : 0 }
+  var standardError: Double { count > 0 ? TextMetrics.binomialStandardError(accuracy: value, examples: count) : 0 }
 }
 
 /// Greedy answers to held-out prompts, checked like the `accuracy` reward.
