@@ -312,6 +312,19 @@ import Testing
     #expect((0.05...0.5).contains(expected), "guessing by kind of question scores \(expected)")
   }
 
+  @Test(arguments: ["sentiment", "entailment"]) func evalSamplesHoldEachLabelEquallyOften(_ name: String) throws {
+    let g = TaskSuite.generator(name)
+    let labels = try #require(g.labels)
+    for count in [64, 7] {
+      let examples = Evaluator.distinctHeldout(g, count: count, seed: 1234, stream: "eval/\(name)")
+      let counts = labels.map { label in examples.filter { $0.answer == label }.count }
+      #expect(examples.count == count && Set(examples.map(\.prompt)).count == count)
+      #expect(counts == (count == 64 ? [32, 32] : [4, 3]), "\(name): \(counts)")
+      let measure = Measure.task(EvaluationPart(column: name, generator: g), examples: examples)
+      #expect(measure.majorityClass == Double(counts.max()!) / Double(count))
+    }
+  }
+
   @Test func evalExamplesAreDistinctAndQAIsTwoColumns() {
     let parts = TaskSuite.generator("qa").evaluationParts
     #expect(parts.map(\.column) == ["qa_closed", "qa_open"])

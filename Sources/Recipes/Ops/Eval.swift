@@ -197,21 +197,30 @@ struct Evaluator {
   }
 
   /// `count` held-out examples with distinct prompts, in the order drawn: a repeated prompt would count
-  /// one problem twice and make the standard error look smaller than it is. A task with fewer distinct
-  /// held-out problems (closed-book QA asks each held-out fact once) gives all it has: drawing stops
-  /// after `10 × count + 100` draws in a row find nothing new.
+  /// one problem twice and make the standard error look smaller than it is. A classification task gets
+  /// an equal share of each label (the first labels one more when `count` does not divide), so that its
+  /// majority class is 1/k as in the task, not what a sample happened to hold. A task with fewer
+  /// distinct held-out problems (closed-book QA asks each held-out fact once) gives all it has: drawing
+  /// stops after `10 × count + 100` draws in a row find nothing usable.
   static func distinctHeldout(_ generator: any TaskGenerator, count: Int, seed: UInt64, stream: String) -> [TaskExample] {
     var rng = TaskRandom(seed: seed, stream: stream)
+    var quota = generator.labels.map { labels in
+      Dictionary(uniqueKeysWithValues: labels.enumerated().map { i, label in
+        (label, count / labels.count + (i < count % labels.count ? 1 : 0))
+      })
+    }
     var seen = Set<String>(), out: [TaskExample] = []
     var misses = 0
     while out.count < count && misses < 10 * count + 100 {
       let example = generator.example(split: .heldout, using: &rng)
-      if seen.insert(example.prompt).inserted {
-        out.append(example)
-        misses = 0
-      } else {
+      let wanted = quota.map { ($0[example.answer] ?? 0) > 0 } ?? true
+      guard wanted, seen.insert(example.prompt).inserted else {
         misses += 1
+        continue
       }
+      out.append(example)
+      quota?[example.answer]? -= 1
+      misses = 0
     }
     return out
   }

@@ -23,6 +23,7 @@ public struct EntailmentTask: TaskGenerator {
 
   public var name: String { "entailment" }
   public var metric: TaskMetric { .accuracy }
+  public var labels: [String]? { ["yes", "no"] }
 
   /// How a hypothesis relates to the premise; the label follows from it.
   enum Inference: CaseIterable {

@@ -14,6 +14,7 @@ public struct SentimentTask: TaskGenerator {
 
   public var name: String { "sentiment" }
   public var metric: TaskMetric { .accuracy }
+  public var labels: [String]? { Polarity.allCases.map(\.rawValue) }
 
   public func example(split: Split, using rng: inout TaskRandom) -> TaskExample {
     let review = Review.random(label: Bool.random(using: &rng) ? .positive : .negative, split: split, using: &rng)

@@ -23,17 +23,23 @@ public protocol TaskGenerator: Sendable {
   /// its name.
   var evaluationParts: [EvaluationPart] { get }
 
+  /// The answers a classification task chooses among; nil (the default) for the others. `eval` draws as
+  /// many held-out examples of each label as it can, so that its sample is balanced like the task.
+  var labels: [String]? { get }
+
   /// What a guesser that ignores each prompt's content answers for `examples`, one answer each: the
   /// baseline the eval table's "majority class" row reports. By default, for a classification task
-  /// (`accuracy`), the commonest label among the examples; nil (no baseline) for the others.
+  /// (one with `labels`), the commonest label among the examples; nil (no baseline) for the others.
   func baselineAnswers(for examples: [TaskExample]) -> [String]?
 }
 
 extension TaskGenerator {
   public var evaluationParts: [EvaluationPart] { [EvaluationPart(column: name, generator: self)] }
 
+  public var labels: [String]? { nil }
+
   public func baselineAnswers(for examples: [TaskExample]) -> [String]? {
-    guard metric == .accuracy, !examples.isEmpty else { return nil }
+    guard labels != nil, !examples.isEmpty else { return nil }
     return Array(repeating: TextMetrics.commonestAnswer(examples.map(\.answer)), count: examples.count)
   }
 }
