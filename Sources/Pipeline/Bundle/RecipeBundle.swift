@@ -179,7 +179,7 @@ public struct RecipeBundle: Sendable {
         throw .cannotRead(path: full, reason: "cannot list the folder")
       }
       while let inner = enumerator.nextObject() as? String {
-        if inner.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
+        if PathComponents.hasHiddenComponent(inner) { continue }
         var innerIsDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: full + "/" + inner, isDirectory: &innerIsDirectory),
            !innerIsDirectory.boolValue {
@@ -258,9 +258,5 @@ public struct RecipeBundle: Sendable {
   }
 
   /// The components of `path` between `/` bytes, empty ones included, as the file system sees them.
-  static func components(of path: String) -> [String] {
-    // A `/` byte never occurs inside a multi-byte UTF-8 sequence: every piece is valid UTF-8.
-    Array(path.utf8).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-      .map { String(decoding: $0, as: UTF8.self) }
-  }
+  static func components(of path: String) -> [String] { PathComponents.of(path) }
 }

@@ -63,7 +63,7 @@ public enum FileDigest {
     }
     var entries: [String] = []
     while let relative = enumerator.nextObject() as? String {
-      if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
+      if PathComponents.hasHiddenComponent(relative) { continue }
       var dir: ObjCBool = false
       if FileManager.default.fileExists(atPath: path + "/" + relative, isDirectory: &dir), !dir.boolValue {
         entries.append(relative)

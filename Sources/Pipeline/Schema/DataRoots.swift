@@ -41,7 +41,7 @@ struct DataRoots: Sendable {
     var entries: [String] = []
     while let relative = enumerator.nextObject() as? String {
       // Hidden entries are skipped as the cache key and bundles skip them: no op reads them.
-      if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
+      if PathComponents.hasHiddenComponent(relative) { continue }
       entries.append(relative)
     }
     for entry in entries.sorted() {
@@ -58,7 +58,7 @@ struct DataRoots: Sendable {
 
   /// Whether `path` is `folder` or inside it (a folder, not a prefix of names: /x/data2 is not in /x/data).
   static func isBelow(_ path: String, _ folder: String) -> Bool {
-    folder == "/" || path == folder || path.hasPrefix(folder + "/")
+    PathComponents.isBelow(path, folder)
   }
 
   /// The absolute path with every link resolved; nil when it does not exist.
