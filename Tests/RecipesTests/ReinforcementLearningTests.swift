@@ -41,6 +41,7 @@ import Testing
     #expect(clipped[0] == 0 && clipped[2] == 0 && clipped[4] == 0, "each batch's first update has ratio 1: \(clipped)")
     let pass = try #require(m["heldout_pass@1/arithmetic"] as? Double)
     let se = try #require(m["heldout_pass@1_se/arithmetic"] as? Double)
+    #expect(try #require(m["heldout_examples/arithmetic"] as? Double) == 8, "eight distinct held-out prompts")
     #expect((pass * 8).rounded() == pass * 8 && abs(se - (pass * (1 - pass) / 8).squareRoot()) < 1e-12)
   }
 

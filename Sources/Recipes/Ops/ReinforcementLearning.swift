@@ -40,7 +40,8 @@ struct ReinforcementLearningOp: TypedOperation {
       .float("temperature", \.temperature, range: 0.01...5, doc: "Sampling temperature of the rollouts"),
       .int("max_new_tokens", \.maxNewTokens, range: 1...65_536, doc: "Longest response"),
       .world(\.world),
-      .heldoutExamples(\.heldoutExamples),
+      .int("heldout_examples", \.heldoutExamples, range: 0...10_000,
+           doc: "Distinct held-out prompts per task for greedy pass@1 before and after (0: none)"),
       .group("train", \.train, doc: "Optimisation settings"),
     ]
   }
@@ -82,8 +83,9 @@ struct ReinforcementLearningOp: TypedOperation {
                       kl: Float(settings.kl), sampling: sampling),
       seed: context.seed)
 
-    let heldout = mixture.names.indices.map {
-      mixture.examples($0, count: settings.heldoutExamples, split: .heldout, seed: context.seed, stream: "rl/report")
+    // Distinct prompts, as `eval` draws them: a repeated one would shrink the standard error.
+    let heldout = zip(mixture.names, mixture.generators).map { name, generator in
+      Evaluator.distinctHeldout(generator, count: settings.heldoutExamples, seed: context.seed, stream: "rl/report/\(name)")
     }
     func passRates() -> [BinomialScore] {
       zip(mixture.generators, heldout).map { generator, examples in
@@ -110,6 +112,7 @@ struct ReinforcementLearningOp: TypedOperation {
       metrics.set("heldout_pass@1_before_se/\(task)", before[i].standardError)
       metrics.set("heldout_pass@1/\(task)", after[i].value)
       metrics.set("heldout_pass@1_se/\(task)", after[i].standardError)
+      metrics.set("heldout_examples/\(task)", Double(after[i].count))
       headline["heldout_pass@1/\(task)"] = after[i].value
       context.log(String(format: "%@: held-out pass@1 %.3f ± %.3f → %.3f ± %.3f", task, before[i].value,
                          before[i].standardError, after[i].value, after[i].standardError))
