@@ -12,6 +12,7 @@ public enum BuiltinOperations {
     PretrainOp(),
     ReinforcementLearningOp(),
     SparseAttentionOp(),
+    SupervisedFinetuneOp(),
     TokenizerOp(),
   ])
 }

@@ -16,6 +16,8 @@ struct TaskBatches {
   let seed: UInt64
   /// Names the streams, so two ops on the same seed draw different examples.
   let purpose: String
+  /// How the responses are written.
+  var response = TaskFormat.Response.plain
 
   /// The batch of `step`: each row is a corpus window with probability `corpusShare`, else one of the
   /// user's examples with probability `datasetShare`, else an example of a task drawn by the mixture's
@@ -31,12 +33,12 @@ struct TaskBatches {
       }
       if !datasets.isEmpty && Double.random(in: 0..<1, using: &rng) < datasetShare {
         rows.append(TaskFormat.encode(datasets[Int.random(in: 0..<datasets.count, using: &rng)],
-                                      with: tokenizer, maxTokens: maxTokens))
+                                      with: tokenizer, maxTokens: maxTokens, as: response))
         continue
       }
       let task = mixture.drawTask(using: &rng)
       let example = mixture.generators[task].example(split: .train, using: &rng)
-      rows.append(TaskFormat.encode(example, with: tokenizer, maxTokens: maxTokens))
+      rows.append(TaskFormat.encode(example, with: tokenizer, maxTokens: maxTokens, as: response))
     }
     if let corpus, corpusRows > 0 {
       let length = min(maxTokens, max(64, rows.map(\.tokens.count).max() ?? 0))
@@ -51,11 +53,12 @@ struct TaskBatches {
 /// Losses of a model on task examples, without training.
 enum TaskLoss {
   /// The mean per-token loss of the completions of `examples` (prompts masked), in batches of 16.
-  static func mean(_ model: TransformerLM, tokenizer: TextTokenizer, examples: [TaskExample], maxTokens: Int) -> Double {
+  static func mean(_ model: TransformerLM, tokenizer: TextTokenizer, examples: [TaskExample], maxTokens: Int,
+                   as response: TaskFormat.Response = .plain) -> Double {
     var total = 0.0, weight = 0.0
     for start in stride(from: 0, to: examples.count, by: 16) {
       let rows = examples[start..<min(start + 16, examples.count)].map {
-        TaskFormat.encode($0, with: tokenizer, maxTokens: maxTokens)
+        TaskFormat.encode($0, with: tokenizer, maxTokens: maxTokens, as: response)
       }
       let batch = paddedBatch(rows, pad: tokenizer.id(of: .pad))
       let tokens = batch.weights!.reduce(0) { $0 + $1.dropFirst().reduce(0, +) }

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Pipeline
 
 /// How a task example reads as text for the model: the prompt, then (learned and generated) the worked
 /// reasoning and the answer.
@@ -16,20 +17,35 @@ import Models
 enum TaskFormat {
   static let answerMarker = "Answer: "
 
+  /// How a response is written: the V-series' plain form (steps, then `Answer: …`), or the R-series'
+  /// tagged form (`<think>steps</think><answer>…</answer>`, `ReasoningFormat`) that the R-series'
+  /// format reward asks for.
+  enum Response: String, SettingChoice {
+    case plain
+    case thinkAnswer = "think_answer"
+  }
+
   /// The text the model is given.
   static func prompt(_ example: TaskExample) -> String {
     SpecialToken.bos.text + example.prompt + "\n"
   }
 
   /// The text the model should write after the prompt (ending with the end-of-sequence token).
-  static func completion(_ example: TaskExample) -> String {
-    (example.reasoning.isEmpty ? "" : example.reasoning + "\n") + answerMarker + example.answer + SpecialToken.eos.text
+  static func completion(_ example: TaskExample, as response: Response = .plain) -> String {
+    switch response {
+    case .plain:
+      return (example.reasoning.isEmpty ? "" : example.reasoning + "\n") + answerMarker + example.answer + SpecialToken.eos.text
+    case .thinkAnswer:
+      return ReasoningFormat.response(reasoning: example.reasoning, answer: example.answer) + SpecialToken.eos.text
+    }
   }
 
   /// The answer in a generated completion: what follows the last "Answer: " up to the end of its line
   /// (or the last line when the marker is missing).
+  /// A tagged response's answer is the content of its last `<answer>…</answer>`.
   static func answer(in completion: String) -> String {
     let text = completion.replacingOccurrences(of: SpecialToken.eos.text, with: "")
+    if let tagged = ReasoningFormat.parse(text).answer { return tagged }
     if let r = text.range(of: answerMarker, options: .backwards) {
       return String(text[r.upperBound...].prefix { $0 != "\n" })
     }
@@ -37,8 +53,9 @@ enum TaskFormat {
   }
 
   /// Tokens and loss weights of one example: 0 on the prompt, 1 on the completion.
-  static func encode(_ example: TaskExample, with tokenizer: TextTokenizer, maxTokens: Int) -> (tokens: [Int32], weights: [Float]) {
-    let p = tokenizer.encode(prompt(example)), c = tokenizer.encode(completion(example))
+  static func encode(_ example: TaskExample, with tokenizer: TextTokenizer, maxTokens: Int,
+                     as response: Response = .plain) -> (tokens: [Int32], weights: [Float]) {
+    let p = tokenizer.encode(prompt(example)), c = tokenizer.encode(completion(example, as: response))
     var tokens = p + c
     var weights = [Float](repeating: 0, count: p.count) + [Float](repeating: 1, count: c.count)
     if tokens.count > maxTokens {

@@ -10,6 +10,8 @@ enum TaskTraining {
     var heldoutExamples: Int
     var corpusShare: Double
     var datasetShare: Double = 0
+    /// How the responses are written (the R-series' `sft` writes think/answer).
+    var response = TaskFormat.Response.plain
   }
 
   static func problems(_ weights: [String: Double]) -> [ParameterProblem] {
@@ -48,7 +50,9 @@ enum TaskTraining {
     let heldout = mixture.names.indices.map {
       mixture.examples($0, count: heldoutCount, split: .heldout, seed: context.seed, stream: "\(purpose)/report")
     }
-    let before = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
+    let before = heldout.map {
+      TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens, as: options.response)
+    }
 
     let corpus = try corpus(context, tokenizer: tokenizer)
     if corpus == nil && options.corpusShare > 0 {
@@ -59,12 +63,15 @@ enum TaskTraining {
                               batch: train.batch, maxTokens: maxTokens, seed: context.seed, purpose: purpose)
     batches.datasets = try datasets(context)
     batches.datasetShare = options.datasetShare
+    batches.response = options.response
     if !batches.datasets.isEmpty { context.log("\(batches.datasets.count) training examples from dataset stages") }
         let objective = LanguageModelObjective(batch: { batches.batch($0) })
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
     try loop.run()
 
-    let after = heldout.map { TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens) }
+    let after = heldout.map {
+      TaskLoss.mean(model, tokenizer: tokenizer, examples: $0, maxTokens: maxTokens, as: options.response)
+    }
     var metrics = MetricsArtifact()
     metrics.setCurve("loss", loop.losses)
     metrics.set("final_loss", Double(loop.finalLoss))

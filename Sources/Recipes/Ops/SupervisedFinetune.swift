@@ -1,0 +1,58 @@
+import Models
+import Pipeline
+
+/// `sft`: supervised fine-tuning on chat-format examples, the loss on the response only: the prompt,
+/// then `<think>worked steps</think><answer>answer</answer>` (`response: think_answer`, the R-series'
+/// format) or the V-series' plain form.
+///
+/// Its data: built-in tasks (`tasks:`, whose examples carry their worked solutions: the cold-start
+/// data of R1), `dataset:` stages (e.g. a `sample` stage's verified outputs, or your JSONL), or both
+/// (`dataset_share`). Reports each task's held-out loss before and after in the same format.
+struct SupervisedFinetuneOp: TypedOperation {
+  let name = "sft"
+  let version = 1
+  let summary = "Supervised fine-tuning on chat-format examples, loss on the response (R1's cold start)"
+
+  struct Settings: SettingsGroup {
+    var tasks: [String: Double] = [:]
+    var response = TaskFormat.Response.thinkAnswer
+    var datasetShare = 0.0
+    var corpusShare = 0.0
+    var world = Int(BuiltinCorpus.defaultWorld)
+    var heldoutExamples = 64
+    var train = TrainSettings(steps: 200, batch: 16, lr: 5e-4, warmup: 10)
+    static let fields: [SettingField<Self>] = [
+      .taskWeights(\.tasks, doc: "Built-in task → mixture weight (their examples carry worked solutions)"),
+      .choice("response", \.response, doc: "How responses are written: <think>…</think><answer>…</answer>, or plain"),
+      .float("dataset_share", \.datasetShare, range: 0...1, doc: "Share of rows taken from the dataset: stages"),
+      .corpusShare(\.corpusShare),
+      .world(\.world),
+      .heldoutExamples(\.heldoutExamples),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
+  }
+
+  let defaults = Settings()
+  let inputs = [
+    InputSlot("from", kinds: [.model], doc: "The model to fine-tune"),
+    Slots.mixedCorpus,
+    InputSlot("dataset", kinds: [.dataset], required: false, multiple: true,
+              doc: "Dataset stages of examples (prompt, reasoning, answer), drawn at dataset_share"),
+  ]
+  let outputs = [OutputSpec("model", kind: .model, doc: "The fine-tuned model"),
+                 OutputSpec("metrics", kind: .metrics, doc: "Loss curve and held-out loss per task, before and after")]
+
+  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) }
+
+  func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
+    let start = try ModelArtifact.input("from", of: context)
+    if settings.datasetShare > 0 && context.inputs("dataset").isEmpty {
+      throw StageFailure("dataset_share is \(settings.datasetShare) but no dataset: stage is given")
+    }
+    let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
+    var options = TaskTraining.Options(train: settings.train, heldoutExamples: settings.heldoutExamples,
+                                       corpusShare: settings.corpusShare, datasetShare: settings.datasetShare)
+    options.response = settings.response
+    return try TaskTraining.run(context, start: start, mixture: mixture, options: options, purpose: "sft")
+  }
+}
