@@ -51,7 +51,7 @@ public final class Generator {
     var vectors: [ParameterID: Variable] = [:], projections: [ParameterID: Projection] = [:]
     for (id, v) in model.parameters {
       vectors[id] = Variable(v.value)
-      projections[id] = model.projection(id).withoutGradient
+      if v.value.shape.count == 2 { projections[id] = model.projection(id).withoutGradient }   // matrices only
     }
     projections[.lmHead] = model.projection(.lmHead).withoutGradient
     self.vectors = vectors

@@ -63,7 +63,7 @@ struct ReinforcementLearningOp: TypedOperation {
     let start = try ModelArtifact.input("from", of: context)
     let model = start.model, tokenizer = start.tokenizer
     let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
-    let blockList = try settings.rewards.blockList(context)
+    let blockList = try BlockList.named(settings.rewards.blockList, in: context)
     let reward = RewardFunction(terms: settings.rewards.terms(blockList: blockList))
     guard settings.maxNewTokens < model.config.contextLength else {
       throw StageFailure("max_new_tokens \(settings.maxNewTokens) leaves no room for a prompt in the model's context of \(model.config.contextLength)")
@@ -87,13 +87,14 @@ struct ReinforcementLearningOp: TypedOperation {
     let heldout = zip(mixture.names, mixture.generators).map { name, generator in
       Evaluator.distinctHeldout(generator, count: settings.heldoutExamples, seed: context.seed, stream: "rl/report/\(name)")
     }
-    func passRates() -> [BinomialScore] {
-      zip(mixture.generators, heldout).map { generator, examples in
-        PolicyCheck.greedyAccuracy(model, tokenizer: tokenizer, task: generator, examples: examples,
-                                   maxNewTokens: settings.maxNewTokens)
+    // A sampler reads the weights as they are when it is made: one before training, one after.
+    func passRates() throws -> [BinomialScore] {
+      try zip(mixture.generators, heldout).map { generator, examples in
+        try PolicyCheck.greedyAccuracy(ModelArtifact(model: model, tokenizer: tokenizer), task: generator,
+                                       examples: examples, maxNewTokens: settings.maxNewTokens)
       }
     }
-    let before = passRates()
+    let before = try passRates()
 
     let train = settings.train
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer,
@@ -101,7 +102,7 @@ struct ReinforcementLearningOp: TypedOperation {
     try loop.run(restore: { try objective.restore($0) }, afterStep: { _, _ in loop.opState = objective.state })
     context.log(String(format: "rollouts %.1f s, learning %.1f s (this run's steps)",
                        objective.generationSeconds, objective.learningSeconds))
-    let after = passRates()
+    let after = try passRates()
 
     var metrics = MetricsArtifact()
     metrics.setCurve("loss", loop.losses)
@@ -141,7 +142,7 @@ struct RewardSettings: SettingsGroup {
     .float("format", \.format, range: -100...100, doc: "Exactly one <think>…</think> then one <answer>…</answer>"),
     .float("language", \.language, range: -100...100, doc: "Share of the reasoning's words in the prompt's language"),
     .float("toxicity", \.toxicity, range: -100...100, doc: "1 when the response has a blocked term (use a negative weight)"),
-    .path("block_list", \.blockList, doc: "Blocked terms, one per line (default: the built-in English and Spanish lists)"),
+    .blockList(\.blockList),
   ]
 
   func terms(blockList: BlockList) -> [RewardFunction.Term] {
@@ -150,14 +151,7 @@ struct RewardSettings: SettingsGroup {
     return all.filter { $0.1 != 0 }.map { RewardFunction.Term(component: $0.0, weight: $0.1) }
   }
 
-  func blockList(_ context: StageContext) throws -> BlockList {
-    guard let blockList else { return .builtin }
-    let path = context.resolvedPath(blockList)
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw StageFailure("cannot read the block list \(blockList)")
-    }
-    return BlockList(fileContents: String(decoding: data, as: UTF8.self))
-  }
+
 }
 
 /// `train:` of an RL stage: the optimiser only (the batch is `prompts × group` rollouts).
@@ -179,11 +173,8 @@ struct RLTrainSettings: SettingsGroup {
   ]
 
   var optimizer: AdamW.Settings {
-    var general = TrainSettings(steps: steps, batch: 1, lr: learningRate, warmup: warmup)
-    general.schedule = schedule
-    general.weightDecay = weightDecay
-    general.gradientClip = gradientClip
-    return general.optimizer
+    TrainSettings.optimizer(steps: steps, lr: learningRate, warmup: warmup, schedule: schedule,
+                            weightDecay: weightDecay, gradientClip: gradientClip)
   }
 }
 
@@ -194,25 +185,19 @@ struct BinomialScore: Equatable {
   var standardError: Double { count > 0 ? TextMetrics.binomialStandardError(accuracy: value, examples: count) : 0 }
 }
 
-/// Greedy answers to held-out prompts, checked like the `accuracy` reward.
+/// Greedy answers to held-out prompts, checked like the `accuracy` reward (the `<answer>` block).
 enum PolicyCheck {
-  static func greedyAccuracy(_ model: TransformerLM, tokenizer: TextTokenizer, task: any TaskGenerator,
-                             examples: [TaskExample], maxNewTokens: Int, batch: Int = 32) -> BinomialScore {
+  static func greedyAccuracy(_ artifact: ModelArtifact, task: any TaskGenerator, examples: [TaskExample],
+                             maxNewTokens: Int) throws -> BinomialScore {
     guard !examples.isEmpty else { return BinomialScore(value: 0, count: 0) }
-    let generator = Generator(model: model)
-    let room = max(1, model.config.contextLength - maxNewTokens)
-    let check = RewardFunction(terms: [.init(component: .accuracy, weight: 1)])
+    let sampler = BatchedSampler(artifact, settings: SamplingSettings(maxNewTokens: maxNewTokens), batchSize: 32)
     var random = RandomStream(seed: 0, purpose: .evaluation)   // unused: greedy
-    var right = 0.0
-    for start in stride(from: 0, to: examples.count, by: batch) {
-      let chunk = Array(examples[start..<min(start + batch, examples.count)])
-      let prompts = chunk.map { Array(tokenizer.encode(TaskFormat.prompt($0)).suffix(room)) }
-      let outputs = generator.generate(prompts: prompts, settings: SamplingSettings(maxNewTokens: maxNewTokens),
-                                       tokenizer: tokenizer, random: &random)
-      for (example, output) in zip(chunk, outputs) {
-        right += check.score(Rollout(example: example, task: task, language: .english, response: output.text,
-                                     finished: output.finishReason == .eos)).total
-      }
+    let samples = try sampler.sample(examples.map { SamplePrompt(example: $0, verifier: Verifier(task: task)) },
+                                     random: &random)
+    let check = RewardFunction(terms: [.init(component: .accuracy, weight: 1)])
+    let right = zip(examples, samples).reduce(0.0) { total, pair in
+      total + check.score(Rollout(example: pair.0, task: task, language: .english, response: pair.1.completion,
+                                  finished: pair.1.finished)).total
     }
     return BinomialScore(value: right / Double(examples.count), count: examples.count)
   }

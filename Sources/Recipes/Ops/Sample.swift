@@ -92,22 +92,12 @@ struct SampleOp: TypedOperation {
     return StageOutput(artifacts: ["dataset": TaskExamples.bytes(kept), "metrics": metrics.bytes], metrics: headline)
   }
 
-  /// The training example a kept response makes: the prompt with the model's own reasoning and answer,
-  /// read from the tagged form or else the plain one.
+  /// The training example a kept response makes: the prompt, in the train split, with the model's own
+  /// reasoning and answer (`TaskFormat.reasoningAndAnswer`).
   static func example(_ prompt: TaskExample, response: String) -> TaskExample {
     var out = prompt
     out.split = .train
-    let parts = ReasoningFormat.parse(response)
-    if let answer = parts.answer {
-      out.reasoning = (parts.reasoning ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-      out.answer = answer.trimmingCharacters(in: .whitespacesAndNewlines)
-    } else if let r = response.range(of: TaskFormat.answerMarker, options: .backwards) {
-      out.reasoning = String(response[..<r.lowerBound]).trimmingCharacters(in: .newlines)
-      out.answer = String(response[r.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
-    } else {
-      out.reasoning = ""
-      out.answer = response.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    (out.reasoning, out.answer) = TaskFormat.reasoningAndAnswer(in: response)
     return out
   }
 }
@@ -128,7 +118,7 @@ struct SampleFilters: SettingsGroup {
     .bool("format", \.format, doc: "Keep only <think>…</think><answer>…</answer> responses"),
     .float("language", \.language, range: 0...1, doc: "Least share of the reasoning's words in the prompt's language (0: off)"),
     .bool("toxicity", \.toxicity, doc: "Drop responses with a blocked term"),
-    .path("block_list", \.blockList, doc: "Blocked terms, one per line (default: the built-in English and Spanish lists)"),
+    .blockList(\.blockList),
   ]
 
   struct Checks {
@@ -151,6 +141,6 @@ struct SampleFilters: SettingsGroup {
   }
 
   func filters(_ context: StageContext) throws -> Checks {
-    Checks(settings: self, blockList: try RewardSettings(blockList: blockList).blockList(context))
+    Checks(settings: self, blockList: try BlockList.named(blockList, in: context))
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 
 /// Terms whose presence makes a text toxic: insults and hostile phrases, matched as whole words or
 /// phrases, ignoring case and accents ("ESTUPIDO" matches "estúpido").
@@ -39,6 +40,15 @@ struct BlockList: Equatable, Sendable {
   }
 
   func isToxic(_ text: String) -> Bool { !matches(in: text).isEmpty }
+
+  /// The list a stage's `block_list:` names (a file in the recipe folder), or the built-in one.
+  static func named(_ path: String?, in context: StageContext) throws -> BlockList {
+    guard let path else { return .builtin }
+    guard let data = FileManager.default.contents(atPath: context.resolvedPath(path)) else {
+      throw StageFailure("cannot read the block list \(path)")
+    }
+    return BlockList(fileContents: String(decoding: data, as: UTF8.self))
+  }
 
   /// Lower-cased, accent-free words.
   private static func fold(_ text: String) -> [String] {

@@ -74,16 +74,11 @@ struct Sample {
   var finished: Bool
   var verdict: Verdict
 
-  /// The training example this sample makes: the prompt with the model's own reasoning and answer.
+  /// The training example this sample makes: the prompt with the model's own reasoning and answer
+  /// (`TaskFormat.reasoningAndAnswer`).
   func example(from prompt: TaskExample) -> TaskExample {
     var sample = prompt
-    if let r = completion.range(of: TaskFormat.answerMarker, options: .backwards) {
-      sample.reasoning = String(completion[..<r.lowerBound]).trimmingCharacters(in: .newlines)
-      sample.answer = String(completion[r.upperBound...])
-    } else {
-      sample.reasoning = ""
-      sample.answer = completion
-    }
+    (sample.reasoning, sample.answer) = TaskFormat.reasoningAndAnswer(in: completion)
     return sample
   }
 }

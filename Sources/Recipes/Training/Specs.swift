@@ -121,6 +121,13 @@ struct TrainSettings: SettingsGroup {
   ]
 
   var optimizer: AdamW.Settings {
+    TrainSettings.optimizer(steps: steps, lr: learningRate, warmup: warmup, schedule: schedule,
+                            weightDecay: weightDecay, gradientClip: gradientClip)
+  }
+
+  /// AdamW with warm-up and the schedule: the one conversion every training op's `train:` group uses.
+  static func optimizer(steps: Int, lr learningRate: Double, warmup: Int, schedule: Schedule, weightDecay: Double,
+                        gradientClip: Double) -> AdamW.Settings {
     let shape: LearningRateSchedule.Shape
     switch schedule {
     case .cosine: shape = .cosine
@@ -175,6 +182,11 @@ extension SettingField {
 
   static func heldoutExamples(_ path: WritableKeyPath<Root, Int> & Sendable) -> Self {
     .int("heldout_examples", path, range: 0...10_000, doc: "Held-out examples per task for the before/after loss")
+  }
+
+  /// `block_list:` of the rewards and filters that use the toxicity check.
+  static func blockList(_ path: WritableKeyPath<Root, String?> & Sendable) -> Self {
+    .path("block_list", path, doc: "Blocked terms, one per line (default: the built-in English and Spanish lists)")
   }
 
   static func corpusShare(_ path: WritableKeyPath<Root, Double> & Sendable) -> Self {

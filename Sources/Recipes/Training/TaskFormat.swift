@@ -52,6 +52,21 @@ enum TaskFormat {
     return String(text.split(separator: "\n").last ?? "")
   }
 
+  /// A response taken apart into the reasoning and the answer a training example holds: from
+  /// `<think>`/`<answer>` (trimmed), else the text before and after the last `Answer: `, else no
+  /// reasoning and the whole text as the answer.
+  static func reasoningAndAnswer(in response: String) -> (reasoning: String, answer: String) {
+    let parts = ReasoningFormat.parse(response)
+    if let answer = parts.answer {
+      return ((parts.reasoning ?? "").trimmingCharacters(in: .whitespacesAndNewlines),
+              answer.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    if let r = response.range(of: answerMarker, options: .backwards) {
+      return (String(response[..<r.lowerBound]).trimmingCharacters(in: .newlines), String(response[r.upperBound...]))
+    }
+    return ("", response)
+  }
+
   /// Tokens and loss weights of one example: 0 on the prompt, 1 on the completion.
   static func encode(_ example: TaskExample, with tokenizer: TextTokenizer, maxTokens: Int,
                      as response: Response = .plain) -> (tokens: [Int32], weights: [Float]) {
