@@ -34,6 +34,16 @@ import Testing
     #expect(s.parts["accuracy"] == accuracy && s.parts["format"] == format, "\(response)")
   }
 
+  @Test func theRandomRewardIsAFairCoinBlindToTheAnswerAndRepeatable() {
+    let coin = RewardFunction(terms: [.init(component: .random, weight: 1)])
+    let responses = (0..<2000).map { "<think>12 + 21 = \($0)</think><answer>\($0)</answer>" }
+    let scores = responses.map { coin.score(rollout($0)).total }
+    #expect(Set(scores).isSubset(of: [0, 1]))
+    let heads = scores.reduce(0, +)
+    #expect(abs(heads - 1000) < 4 * (2000 * 0.25).squareRoot(), "\(heads) heads of 2000")   // 4 binomial SEs
+    #expect(scores == responses.map { coin.score(rollout($0)).total })                     // the same text, the same coin
+  }
+
   @Test func aCutOffResponseEarnsNeitherAccuracyNorFormat() {
     let s = all.score(rollout("<think>12 + 21 = 33</think><answer>33</answer>", finished: false))
     #expect(s.parts["accuracy"] == 0 && s.parts["format"] == 0)

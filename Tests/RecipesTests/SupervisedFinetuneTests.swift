@@ -23,6 +23,19 @@ import Testing
     #expect(TextTokenizer.bytes.decode(Array(tokens.dropFirst(prompt))).hasPrefix("<think>"))
   }
 
+  /// `worked_steps`: the share of task rows that keep their steps; the others carry an empty think block.
+  @Test(arguments: [(0.0, 0, 0.0), (1.0, 1, 1.0), (0.5, 0.35, 0.65)])
+  func workedStepsSetTheShareOfRowsWithTheirSteps(share: Double, low: Double, high: Double) {
+    var batches = TaskBatches(mixture: TaskMixture(weights: ["arithmetic": 1], world: 1), corpus: nil, corpusShare: 0,
+                              tokenizer: .bytes, batch: 50, maxTokens: 200, seed: 3, purpose: "test")
+    batches.response = .thinkAnswer
+    batches.workedSteps = share
+    let rows = (0..<8).flatMap { batches.batch($0).tokens }.map { TextTokenizer.bytes.decode($0) }
+    let withSteps = Double(rows.filter { !$0.contains("<think></think>") }.count) / Double(rows.count)
+    #expect(rows.count == 400 && withSteps >= low && withSteps <= high, "\(withSteps) of rows keep their steps")
+    #expect(rows.allSatisfy { $0.contains("<answer>") })
+  }
+
   @Test func sftLowersTheHeldOutLossOfTheTaggedResponses() async throws {
     let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": TrainingOpsTests.pretrain + """
         cold:

@@ -114,6 +114,7 @@ struct ReinforcementLearningOp: TypedOperation {
       metrics.set("heldout_pass@1/\(task)", after[i].value)
       metrics.set("heldout_pass@1_se/\(task)", after[i].standardError)
       metrics.set("heldout_examples/\(task)", Double(after[i].count))
+      headline["heldout_pass@1_before/\(task)"] = before[i].value
       headline["heldout_pass@1/\(task)"] = after[i].value
       context.log(String(format: "%@: held-out pass@1 %.3f ± %.3f → %.3f ± %.3f", task, before[i].value,
                          before[i].standardError, after[i].value, after[i].standardError))
@@ -135,6 +136,7 @@ struct RewardSettings: SettingsGroup {
   var format = 0.1
   var language = 0.0
   var toxicity = 0.0
+  var random = 0.0
   var blockList: String?
 
   static let fields: [SettingField<Self>] = [
@@ -142,12 +144,13 @@ struct RewardSettings: SettingsGroup {
     .float("format", \.format, range: -100...100, doc: "Exactly one <think>…</think> then one <answer>…</answer>"),
     .float("language", \.language, range: -100...100, doc: "Share of the reasoning's words in the prompt's language"),
     .float("toxicity", \.toxicity, range: -100...100, doc: "1 when the response has a blocked term (use a negative weight)"),
+    .float("random", \.random, range: -100...100, doc: "A fair coin blind to the answer (the control of an RL run)"),
     .blockList(\.blockList),
   ]
 
   func terms(blockList: BlockList) -> [RewardFunction.Term] {
     let all: [(RewardFunction.Component, Double)] = [(.accuracy, accuracy), (.format, format), (.language, language),
-                                                    (.toxicity(blockList), toxicity)]
+                                                    (.toxicity(blockList), toxicity), (.random, random)]
     return all.filter { $0.1 != 0 }.map { RewardFunction.Term(component: $0.0, weight: $0.1) }
   }
 

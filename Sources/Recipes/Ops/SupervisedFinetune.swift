@@ -16,6 +16,7 @@ struct SupervisedFinetuneOp: TypedOperation {
   struct Settings: SettingsGroup {
     var tasks: [String: Double] = [:]
     var response = TaskFormat.Response.thinkAnswer
+    var workedSteps = 1.0
     var datasetShare = 0.0
     var corpusShare = 0.0
     var world = Int(BuiltinCorpus.defaultWorld)
@@ -24,6 +25,8 @@ struct SupervisedFinetuneOp: TypedOperation {
     static let fields: [SettingField<Self>] = [
       .taskWeights(\.tasks, doc: "Built-in task → mixture weight (their examples carry worked solutions)"),
       .choice("response", \.response, doc: "How responses are written: <think>…</think><answer>…</answer>, or plain"),
+      .float("worked_steps", \.workedSteps, range: 0...1,
+             doc: "Share of task examples written with their worked steps; the others give the answer alone"),
       .float("dataset_share", \.datasetShare, range: 0...1, doc: "Share of rows taken from the dataset: stages"),
       .corpusShare(\.corpusShare),
       .world(\.world),
@@ -53,6 +56,7 @@ struct SupervisedFinetuneOp: TypedOperation {
     var options = TaskTraining.Options(train: settings.train, heldoutExamples: settings.heldoutExamples,
                                        corpusShare: settings.corpusShare, datasetShare: settings.datasetShare)
     options.response = settings.response
+    options.workedSteps = settings.workedSteps
     return try TaskTraining.run(context, start: start, mixture: mixture, options: options, purpose: "sft")
   }
 }

@@ -29,6 +29,10 @@ struct RewardFunction {
     case language
     /// 1 when the response contains a term of the block list.
     case toxicity(BlockList)
+    /// A fair coin that knows nothing of the answer: 1 or 0 from a hash of the prompt and the response
+    /// (so a rerun scores the same). The control that shows a gain comes from the reward's information
+    /// and not from the updates themselves.
+    case random
 
     /// The name in stage files and metrics.
     var name: String {
@@ -37,6 +41,7 @@ struct RewardFunction {
       case .format: return "format"
       case .language: return "language"
       case .toxicity: return "toxicity"
+      case .random: return "random"
       }
     }
 
@@ -52,6 +57,9 @@ struct RewardFunction {
         return LanguageIdentifier.share(of: rollout.language, in: reasoning) ?? 1
       case .toxicity(let list):
         return list.isToxic(rollout.response) ? 1 : 0
+      case .random:
+        // The top bit: FNV-1a's low bits mix weakly for texts that differ only at the end.
+        return Split.fnv1a(rollout.example.prompt + "\u{0}" + rollout.response) >> 63 == 1 ? 1 : 0
       }
     }
   }

@@ -18,6 +18,10 @@ struct TaskBatches {
   let purpose: String
   /// How the responses are written.
   var response = TaskFormat.Response.plain
+  /// The share of task examples written with their worked steps; the others keep only the answer
+  /// (an empty `<think></think>` in the tagged form). Below 1 a model sees both, so reinforcement
+  /// learning can find out which pays on which prompt.
+  var workedSteps = 1.0
 
   /// The batch of `step`: each row is a corpus window with probability `corpusShare`, else one of the
   /// user's examples with probability `datasetShare`, else an example of a task drawn by the mixture's
@@ -37,7 +41,9 @@ struct TaskBatches {
         continue
       }
       let task = mixture.drawTask(using: &rng)
-      let example = mixture.generators[task].example(split: .train, using: &rng)
+      var example = mixture.generators[task].example(split: .train, using: &rng)
+      // Drawn only below 1, so the streams (and artifacts) of the runs that keep every step are unchanged.
+      if workedSteps < 1 && Double.random(in: 0..<1, using: &rng) >= workedSteps { example.reasoning = "" }
       rows.append(TaskFormat.encode(example, with: tokenizer, maxTokens: maxTokens, as: response))
     }
     if let corpus, corpusRows > 0 {

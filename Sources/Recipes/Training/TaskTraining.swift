@@ -12,6 +12,8 @@ enum TaskTraining {
     var datasetShare: Double = 0
     /// How the responses are written (the R-series' `sft` writes think/answer).
     var response = TaskFormat.Response.plain
+    /// The share of task examples written with their worked steps (`TaskBatches.workedSteps`).
+    var workedSteps = 1.0
   }
 
   static func problems(_ weights: [String: Double]) -> [ParameterProblem] {
@@ -64,6 +66,7 @@ enum TaskTraining {
     batches.datasets = try datasets(context)
     batches.datasetShare = options.datasetShare
     batches.response = options.response
+    batches.workedSteps = options.workedSteps
     if !batches.datasets.isEmpty { context.log("\(batches.datasets.count) training examples from dataset stages") }
         let objective = LanguageModelObjective(batch: { batches.batch($0) })
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)

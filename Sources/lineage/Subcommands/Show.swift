@@ -1,5 +1,6 @@
 import ArgumentParser
 import ArtifactStore
+import Foundation
 import Pipeline
 
 /// `lineage show STAGE`: everything about one stage.
@@ -15,6 +16,9 @@ struct Show: AsyncParsableCommand {
   @Flag(name: .long, help: "Print JSON.")
   var json = false
 
+  @Option(name: .long, help: "Write the bytes of this output (e.g. a dataset's JSONL, a metrics artifact's JSON) to standard output instead.")
+  var output: String?
+
   func run() async throws {
     let recipe = try options.loadRecipe()
     guard let definition = recipe.stage(stage) else {
@@ -29,6 +33,19 @@ struct Show: AsyncParsableCommand {
     let status = try planner.status(targets: [stage]).first { $0.stage == stage }
     let record = try status?.key.flatMap { try store.cachedResult(for: $0) }
     let leaves = definition.parameters.flattened()
+
+    if let output {
+      guard let record else {
+        Console.error("error: \(stage) has no results yet (run it with `lineage run \(stage)`)")
+        throw ExitCode(ExitStatus.stageFailed)
+      }
+      guard let ref = record.outputs[output] else {
+        Console.error("error: \(stage) has no output '\(output)'; it has: " + record.outputs.keys.sorted().joined(separator: ", "))
+        throw ExitCode(ExitStatus.invalidRecipe)
+      }
+      FileHandle.standardOutput.write(Data(try store.blob(ref.hash)))
+      return
+    }
 
     if json {
       var out: [String: Any] = [
