@@ -88,7 +88,7 @@ import Testing
     let right = (0..<heldout.count).filter { scores[2 * $0] > scores[2 * $0 + 1] }.count
     let accuracy = Double(right) / Double(heldout.count)
     let tail = losses.suffix(5).reduce(0, +) / 5
-    // Measured: accuracy 1.0, final loss about 0.003.
+    // Measured (seed 5): all 200 held-out pairs ranked right; loss 0.693 → 0.022 over the last 5 steps.
     #expect(accuracy >= 0.95, "held-out pairwise accuracy \(accuracy), loss \(losses[0]) → \(tail)")
     #expect(tail < 0.1, "loss \(losses[0]) → \(tail)")
   }

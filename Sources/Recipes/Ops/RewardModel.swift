@@ -102,7 +102,9 @@ struct RewardModelOp: TypedOperation {
     let policy = try ModelArtifact.input("policy", of: context)
     var judge: ModelArtifact?
     switch settings.labeler {
-    case .ai: judge = try ModelArtifact.input("judge", of: context)
+    case .ai:
+      judge = try ModelArtifact.input("judge", of: context)
+      if settings.budget != nil || settings.noise > 0 { context.log("budget and noise are the human rater's: labeler ai ignores them") }
     case .human: if context.input("judge") != nil { context.log("judge: is not read with labeler: human") }
     }
     for (slot, artifact) in [("policy", policy), ("judge", judge)] {
@@ -174,20 +176,25 @@ struct RewardModelOp: TypedOperation {
       ("heldout_pairs", heldoutPairs.count), ("heldout_ties_skipped", heldoutLabels.ties),
     ]
     for (key, n) in counts { metrics.set(key, Double(n)) }
-    let scores: [(String, BinomialScore)] = [("heldout_accuracy", labelled), ("heldout_true_accuracy", truth),
-                                             ("train_accuracy", trainAccuracy), ("label_agreement", agreement)]
+    var scores: [(String, BinomialScore)] = [("train_accuracy", trainAccuracy), ("label_agreement", agreement)]
+    if !heldoutPairs.isEmpty { scores += [("heldout_accuracy", labelled), ("heldout_true_accuracy", truth)] }
     for (key, score) in scores {
       metrics.set(key, score.value)
       metrics.set("\(key)_se", score.standardError)
       metrics.set("\(key)_pairs", Double(score.count))
     }
     metrics.set("final_loss", Double(loop.finalLoss))
-    context.log(String(format: "held-out pairwise accuracy %.3f ± %.3f (labeler), %.3f ± %.3f (noise-free rule); labels agree with the rule on %.3f",
-                       labelled.value, labelled.standardError, truth.value, truth.standardError, agreement.value))
-    let headline: [String: Double] = [
-      "heldout_accuracy": labelled.value, "heldout_true_accuracy": truth.value, "human_labels": Double(humanLabels),
-      "pairs_labelled": Double(trainLabels.decided), "final_loss": Double(loop.finalLoss),
+    var headline: [String: Double] = [
+      "human_labels": Double(humanLabels), "pairs_labelled": Double(trainLabels.decided), "final_loss": Double(loop.finalLoss),
     ]
+    if !heldoutPairs.isEmpty {
+      headline["heldout_accuracy"] = labelled.value
+      headline["heldout_true_accuracy"] = truth.value
+      context.log(String(format: "held-out pairwise accuracy %.3f ± %.3f (labeler), %.3f ± %.3f (noise-free rule)",
+                         labelled.value, labelled.standardError, truth.value, truth.standardError))
+    }
+    context.log(String(format: "training labels agree with the noise-free rule on %.3f of %d pairs", agreement.value,
+                       agreement.count))
     return StageOutput(artifacts: ["model": ModelArtifact(model: model, tokenizer: tokenizer).bytes, "metrics": metrics.bytes],
                        metrics: headline)
   }
