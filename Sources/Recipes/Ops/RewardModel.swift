@@ -11,7 +11,8 @@ import Tensors
 /// 2. A labeler says which response it prefers. `labeler: human` is the rule-based stand-in for
 ///    annotators (`HumanRater`: non-toxic, correct, well-formed, same language, shorter, in that
 ///    order, flipped with probability `noise`); each pair it looks at is one human label, and it stops
-///    after `budget` of them. `labeler: ai` is AI feedback (`AIFeedback`): the `judge:` model answers
+///    after `budget` of them on the training pairs (the held-out pairs, which measure the result, are
+///    labelled in full and counted apart, `human_labels_heldout`). `labeler: ai` is AI feedback (`AIFeedback`): the `judge:` model answers
 ///    each prompt greedily, a response agreeing with it wins, and recomputed reasoning steps decide
 ///    the rest, at zero human labels. Pairs the labeler cannot decide are skipped and counted.
 /// 3. The model of `from:` gets a scalar value head (if it has none; it starts at 0, so every pair
