@@ -12,6 +12,7 @@ public enum BuiltinOperations {
     PretrainOp(),
     SampleOp(),
     ReinforcementLearningOp(),
+    RewardModelOp(),
     SparseAttentionOp(),
     SupervisedFinetuneOp(),
     TokenizerOp(),

@@ -8,7 +8,7 @@ import Testing
 /// the mean reward well above where it starts, and the rollout batch must survive a save and restore.
 @Suite struct GRPOTests {
   static let letters = BlockList(terms: (UnicodeScalar("a").value...UnicodeScalar("z").value).map { String(UnicodeScalar($0)!) })
-  static let reward = RewardFunction(terms: [.init(component: .toxicity(letters), weight: 1)])
+  static var reward: RewardFunction { RewardFunction(terms: [.init(component: .toxicity(letters), weight: 1)]) }
 
   static func objective(reference: TransformerLM, innerSteps: Int = 1) -> GRPOObjective {
     let task = ArithmeticTask(digits: 1, operations: 1)

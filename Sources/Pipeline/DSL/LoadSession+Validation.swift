@@ -45,6 +45,7 @@ extension LoadSession {
 
     // Input slots: references (checked against the graph later) or allowed literals.
     var inputs: [String: [StageReference]] = [:]
+    var filledSlots = Set<String>()
     for slot in schema.inputs {
       if let entry = raw.value.entry(slot.name), entry.value.isWrittenEmpty {
         let literals = slot.literals.map { " (or '\($0)')" }.joined()
@@ -71,6 +72,7 @@ extension LoadSession {
           at: entry.value.location))
         continue
       }
+      filledSlots.insert(slot.name)
       for item in items {
         guard case .string(let text)? = item.scalar else {
           diagnostics.append(Diagnostic("'\(slot.name)' must name a stage, got \(item.kindDescription)", at: item.location))
@@ -85,7 +87,7 @@ extension LoadSession {
     }
     // The op's own checks read a schema-valid value: after a schema error they would only echo it.
     if diagnostics.count == before {
-      for problem in op.validate(parameters) {
+      for problem in op.validate(parameters, filledSlots: filledSlots) {
         let place = problem.path.isEmpty ? raw.location : location(of: problem.path, in: raw.value)
         diagnostics.append(Diagnostic(problem.message, at: place ?? raw.location))
       }

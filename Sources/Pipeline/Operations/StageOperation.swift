@@ -18,6 +18,11 @@ public protocol StageOperation: Sendable {
   /// path (`model.heads`) so the loader can point at its place in the stage file.
   func validate(_ parameters: ParamValue) -> [ParameterProblem]
 
+  /// `validate(_:)` knowing which input slots the stage fills (with a reference or a literal): for a
+  /// check that ties a parameter to an optional input (`labeler: ai` needs `judge:`), which would
+  /// otherwise surface only when the stage runs, without a place in the stage file.
+  func validate(_ parameters: ParamValue, filledSlots: Set<String>) -> [ParameterProblem]
+
   /// Computes the stage's outputs from its inputs and parameters.
   ///
   /// - Returns: bytes for every output the schema declares, and headline metrics.
@@ -27,6 +32,10 @@ public protocol StageOperation: Sendable {
 
 extension StageOperation {
   public func validate(_ parameters: ParamValue) -> [ParameterProblem] { [] }
+
+  public func validate(_ parameters: ParamValue, filledSlots: Set<String>) -> [ParameterProblem] {
+    validate(parameters)
+  }
 }
 
 /// A cross-parameter problem an op found in its parameters.

@@ -18,6 +18,10 @@ public protocol TypedOperation: StageOperation {
   /// parameter path (`model.heads`) so the loader can point at its place in the stage file.
   func problems(in settings: Settings) -> [ParameterProblem]
 
+  /// `problems(in:)` knowing which input slots the stage fills: for a setting that needs an optional
+  /// input (or refuses one). By default, `problems(in:)`.
+  func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem]
+
   /// Computes the stage's outputs from its inputs and settings.
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput
 }
@@ -29,11 +33,21 @@ extension TypedOperation {
 
   public func problems(in settings: Settings) -> [ParameterProblem] { [] }
 
+  public func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem] { problems(in: settings) }
+
   /// The loader calls this only with schema-valid parameters, so decoding succeeds; if it ever did
   /// not, the op and its schema disagree, which the problem says rather than hiding.
   public func validate(_ parameters: ParamValue) -> [ParameterProblem] {
     do {
       return problems(in: try Settings.decode(parameters, defaults: defaults))
+    } catch {
+      return [ParameterProblem(path: error.path, "internal: \(error) (the op '\(name)' and its schema disagree)")]
+    }
+  }
+
+  public func validate(_ parameters: ParamValue, filledSlots: Set<String>) -> [ParameterProblem] {
+    do {
+      return problems(in: try Settings.decode(parameters, defaults: defaults), filledSlots: filledSlots)
     } catch {
       return [ParameterProblem(path: error.path, "internal: \(error) (the op '\(name)' and its schema disagree)")]
     }

@@ -11,6 +11,8 @@ import Tensors
 /// updates reuse one batch of rollouts. The curves of every reward component, KL, response length,
 /// the share of groups with zero reward variance and the clipped share land in the metrics, with
 /// held-out pass@1 (greedy, the `accuracy` reward's check) before and after, with standard errors.
+/// A `reward_model:` stage with a `rewards.reward_model` weight adds a learned reward beside the rules
+/// (the hybrid reward), scored for a whole rollout batch in one forward pass.
 struct ReinforcementLearningOp: TypedOperation {
   let name = "rl"
   let version = 1
@@ -47,14 +49,25 @@ struct ReinforcementLearningOp: TypedOperation {
   }
 
   let defaults = Settings()
-  let inputs = [InputSlot("from", kinds: [.model], doc: "The starting policy, also the KL reference")]
+  let inputs = [InputSlot("from", kinds: [.model], doc: "The starting policy, also the KL reference"),
+                InputSlot("reward_model", kinds: [.model], required: false,
+                          doc: "A reward_model stage, scoring the rewards' reward_model component")]
   let outputs = [OutputSpec("model", kind: .model, doc: "The trained policy"),
                  OutputSpec("metrics", kind: .metrics, doc: "Reward components, KL, response length, held-out pass@1")]
 
   func problems(in settings: Settings) -> [ParameterProblem] {
     var problems = TaskTraining.problems(settings.tasks)
-    if settings.rewards.terms(blockList: .builtin).isEmpty {
+    if settings.rewards.terms(blockList: .builtin).isEmpty && settings.rewards.rewardModel == 0 {
       problems.append(ParameterProblem(path: "rewards", "give at least one reward component a non-zero weight"))
+    }
+    return problems
+  }
+
+  func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem] {
+    var problems = problems(in: settings)
+    if settings.rewards.rewardModel != 0 && !filledSlots.contains("reward_model") {
+      problems.append(ParameterProblem(path: "rewards.reward_model",
+                                       "a reward_model weight needs 'reward_model:' naming a reward_model stage"))
     }
     return problems
   }
@@ -64,7 +77,7 @@ struct ReinforcementLearningOp: TypedOperation {
     let model = start.model, tokenizer = start.tokenizer
     let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
     let blockList = try BlockList.named(settings.rewards.blockList, in: context)
-    let reward = RewardFunction(terms: settings.rewards.terms(blockList: blockList))
+    let reward = RewardFunction(terms: settings.rewards.terms(blockList: blockList, rewardModel: try rewardModel(context, settings)))
     guard settings.maxNewTokens < model.config.contextLength else {
       throw StageFailure("max_new_tokens \(settings.maxNewTokens) leaves no room for a prompt in the model's context of \(model.config.contextLength)")
     }
@@ -130,13 +143,15 @@ struct ReinforcementLearningOp: TypedOperation {
   }
 }
 
-/// `rewards:` — the weight of each rule-based component (0 leaves it out; negative is a penalty).
+/// `rewards:` — the weight of each component (0 leaves it out; negative is a penalty): the rule-based
+/// ones, and `reward_model`, whose weight beside them makes the hybrid reward.
 struct RewardSettings: SettingsGroup {
   var accuracy = 1.0
   var format = 0.1
   var language = 0.0
   var toxicity = 0.0
   var random = 0.0
+  var rewardModel = 0.0
   var blockList: String?
 
   static let fields: [SettingField<Self>] = [
@@ -145,6 +160,7 @@ struct RewardSettings: SettingsGroup {
     .float("language", \.language, range: -100...100, doc: "Share of the reasoning's words in the prompt's language"),
     .float("toxicity", \.toxicity, range: -100...100, doc: "1 when the response has a blocked term (use a negative weight)"),
     .float("random", \.random, range: -100...100, doc: "A fair coin blind to the answer (the control of an RL run)"),
+    .float("reward_model", \.rewardModel, range: -100...100, doc: "σ of the reward_model: input's score of prompt + response (0…1)"),
     .blockList(\.blockList),
   ]
 
@@ -154,7 +170,34 @@ struct RewardSettings: SettingsGroup {
     return all.filter { $0.1 != 0 }.map { RewardFunction.Term(component: $0.0, weight: $0.1) }
   }
 
+  /// The rule-based terms and, with a non-zero weight, the reward model's.
+  func terms(blockList: BlockList, rewardModel scorer: RewardModelScorer?) -> [RewardFunction.Term] {
+    guard rewardModel != 0, let scorer else { return terms(blockList: blockList) }
+    return terms(blockList: blockList) + [RewardFunction.Term(component: .rewardModel(scorer), weight: rewardModel)]
+  }
 
+
+}
+
+extension ReinforcementLearningOp {
+  /// The scorer of the `reward_model:` input, or nil when the stage has none.
+  ///
+  /// - Throws: `StageFailure` when the weight is non-zero without the input (the loader refuses that
+  ///   first), or when the input's model has no value head.
+  func rewardModel(_ context: StageContext, _ settings: Settings) throws -> RewardModelScorer? {
+    guard let input = context.input("reward_model") else {
+      guard settings.rewards.rewardModel == 0 else {
+        throw StageFailure("rewards.reward_model is \(settings.rewards.rewardModel) but no 'reward_model:' stage is given")
+      }
+      return nil
+    }
+    guard settings.rewards.rewardModel != 0 else {
+      context.log("reward_model: \(input.stage) is not read: rewards.reward_model is 0")
+      return nil
+    }
+    return try RewardModelScorer(try ModelArtifact(bytes: try context.bytes(of: input), source: input.stage),
+                                 source: input.stage)
+  }
 }
 
 /// `train:` of an RL stage: the optimiser only (the batch is `prompts × group` rollouts).

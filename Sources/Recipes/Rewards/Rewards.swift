@@ -14,11 +14,12 @@ struct Rollout {
   var finished: Bool
 }
 
-/// A weighted sum of rule-based reward components: `rewards: {accuracy: 1.0, format: 0.2, language:
-/// 0.1, toxicity: -1.0}` in a stage file. Each component scores in 0...1; a negative weight makes a
-/// penalty. The parts are kept beside the total, so every component gets its own curve.
+/// A weighted sum of reward components: `rewards: {accuracy: 1.0, format: 0.2, language: 0.1,
+/// reward_model: 0.5, toxicity: -1.0}` in a stage file. Each component scores in 0...1; a negative
+/// weight makes a penalty. The rule-based components with a learned `reward_model` make the hybrid
+/// reward. The parts are kept beside the total, so every component gets its own curve.
 struct RewardFunction {
-  enum Component: Equatable, Sendable {
+  enum Component: Equatable {
     /// The `<answer>`'s content scored by the task's checker (1 or 0 for exact tasks, the similarity
     /// for translation and summarisation).
     case accuracy
@@ -33,6 +34,9 @@ struct RewardFunction {
     /// (so a rerun scores the same). The control that shows a gain comes from the reward's information
     /// and not from the updates themselves.
     case random
+    /// σ of a reward model's score of prompt + response (`RewardModelScorer`): learned from
+    /// preferences instead of written as a rule.
+    case rewardModel(RewardModelScorer)
 
     /// The name in stage files and metrics.
     var name: String {
@@ -42,6 +46,7 @@ struct RewardFunction {
       case .language: return "language"
       case .toxicity: return "toxicity"
       case .random: return "random"
+      case .rewardModel: return "reward_model"
       }
     }
 
@@ -60,6 +65,8 @@ struct RewardFunction {
       case .random:
         // The top bit: FNV-1a's low bits mix weakly for texts that differ only at the end.
         return Split.fnv1a(rollout.example.prompt + "\u{0}" + rollout.response) >> 63 == 1 ? 1 : 0
+      case .rewardModel(let scorer):
+        return scorer.rewards([rollout])[0]   // one forward for one rollout: `scores(_:)` batches
       }
     }
   }
@@ -77,14 +84,25 @@ struct RewardFunction {
 
   var terms: [Term]
 
-  func score(_ rollout: Rollout) -> Score {
-    let parts = ReasoningFormat.parse(rollout.response)
-    var total = 0.0, byName: [String: Double] = [:]
-    for term in terms {
-      let value = term.component.score(rollout, parts)
-      byName[term.component.name] = value
-      total += term.weight * value
+  func score(_ rollout: Rollout) -> Score { scores([rollout])[0] }
+
+  /// The scores of many rollouts (a GRPO step's): the same values as `score(_:)` one by one, but a
+  /// reward model scores them all in one forward pass.
+  func scores(_ rollouts: [Rollout]) -> [Score] {
+    // Learned components first, batched: term index → one value per rollout.
+    var learned: [Int: [Double]] = [:]
+    for (t, term) in terms.enumerated() {
+      if case .rewardModel(let scorer) = term.component { learned[t] = scorer.rewards(rollouts) }
     }
-    return Score(total: total, parts: byName)
+    return rollouts.enumerated().map { r, rollout in
+      let parts = ReasoningFormat.parse(rollout.response)
+      var total = 0.0, byName: [String: Double] = [:]
+      for (t, term) in terms.enumerated() {
+        let value = learned[t]?[r] ?? term.component.score(rollout, parts)
+        byName[term.component.name] = value
+        total += term.weight * value
+      }
+      return Score(total: total, parts: byName)
+    }
   }
 }

@@ -101,13 +101,12 @@ final class GRPOObjective: TrainingObjective {
     let generations = generator.generate(prompts: encoded.flatMap { Array(repeating: $0, count: group) },
                                          settings: settings.sampling, tokenizer: tokenizer, random: &random)
     let eos = tokenizer.id(of: .eos)
-    var scores: [RewardFunction.Score] = []
-    for (i, generation) in generations.enumerated() {
+    // All of the batch at once: a reward model scores every rollout in one forward pass.
+    let scores = reward.scores(generations.enumerated().map { i, generation in
       let prompt = batchPrompts[i / group]
-      let finished = generation.finishReason == .eos
-      scores.append(reward.score(Rollout(example: prompt.example, task: prompt.task, language: prompt.language,
-                                         response: generation.text, finished: finished)))
-    }
+      return Rollout(example: prompt.example, task: prompt.task, language: prompt.language,
+                     response: generation.text, finished: generation.finishReason == .eos)
+    })
     let advantage = GroupAdvantage(rewards: scores.map(\.total), groupSize: group)
     // Rows: prompt + response, padded to one length; weights 1 on the response's targets.
     let length = zip(generations.indices, generations).map { encoded[$0 / group].count + $1.tokens.count }.max() ?? 1
