@@ -26,6 +26,7 @@ import Testing
             == "three times eight is twenty-four\ntwenty-four plus five is twenty-nine")
     #expect(WordArithmeticTask.Phrasing.spanish.prompt([3, 8, 5], ["*", "+"]) == "¿Cuánto es 3 por 8 más 5?")
     #expect(WordArithmeticTask.Phrasing.spanish.step(.init(left: 3, operation: "-", right: 2, result: 1)) == "tres menos dos es uno")
+    #expect(WordArithmeticTask.Phrasing.spanish.step(.init(left: 2, operation: "-", right: 2, result: 0)) == "dos menos dos es cero")
 
     var rng = TaskRandom(seed: 3, stream: "w")
     var spanish = 0

@@ -51,11 +51,12 @@ struct WordArithmeticTask: BilingualTask, ProbedTask {
       }
     }
 
-    /// The verb before a result: "is"; "son", or "es" for one.
+    /// The verb before a result: "is"; "son" ("tres por ocho son veinticuatro"), but "es" for zero and
+    /// one ("dos menos dos es cero").
     func equals(_ result: Int) -> String {
       switch language {
       case .english: return "is"
-      case .spanish: return abs(result) == 1 ? "es" : "son"
+      case .spanish: return abs(result) <= 1 ? "es" : "son"
       }
     }
 
