@@ -98,8 +98,9 @@ struct ReinforcementLearningOp: TypedOperation {
     let before = try passRates()
     // What the mixture's tasks probe in whole responses (mixed-language reasoning on held-out Spanish
     // prompts, the toxicity rate on held-out provocative ones), before and after like pass@1.
-    let probes: [(task: String, probe: ResponseProbe, examples: [TaskExample])] = settings.heldoutExamples == 0 ? [] : zip(mixture.names, mixture.generators).flatMap { name, generator in
-      ((generator as? any ProbedTask)?.responseProbes ?? []).map { probe in
+    typealias Probed = (task: String, probe: ResponseProbe, examples: [TaskExample])
+    let probes: [Probed] = settings.heldoutExamples == 0 ? [] : zip(mixture.names, mixture.generators).flatMap { name, generator in
+      ((generator as? any ProbedTask)?.responseProbes ?? []).map { probe -> Probed in
         (task: name, probe: probe,
          examples: Evaluator.distinctHeldout(probe.prompts, count: settings.heldoutExamples, seed: context.seed,
                                              stream: "rl/report/\(name)/\(probe.measure.rawValue)"))
