@@ -45,6 +45,7 @@ import Testing
     ("summarization", SummarizationTask(world: world)),
     ("entailment", EntailmentTask(world: world)),
     ("translation", TranslationTask()),   // its sentences name people too
+    ("chat", ChatTask(world: world)),
   ]
 
   @Test func aFifthOfTheFactsAreHeldOutAcrossEveryRelation() {
@@ -60,7 +61,7 @@ import Testing
     }
   }
 
-  @Test(arguments: 0..<6) func noHeldOutFactIsInAnyTrainingPromptOrAnswer(_ task: Int) {
+  @Test(arguments: 0..<7) func noHeldOutFactIsInAnyTrainingPromptOrAnswer(_ task: Int) {
     let (name, generator) = Self.worldTasks[task]
     var train = TaskRandom(seed: 11, stream: "train"), heldout = TaskRandom(seed: 11, stream: "heldout")
     for _ in 0..<2000 {
@@ -74,6 +75,31 @@ import Testing
       let e = generator.example(split: .heldout, using: &heldout)
       #expect(!Self.leaks(in: e.prompt + " " + e.answer).isEmpty, "\(name): \(e.prompt) names no held-out fact")
     }
+  }
+
+  /// `word_arithmetic` and `dialogue` split by the problem as `arithmetic` asks it, so none of the three
+  /// trains on a problem another holds out, in either language or as a conversation's opening.
+  @Test func arithmeticInWordsAndInConversationHoldsOutArithmeticsProblems() {
+    func expression(_ prompt: String) -> String {
+      let words: [String: String] = ["plus": "+", "minus": "-", "times": "*", "más": "+", "menos": "-", "por": "*"]
+      let body = prompt.drop { !$0.isNumber }.dropLast()
+      return "What is " + body.split(separator: " ").map { words[String($0)] ?? String($0) }.joined(separator: " ") + "?"
+    }
+    let words = WordArithmeticTask(), dialogue = DialogueTask()
+    var seen: [Split: Set<String>] = [:]
+    for split in Split.allCases {
+      var rng = TaskRandom(seed: 13, stream: "arith/\(split)")
+      for _ in 0..<(split == .train ? 3000 : 300) {
+        let w = words.example(split: split, using: &rng)
+        let opening = String(Conversation.openingMessage(of: dialogue.example(split: split, using: &rng).prompt))
+        for problem in [expression(w.prompt), opening] {
+          #expect(Split.of(problem: problem) == split, "\(problem) is \(split)")
+          seen[split, default: []].insert(problem)
+        }
+      }
+    }
+    #expect(seen[.train]!.isDisjoint(with: seen[.heldout]!))
+    #expect(seen[.heldout]!.count > 60)
   }
 
   @Test func theNamesOfOtherTasksAreNoneTheWorldUses() {

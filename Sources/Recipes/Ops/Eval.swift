@@ -25,7 +25,7 @@ struct EvalOp: TypedOperation {
   let summary = "Score models on held-out tasks; print the table"
 
   static let taskNames = TaskSuite.names + ["perplexity"]
-  static let defaultTasks = TaskSuite.names.filter { $0 != "passkey" } + ["perplexity"]
+  static let defaultTasks = TaskSuite.evaluatedByDefault + ["perplexity"]
 
   struct Settings: SettingsGroup {
     var tasks = EvalOp.defaultTasks
@@ -237,7 +237,7 @@ struct Evaluator {
       let mean = scores.reduce(0, +) / Double(scores.count)
       let se: Double
       switch generator.metric {
-      case .exactMatch, .verified, .accuracy: se = TextMetrics.binomialStandardError(accuracy: mean, examples: scores.count)
+      case .exactMatch, .verified, .accuracy, .toxicityRate: se = TextMetrics.binomialStandardError(accuracy: mean, examples: scores.count)
       case .chrF, .rougeL: se = TextMetrics.standardErrorOfMean(scores)
       }
       var out = [("\(part.column)/\(generator.metric.rawValue)", Estimate(value: mean, standardError: se))]

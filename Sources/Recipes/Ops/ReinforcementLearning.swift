@@ -10,7 +10,12 @@ import Tensors
 /// clipped-ratio update with a k3 KL penalty to the input model (`GRPOObjective`); `inner_steps`
 /// updates reuse one batch of rollouts. The curves of every reward component, KL, response length,
 /// the share of groups with zero reward variance and the clipped share land in the metrics, with
-/// held-out pass@1 (greedy, the `accuracy` reward's check) before and after, with standard errors.
+/// held-out pass@1 (greedy, the `accuracy` reward's check) before and after, with standard errors, and
+/// what the mixture's tasks probe (`ProbedTask`): the share of mixed-language reasoning on held-out
+/// Spanish `word_arithmetic` prompts, the toxicity rate on held-out provocative `chat` prompts.
+///
+/// Each prompt carries its language (`TaskGenerator.promptLanguage(of:)`) to the `language` reward;
+/// `dialogue` prompts are conversations, sampled turn by turn against the simulated user (`GRPOObjective`).
 /// A `reward_model:` stage with a `rewards.reward_model` weight adds a learned reward beside the rules
 /// (the hybrid reward), scored for a whole rollout batch in one forward pass.
 struct ReinforcementLearningOp: TypedOperation {
@@ -83,11 +88,7 @@ struct ReinforcementLearningOp: TypedOperation {
     }
     let reference = try TransformerLM(config: model.config, tensors: model.tensors)
     let prompts: (Int) -> [RLPrompt] = { index in
-      var rng = TaskRandom(seed: context.seed, stream: "rl/prompts/\(index)")
-      return (0..<settings.prompts).map { _ in
-        let generator = mixture.generators[mixture.drawTask(using: &rng)]
-        return RLPrompt(example: generator.example(split: .train, using: &rng), task: generator, language: .english)
-      }
+      ReinforcementLearningOp.prompts(batch: index, count: settings.prompts, mixture: mixture, seed: context.seed)
     }
     let sampling = SamplingSettings(temperature: Float(settings.temperature), maxNewTokens: settings.maxNewTokens)
     let objective = GRPOObjective(
@@ -108,6 +109,23 @@ struct ReinforcementLearningOp: TypedOperation {
       }
     }
     let before = try passRates()
+    // What the mixture's tasks probe in whole responses (mixed-language reasoning on held-out Spanish
+    // prompts, the toxicity rate on held-out provocative ones), before and after like pass@1.
+    typealias Probed = (task: String, probe: ResponseProbe, examples: [TaskExample])
+    let probes: [Probed] = settings.heldoutExamples == 0 ? [] : zip(mixture.names, mixture.generators).flatMap { name, generator in
+      ((generator as? any ProbedTask)?.responseProbes ?? []).map { probe -> Probed in
+        (task: name, probe: probe,
+         examples: Evaluator.distinctHeldout(probe.prompts, count: settings.heldoutExamples, seed: context.seed,
+                                             stream: "rl/report/\(name)/\(probe.measure.rawValue)"))
+      }
+    }
+    func probeRates() throws -> [BinomialScore] {
+      try probes.map { probe in
+        try PolicyCheck.rate(probe.probe, ModelArtifact(model: model, tokenizer: tokenizer), examples: probe.examples,
+                             blockList: blockList, maxNewTokens: settings.maxNewTokens)
+      }
+    }
+    let probedBefore = try probeRates()
 
     let train = settings.train
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer,
@@ -116,6 +134,7 @@ struct ReinforcementLearningOp: TypedOperation {
     context.log(String(format: "rollouts %.1f s, learning %.1f s (this run's steps)",
                        objective.generationSeconds, objective.learningSeconds))
     let after = try passRates()
+    let probedAfter = try probeRates()
 
     var metrics = MetricsArtifact()
     metrics.setCurve("loss", loop.losses)
@@ -132,6 +151,17 @@ struct ReinforcementLearningOp: TypedOperation {
       context.log(String(format: "%@: held-out pass@1 %.3f ± %.3f → %.3f ± %.3f", task, before[i].value,
                          before[i].standardError, after[i].value, after[i].standardError))
     }
+    for (i, (task, probe, _)) in probes.enumerated() {
+      let measure = probe.measure.rawValue
+      metrics.set("heldout_\(measure)_before/\(task)", probedBefore[i].value)
+      metrics.set("heldout_\(measure)_before_se/\(task)", probedBefore[i].standardError)
+      metrics.set("heldout_\(measure)/\(task)", probedAfter[i].value)
+      metrics.set("heldout_\(measure)_se/\(task)", probedAfter[i].standardError)
+      metrics.set("heldout_\(measure)_examples/\(task)", Double(probedAfter[i].count))
+      headline["heldout_\(measure)/\(task)"] = probedAfter[i].value
+      context.log(String(format: "%@: held-out %@ %.3f ± %.3f → %.3f ± %.3f", task, measure, probedBefore[i].value,
+                         probedBefore[i].standardError, probedAfter[i].value, probedAfter[i].standardError))
+    }
     for name in ["reward", "kl", "zero_variance_share"] {
       if let curve = loop.curves[name], !curve.isEmpty {
         let tail = curve.suffix(max(1, curve.count / 10))
@@ -140,6 +170,20 @@ struct ReinforcementLearningOp: TypedOperation {
     }
     return StageOutput(artifacts: ["model": ModelArtifact(model: model, tokenizer: tokenizer).bytes, "metrics": metrics.bytes],
                        metrics: headline)
+  }
+}
+
+extension ReinforcementLearningOp {
+  /// The prompts of rollout batch `index`, drawn from the mixture's training split with a stream of
+  /// their own, each with its prompt's language (`TaskGenerator.promptLanguage(of:)`: Spanish for a
+  /// Spanish `word_arithmetic` prompt, English for every task that does not say).
+  static func prompts(batch index: Int, count: Int, mixture: TaskMixture, seed: UInt64) -> [RLPrompt] {
+    var rng = TaskRandom(seed: seed, stream: "rl/prompts/\(index)")
+    return (0..<count).map { _ in
+      let generator = mixture.generators[mixture.drawTask(using: &rng)]
+      let example = generator.example(split: .train, using: &rng)
+      return RLPrompt(example: example, task: generator, language: generator.promptLanguage(of: example))
+    }
   }
 }
 
@@ -242,9 +286,26 @@ enum PolicyCheck {
                                      random: &random)
     let check = RewardFunction(terms: [.init(component: .accuracy, weight: 1)])
     let right = zip(examples, samples).reduce(0.0) { total, pair in
-      total + check.score(Rollout(example: pair.0, task: task, language: .english, response: pair.1.completion,
+      total + check.score(Rollout(example: pair.0, task: task, language: task.promptLanguage(of: pair.0), response: pair.1.completion,
                                   finished: pair.1.finished)).total
     }
     return BinomialScore(value: right / Double(examples.count), count: examples.count)
+  }
+
+  /// A probe's rate on greedy responses to its held-out `examples` (`ResponseMeasures`): the whole
+  /// response is read, reasoning included, as the rewards read it.
+  static func rate(_ probe: ResponseProbe, _ artifact: ModelArtifact, examples: [TaskExample], blockList: BlockList,
+                   maxNewTokens: Int) throws -> BinomialScore {
+    guard !examples.isEmpty else { return BinomialScore(value: 0, count: 0) }
+    let sampler = BatchedSampler(artifact, settings: SamplingSettings(maxNewTokens: maxNewTokens), batchSize: 32)
+    var random = RandomStream(seed: 0, purpose: .evaluation)   // unused: greedy
+    let responses = try sampler.sample(examples.map { SamplePrompt(example: $0, verifier: Verifier(task: probe.prompts)) },
+                                       random: &random).map(\.completion)
+    switch probe.measure {
+    case .mixedLanguage:
+      return ResponseMeasures.mixedLanguageShare(zip(examples, responses).map { ($1, probe.prompts.promptLanguage(of: $0)) })
+    case .toxicityRate:
+      return ResponseMeasures.toxicityRate(responses, blockList: blockList)
+    }
   }
 }

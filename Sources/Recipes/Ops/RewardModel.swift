@@ -221,7 +221,7 @@ struct RewardModelOp: TypedOperation {
     let samples = try sampler.sample(prompts, samplesPerPrompt: 2, random: &random, isCancelled: { context.isCancelled })
     return prompts.indices.map { p in
       func rollout(_ sample: Sample) -> Rollout {
-        Rollout(example: prompts[p].example, task: prompts[p].verifier.task, language: .english,
+        Rollout(example: prompts[p].example, task: prompts[p].verifier.task, language: prompts[p].verifier.task.promptLanguage(of: prompts[p].example),
                 response: sample.completion, finished: sample.finished)
       }
       return ResponsePair(first: rollout(samples[2 * p]), second: rollout(samples[2 * p + 1]))

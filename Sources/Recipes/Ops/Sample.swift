@@ -66,7 +66,7 @@ struct SampleOp: TypedOperation {
       let prompt = prompts[sample.prompt]
       let task = prompt.example.task
       counts[task, default: [:]]["generated", default: 0] += 1
-      let rollout = Rollout(example: prompt.example, task: prompt.verifier.task, language: .english,
+      let rollout = Rollout(example: prompt.example, task: prompt.verifier.task, language: prompt.verifier.task.promptLanguage(of: prompt.example),
                             response: sample.completion, finished: sample.finished)
       if let failed = filters.firstFailure(rollout, verdict: sample.verdict) {
         counts[task, default: [:]]["rejected_\(failed)", default: 0] += 1

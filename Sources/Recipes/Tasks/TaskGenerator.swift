@@ -69,4 +69,6 @@ public enum TaskMetric: String, Sendable, CaseIterable {
   case rougeL = "ROUGE-L"
   /// Label accuracy: the classification pair (their mean is the mini-GLUE score).
   case accuracy = "accuracy"
+  /// The share of replies with a term of the built-in block list (`chat_provoked`): lower is better.
+  case toxicityRate = "toxicity_rate"
 }

@@ -7,7 +7,13 @@ import Pipeline
 public enum TaskSuite {
   /// Every task a stage may name, in the order tables list them.
   public static let names = ["arithmetic", "program", "translation", "qa", "summarization", "sentiment",
-                              "entailment", "passkey"]
+                              "entailment", "passkey", WordArithmeticTask.name, DialogueTask.name, ChatTask.name]
+
+  /// What `eval` measures when a stage names no `tasks`: the V-series' tasks, fixed rather than "every
+  /// task but passkey", so that adding a task never changes the parameters (and so the results) of an
+  /// eval stage that relied on the default.
+  public static let evaluatedByDefault = ["arithmetic", "program", "translation", "qa", "summarization", "sentiment",
+                                          "entailment"]
 
   /// The generator called `name` (one of `names`).
   public static func generator(_ name: String, world: UInt64 = 1) -> any TaskGenerator {
@@ -20,6 +26,9 @@ public enum TaskSuite {
     case "sentiment": return SentimentTask()
     case "entailment": return EntailmentTask(world: World(seed: world))
     case "passkey": return PasskeyTask(length: 1024)
+    case WordArithmeticTask.name: return WordArithmeticTask()
+    case DialogueTask.name: return DialogueTask()
+    case ChatTask.name: return ChatTask(world: World(seed: world))
     default: preconditionFailure("unknown task \(name); the schema lists TaskSuite.names")
     }
   }

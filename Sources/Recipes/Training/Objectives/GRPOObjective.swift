@@ -5,8 +5,11 @@ import Tensors
 
 /// One prompt of a reinforcement-learning batch.
 struct RLPrompt {
+  /// The task's example; for a `MultiTurnTask`, the conversation's final turn as the task drew it, whose
+  /// opening turn is what is sampled (`ConversationRollouts`).
   var example: TaskExample
   var task: any TaskGenerator
+  /// The language of the prompt, which the `language` reward wants the reasoning in.
   var language: PromptLanguage
 }
 
@@ -19,6 +22,10 @@ struct RLPrompt {
 /// `innerSteps − 1` updates, where the ratio can move away from 1 and the clip can bind. The batch in
 /// use is the objective's `state`, saved with the loop's checkpoints, so a run resumed between two
 /// inner steps goes on with the same rollouts, bit for bit.
+///
+/// Multi-turn tasks (`dialogue`) are sampled turn by turn against their simulated user; a row then
+/// holds the whole conversation, with the user's tokens out of the loss, and the reward scores the
+/// final turn. The batch's encoding is the same either way.
 final class GRPOObjective: TrainingObjective {
   struct Settings {
     var group = 8
@@ -91,34 +98,37 @@ final class GRPOObjective: TrainingObjective {
 
   /// Samples rollout batch `index` from the model as it is, scores it and computes the reference's
   /// log-probabilities.
+  ///
+  /// A prompt of a `MultiTurnTask` is a conversation, sampled turn by turn (`ConversationRollouts`): its
+  /// row holds every reply and the simulated user's words between them, the user's tokens weighted 0,
+  /// and its reward scores the last reply.
   private func rollouts(_ index: Int, model: TransformerLM) -> RolloutBatch {
     let batchPrompts = prompts(index)
     let generator = Generator(model: model)
-    let room = max(1, model.config.contextLength - settings.sampling.maxNewTokens)
-    let encoded = batchPrompts.map { Array(tokenizer.encode(TaskFormat.prompt($0.example)).suffix(room)) }
+    let contextLength = model.config.contextLength
+    let sampler = ConversationRollouts(tokenizer: tokenizer, room: max(1, contextLength - settings.sampling.maxNewTokens))
     var random = RandomStream(seed: seed, purpose: .sampling, substream: UInt32(truncatingIfNeeded: index))
     let group = settings.group
-    let generations = generator.generate(prompts: encoded.flatMap { Array(repeating: $0, count: group) },
-                                         settings: settings.sampling, tokenizer: tokenizer, random: &random)
+    let sampled = sampler.sample(batchPrompts, group: group) { contexts in
+      generator.generate(prompts: contexts, settings: settings.sampling, tokenizer: tokenizer, random: &random)
+    }
     let eos = tokenizer.id(of: .eos)
     // All of the batch at once: a reward model scores every rollout in one forward pass.
-    let scores = reward.scores(generations.enumerated().map { i, generation in
-      let prompt = batchPrompts[i / group]
-      return Rollout(example: prompt.example, task: prompt.task, language: prompt.language,
-                     response: generation.text, finished: generation.finishReason == .eos)
+    let scores = reward.scores(sampled.enumerated().map { i, conversation in
+      GRPOObjective.rollout(conversation, of: batchPrompts[i / group])
     })
     let advantage = GroupAdvantage(rewards: scores.map(\.total), groupSize: group)
-    // Rows: prompt + response, padded to one length; weights 1 on the response's targets.
-    let length = zip(generations.indices, generations).map { encoded[$0 / group].count + $1.tokens.count }.max() ?? 1
+    // Rows: the conversation (prompt, replies, the user's words), padded to one length; weights 1 on the
+    // targets the model wrote.
+    let conversations = sampled.map { $0.row(length: contextLength) }
+    let length = conversations.map(\.tokens.count).max() ?? 1
     var rows: [[Int32]] = [], weights: [Float] = [], tokenAdvantages: [Float] = []
-    for (i, generation) in generations.enumerated() {
-      let prompt = encoded[i / group]
-      let row = prompt + generation.tokens
+    for (i, conversation) in conversations.enumerated() {
+      let row = conversation.tokens
       rows.append(row + [Int32](repeating: eos, count: length - row.count))
-      // Target t predicts row[t + 1]: the response's tokens are targets prompt.count − 1 …
+      // Target t predicts row[t + 1].
       for t in 0..<(length - 1) {
-        let isResponse = t + 1 >= prompt.count && t + 1 < row.count
-        weights.append(isResponse ? 1 : 0)
+        weights.append(t + 1 < row.count && conversation.trained[t + 1] ? 1 : 0)
         tokenAdvantages.append(advantage.advantages[i])
       }
     }
@@ -132,10 +142,19 @@ final class GRPOObjective: TrainingObjective {
       let name = term.component.name
       metrics.append(("reward/\(name)", scores.reduce(0) { $0 + ($1.parts[name] ?? 0) } / n))
     }
-    metrics.append(("response_length", Double(generations.reduce(0) { $0 + $1.tokens.count }) / n))
+    metrics.append(("response_length", Double(sampled.reduce(0) { $0 + $1.modelTokens }) / n))
     metrics.append(("zero_variance_share", advantage.zeroVarianceShare))
     return RolloutBatch(index: index, rows: rows, weights: weights, tokenAdvantages: tokenAdvantages,
                         oldLogProbabilities: [], referenceLogProbabilities: reference, metrics: metrics)
+  }
+}
+
+extension GRPOObjective {
+  /// What the reward reads of a sampled conversation: its last turn and last reply, with the prompt's
+  /// task and language.
+  static func rollout(_ conversation: ConversationRollouts.Sampled, of prompt: RLPrompt) -> Rollout {
+    Rollout(example: conversation.turn, task: prompt.task, language: prompt.language,
+            response: conversation.response, finished: conversation.finished)
   }
 }
 
