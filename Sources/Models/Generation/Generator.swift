@@ -71,7 +71,15 @@ public final class Generator {
     precondition(capacity <= c.contextLength, "prompt + new tokens (\(capacity)) exceed the context (\(c.contextLength))")
     var cache = KVCache(config: c, batch: prompts.count, capacity: capacity)
     var lastLogits: [[Float]] = []
+    // A repeated prompt (a GRPO group) is read once: its cache rows and logits are copied, bit for bit.
+    var firstReader: [[Int32]: Int] = [:]
     for (b, prompt) in prompts.enumerated() {
+      if let first = firstReader[prompt] {
+        cache.copy(sequence: first, to: b, positions: prompt.count)
+        lastLogits.append(lastLogits[first])
+        continue
+      }
+      firstReader[prompt] = b
       let logits = forward(tokens: prompt, sequences: [Int](repeating: b, count: prompt.count),
                            positions: (0..<prompt.count).map { Int32($0) }, cache: &cache, queriesPerSequence: prompt.count)
       lastLogits.append(Array(logits.scalars[((prompt.count - 1) * c.vocabularySize)...]))
@@ -196,6 +204,23 @@ struct KVCache {
     }
     store(k, into: &keys[layer])
     store(v, into: &values[layer])
+  }
+
+  /// Copies the first `positions` keys and values of sequence `source` into sequence `target`, in every layer.
+  mutating func copy(sequence source: Int, to target: Int, positions: Int) {
+    let (capacity, kvHeads, d) = (capacity, kvHeads, headDim)
+    func copy(_ cache: inout [Float]) {
+      cache.withUnsafeMutableBufferPointer { p in
+        for h in 0..<kvHeads {
+          let from = p.baseAddress! + (source * kvHeads + h) * capacity * d
+          (p.baseAddress! + (target * kvHeads + h) * capacity * d).update(from: from, count: positions * d)
+        }
+      }
+    }
+    for layer in keys.indices {
+      copy(&keys[layer])
+      copy(&values[layer])
+    }
   }
 
   /// The caches of some sequences, in that order, as `[count, kvHeads, capacity, headDim]` tensors.

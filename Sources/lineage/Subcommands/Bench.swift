@@ -3,6 +3,6 @@ import ArgumentParser
 /// `lineage bench`: measurements against peers, run in one process on this machine.
 struct Bench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Measure the pipeline and the engine (medians over repeated runs).",
-    subcommands: [PipelineBench.self, EngineBench.self])
+    abstract: "Measure the pipeline, the engine and GRPO (medians over repeated runs).",
+    subcommands: [PipelineBench.self, EngineBench.self, RLBench.self])
 }

@@ -45,6 +45,9 @@ final class GRPOObjective: TrainingObjective {
   /// Seconds spent generating and learning so far (for the log; never in the metrics, which must be
   /// the same on every run).
   private(set) var generationSeconds = 0.0, learningSeconds = 0.0
+  /// The part of `generationSeconds` spent on the reference's log-probabilities (`lineage bench rl`
+  /// counts it as learning, as its PyTorch peer does).
+  private(set) var referenceSeconds = 0.0
 
   /// - Parameters:
   ///   - prompts: the prompts of rollout batch b; must depend only on b.
@@ -133,7 +136,9 @@ final class GRPOObjective: TrainingObjective {
       }
     }
     let inputs = rows.map { Array($0.dropLast()) }
+    let referenceStarted = Date()
     let reference = self.reference.logits(inputs).value.tokenLogProbabilities(targets: rows.flatMap { $0.dropFirst() })
+    referenceSeconds += Date().timeIntervalSince(referenceStarted)
     // What the batch reports (repeated for each of its inner steps).
     var metrics: [(name: String, value: Double)] = []
     let n = Double(scores.count)
