@@ -17,7 +17,7 @@ import Testing
   }
 
   @Test func aProblemIsWorkedInWordsOfItsPromptsLanguage() throws {
-    let task = WordArithmeticTask()
+    let task = WordArithmeticTask(englishReasoning: 0)
     var e = TaskExample(task: "word_arithmetic", split: .train, prompt: "", reasoning: "", answer: "")
     let steps = WordArithmeticTask.steps([3, 8, 5], ["*", "+"])
     e.reasoning = steps.map(WordArithmeticTask.Phrasing.spanish.step).joined(separator: "\n")
@@ -49,6 +49,30 @@ import Testing
       #expect(task.score(e.answer, for: e) == 1 && task.score("tres", for: e) == 0)
     }
     #expect((0.46...0.54).contains(Double(spanish) / Double(n)), "\(spanish) of \(n) prompts in Spanish")
+  }
+
+  /// `englishReasoning`: that share of Spanish training prompts carry English steps (translated prompts,
+  /// untranslated traces); English prompts and every held-out example keep their prompt's language.
+  @Test func aShareOfSpanishTrainingPromptsCarriesEnglishSteps() {
+    let task = WordArithmeticTask()   // the default, 0.3
+    for split in [Split.train, .heldout] {
+      var rng = TaskRandom(seed: 5, stream: "mix/\(split.rawValue)")
+      var spanish = 0, english = 0
+      for _ in 0..<2000 {
+        let e = task.example(split: split, using: &rng)
+        let language = task.language(of: e)
+        let inPromptLanguage = LanguageIdentifier.share(of: language, in: e.reasoning) ?? 1
+        if language == .english { #expect(inPromptLanguage == 1, "\(e.prompt): \(e.reasoning)"); continue }
+        spanish += 1
+        if inPromptLanguage < 0.5 { english += 1 }
+      }
+      let share = Double(english) / Double(spanish)
+      if split == .train {
+        #expect(abs(share - 0.3) < 4 * (0.3 * 0.7 / Double(spanish)).squareRoot(), "\(english) of \(spanish)")
+      } else {
+        #expect(english == 0, "held-out Spanish prompts with English steps: \(english)")
+      }
+    }
   }
 
   @Test func spanishPromptsGetSpanishInTheRollout() throws {

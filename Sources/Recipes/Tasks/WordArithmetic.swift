@@ -9,9 +9,10 @@
 /// ```
 ///
 /// Operands are single digits and there are at most two operations, so every number written in words
-/// stays under a thousand. A model trained mostly on English drifts into English words in Spanish
-/// reasoning ("tres times ocho"); the language reward, and the mixed-language share `rl` reports on
-/// held-out Spanish prompts (`responseProbes`), see it.
+/// stays under a thousand. A share of the Spanish training prompts come with English steps
+/// (`englishReasoning`), so a model trained on them drifts into English reasoning on Spanish prompts;
+/// the language reward, and the mixed-language share `rl` reports on held-out Spanish prompts
+/// (`responseProbes`), see it.
 ///
 /// The split is the expression's, decided on exactly the text `arithmetic` asks (`What is 3 * 8 + 5?`):
 /// a problem held out there is held out here in both languages, so neither task trains on the other's
@@ -21,12 +22,18 @@ struct WordArithmeticTask: BilingualTask, ProbedTask {
   var operations: Int
   /// The share of prompts in Spanish (the rest are English).
   var spanishShare: Double
+  /// The share of Spanish training prompts whose worked steps are English, as in data whose prompts
+  /// were translated and whose reasoning traces were not. A model trained on them answers some Spanish
+  /// prompts with English reasoning: the language mixing the `language` reward is there to remove.
+  /// Held-out examples are always written in their prompt's language.
+  var englishReasoning: Double
 
-  init(operations: Int = 2, spanishShare: Double = 0.5) {
+  init(operations: Int = 2, spanishShare: Double = 0.5, englishReasoning: Double = 0.3) {
     precondition((1...2).contains(operations), "1 or 2 operations keep every number under a thousand")
-    precondition((0...1).contains(spanishShare))
+    precondition((0...1).contains(spanishShare) && (0...1).contains(englishReasoning))
     self.operations = operations
     self.spanishShare = spanishShare
+    self.englishReasoning = englishReasoning
   }
 
   static let name = "word_arithmetic"
@@ -82,8 +89,12 @@ struct WordArithmeticTask: BilingualTask, ProbedTask {
       guard Split.of(problem: "What is " + ArithmeticTask.render(operands, operators) + "?") == split else { continue }
       let phrasing = Double.random(in: 0..<1, using: &rng) < spanishShare ? Phrasing.spanish : Phrasing.english
       let steps = WordArithmeticTask.steps(operands, operators)
+      var reasoning = phrasing
+      if phrasing.language == .spanish && split == .train && Double.random(in: 0..<1, using: &rng) < englishReasoning {
+        reasoning = .english
+      }
       return TaskExample(task: name, split: split, prompt: phrasing.prompt(operands, operators),
-                         reasoning: steps.map(phrasing.step).joined(separator: "\n"),
+                         reasoning: steps.map(reasoning.step).joined(separator: "\n"),
                          answer: String(steps.last!.result))
     }
   }
@@ -98,7 +109,8 @@ struct WordArithmeticTask: BilingualTask, ProbedTask {
 
   /// Held-out Spanish prompts, on which `rl` reports the share of mixed-language reasoning.
   var responseProbes: [ResponseProbe] {
-    [ResponseProbe(measure: .mixedLanguage, prompts: WordArithmeticTask(operations: operations, spanishShare: 1))]
+    [ResponseProbe(measure: .mixedLanguage,
+                   prompts: WordArithmeticTask(operations: operations, spanishShare: 1, englishReasoning: englishReasoning))]
   }
 
   // MARK: - Steps
