@@ -44,7 +44,7 @@ struct RLBench: AsyncParsableCommand {
   var peer: String = "../shared/bench/torch_grpo.py"
 
   @Option(help: "Seconds of GRPO steps the peer runs per round (it cannot be given a step count).")
-  var peerBudget: Double = 25
+  var peerBudget: Double = 30
 
   @Flag(help: "Skip the PyTorch peer.")
   var noPeer = false
@@ -241,10 +241,10 @@ struct RLBench: AsyncParsableCommand {
             let learnRate = result["learn_tok_per_s"] as? Double, let learnSeconds = result["learn_s"] as? Double else {
         throw Failure(description: "\(out).json is not the report torch_grpo.py writes")
       }
-      let timed = log.dropFirst(warmup)
-      guard !timed.isEmpty else {
-        throw Failure(description: "the peer ran \(log.count) steps in --peer-budget \(budget) s; raise it")
+      guard log.count > warmup else {
+        throw Failure(description: "the peer ran \(log.count) steps in --peer-budget \(budget) s, not more than the \(warmup) warm-up steps; raise it")
       }
+      let timed = log.dropFirst(warmup)
       var round = Round()
       for entry in timed {
         round.generation.append(entry["gen_s"] as? Double ?? .nan)
