@@ -26,7 +26,7 @@ struct RLBench: AsyncParsableCommand {
   var steps: Int = 8
 
   @Option(help: "Untimed steps first, ours and the peer's.")
-  var warmup: Int = 2
+  var warmup: Int = 1
 
   @Option(help: "Rounds: each measures ours, then the peer in a fresh process (medians of the rounds reported).")
   var rounds: Int = 3
@@ -86,9 +86,17 @@ struct RLBench: AsyncParsableCommand {
 
     var ours: [Round] = [], theirs: [Round] = []
     for round in 0..<rounds {
-      ours.append(try measureOurs(settings))
+      var mine = try ForeignLoad.measure { try measureOurs(settings) }
+      mine.value.foreignCores = mine.cores
+      ours.append(mine.value)
       if let runner, peerNote.isEmpty {
-        do { theirs.append(try runner.round(round)) } catch { peerNote = "unavailable: \(error)" }
+        do {
+          var peerRound = try ForeignLoad.measure { try runner.round(round) }
+          peerRound.value.foreignCores = peerRound.cores
+          theirs.append(peerRound.value)
+        } catch {
+          peerNote = "unavailable: \(error)"
+        }
       }
     }
 
@@ -144,6 +152,8 @@ struct RLBench: AsyncParsableCommand {
     var generation: [Double] = []
     var learning: [Double] = []
     var responseTokens: [Double] = []
+    /// Cores other processes kept busy meanwhile (nil where /proc/stat is missing).
+    var foreignCores: Double?
     var step: [Double] { zip(generation, learning).map(+) }
   }
 
@@ -163,7 +173,12 @@ struct RLBench: AsyncParsableCommand {
       (generation, generationRange) = fold(\.generation)
       (learning, learningRange) = fold(\.learning)
       responseTokens = fold(\.responseTokens).0
+      let loads = rounds.compactMap(\.foreignCores)
+      foreignCores = loads.isEmpty ? nil : EngineBench.median(loads)
     }
+
+    /// The median over rounds of the cores other processes used.
+    var foreignCores: Double?
 
     var samplesPerSecond: Double { Double(rows) / step }
     var generationShare: Double { generation / step }
@@ -176,7 +191,8 @@ struct RLBench: AsyncParsableCommand {
        "step_s": step, "generation_s": generation, "learning_s": learning, "generation_share": generationShare,
        "generation_s_range": generationRange, "learning_s_range": learningRange,
        "response_tokens": responseTokens, "generated_tok_per_s": generatedTokensPerSecond,
-       "rounds": rounds.map { ["generation_s": $0.generation, "learning_s": $0.learning] }]
+       "foreign_cores": foreignCores.map { $0 as Any } ?? NSNull(),
+       "rounds": rounds.map { ["generation_s": $0.generation, "learning_s": $0.learning, "foreign_cores": $0.foreignCores.map { $0 as Any } ?? NSNull()] }]
     }
   }
 
@@ -201,6 +217,8 @@ struct RLBench: AsyncParsableCommand {
        peer.map { ratio(mine.generatedTokensPerSecond / $0.generatedTokensPerSecond) } ?? ""],
       ["tokens per response", String(format: "%.1f", mine.responseTokens),
        peer.map { String(format: "%.1f (mean steps generated)", $0.responseTokens) } ?? "—", ""],
+      ["other processes' load, cores", mine.foreignCores.map { String(format: "%.2f", $0) } ?? "n/a",
+       peer.map { $0.foreignCores.map { String(format: "%.2f", $0) } ?? "n/a" } ?? "—", "noisy above ≈ 0.15"],
     ]
   }
 
@@ -277,5 +295,37 @@ struct RLBench: AsyncParsableCommand {
         throw Failure(description: "python3 \(script) \(arguments[0]) exited with \(process.terminationStatus): \(last)")
       }
     }
+  }
+}
+
+/// The CPU other processes used while something ran, in cores: the machine's busy time (`/proc/stat`,
+/// steal included) minus this process's and its waited-for children's, over the wall time. As
+/// `../shared/bench/loadmon.py` measures it; above about 0.15 cores a measurement is noisy.
+enum ForeignLoad {
+  static func measure<T>(_ body: () throws -> T) rethrows -> (value: T, cores: Double?) {
+    let busy = busySeconds(), own = ownSeconds(), start = DispatchTime.now().uptimeNanoseconds
+    let value = try body()
+    let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    guard let busy, let after = busySeconds(), wall > 0 else { return (value, nil) }
+    return (value, max(0, ((after - busy) - (ownSeconds() - own)) / wall))
+  }
+
+  /// user + nice + system + irq + softirq + steal of all CPUs, in seconds.
+  static func busySeconds() -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+          let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+    let v = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+    guard v.count >= 8 else { return nil }
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / Double(sysconf(Int32(_SC_CLK_TCK)))
+  }
+
+  static func ownSeconds() -> Double {
+    func seconds(_ who: __rusage_who) -> Double {
+      var usage = rusage()
+      getrusage(__rusage_who_t(who.rawValue), &usage)
+      return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+    return seconds(RUSAGE_SELF) + seconds(RUSAGE_CHILDREN)
   }
 }
