@@ -43,8 +43,8 @@ struct RLBench: AsyncParsableCommand {
   @Option(help: "The PyTorch peer script; skipped when it or torch is missing.")
   var peer: String = "../shared/bench/torch_grpo.py"
 
-  @Option(help: "Seconds of GRPO steps the peer runs per round (it cannot be given a step count).")
-  var peerBudget: Double = 30
+  @Option(help: "Seconds of GRPO steps the peer runs per round (it takes no step count; its first step can take 30 s).")
+  var peerBudget: Double = 60
 
   @Flag(help: "Skip the PyTorch peer.")
   var noPeer = false
