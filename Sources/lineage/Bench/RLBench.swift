@@ -46,6 +46,9 @@ struct RLBench: AsyncParsableCommand {
   @Option(help: "Seconds of GRPO steps the peer runs per round (it takes no step count; its first step can take 30 s).")
   var peerBudget: Double = 60
 
+  @Option(help: "Threads of both engines: 2 (this machine's cores) or 1, the stable comparison on a shared machine (the peer's own torch.set_num_threads(2) is then overridden).")
+  var threads: Int = 2
+
   @Flag(help: "Skip the PyTorch peer.")
   var noPeer = false
 
@@ -61,6 +64,7 @@ struct RLBench: AsyncParsableCommand {
 
   func validate() throws {
     guard rounds >= 1, steps >= 1, warmup >= 0 else { throw ValidationError("--rounds and --steps must be at least 1") }
+    guard threads == 1 || threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
     guard prompts >= 1, group >= 2 else { throw ValidationError("--prompts must be at least 1 and --group at least 2") }
     guard responseTokens >= 1, responseTokens + 15 <= RLBench.config.contextLength else {
       throw ValidationError("--response-tokens must be between 1 and \(RLBench.config.contextLength - 15)")
@@ -78,7 +82,8 @@ struct RLBench: AsyncParsableCommand {
     } else if responseTokens != 74 {
       peerNote = "skipped: its responses are 74 tokens long, not \(responseTokens)"
     } else {
-      let candidate = PeerRunner(script: peer, budget: peerBudget, warmup: warmup, prompts: prompts, group: group)
+      let candidate = PeerRunner(script: peer, budget: peerBudget, warmup: warmup, prompts: prompts, group: group,
+                                 threads: threads)
       runner = candidate
       do { try candidate.prepare() } catch { peerNote = "unavailable: \(error)" }
     }
@@ -86,7 +91,9 @@ struct RLBench: AsyncParsableCommand {
 
     var ours: [Round] = [], theirs: [Round] = []
     for round in 0..<rounds {
-      var mine = try ForeignLoad.measure { try measureOurs(settings) }
+      var mine = try ForeignLoad.measure {
+        try threads == 1 ? Parallelism.$forceSerial.withValue(true) { try measureOurs(settings) } : measureOurs(settings)
+      }
       mine.value.foreignCores = mine.cores
       ours.append(mine.value)
       if let runner, peerNote.isEmpty {
@@ -120,8 +127,8 @@ struct RLBench: AsyncParsableCommand {
                        rounds, steps, warmup))
     Console.out(String(format: "model: d_model 128, 4 layers, 4 heads, context 96; ours %d weights (byte vocabulary, RMSNorm, RoPE, SwiGLU %d), the peer's 811,776 (32 symbols, LayerNorm, learned positions, GELU 512)",
                        RLBench.config.parameterCount, RLBench.config.mlpHiddenDim))
-    Console.out(String(format: "step: %d prompts × group %d, %d-token prompts, %d-token responses (ours forced), temperature 0.7; %d threads of ours, 2 of the peer's",
-                       prompts, group, 15, responseTokens, KernelThreads.helperCount + 1))
+    Console.out(String(format: "step: %d prompts × group %d, %d-token prompts, %d-token responses (ours forced), temperature 0.7; %d threads of ours and of the peer's",
+                       prompts, group, 15, responseTokens, threads == 1 ? 1 : KernelThreads.helperCount + 1))
     if let peerSummary {
       let ratio = mine.samplesPerSecond / peerSummary.samplesPerSecond, share = mine.generationShare
       Console.out(String(format: "targets: samples/s ≥ 2× the peer's: %.2f× (%@); generation < 60%% of the step: %.0f%% (%@)",
@@ -227,10 +234,11 @@ struct RLBench: AsyncParsableCommand {
   /// Runs `torch_grpo.py`: once `sft` for a moment (an untrained checkpoint to start from), then per
   /// round a `grpo` run of `budget` seconds, read back from the JSON it writes.
   final class PeerRunner {
-    let script: String, budget: Double, warmup: Int, prompts: Int, group: Int
+    let script: String, budget: Double, warmup: Int, prompts: Int, group: Int, threads: Int
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-bench-rl-\(getpid())").path
 
-    init(script: String, budget: Double, warmup: Int, prompts: Int, group: Int) {
+    init(script: String, budget: Double, warmup: Int, prompts: Int, group: Int, threads: Int) {
+      self.threads = threads
       self.script = URL(fileURLWithPath: script).standardizedFileURL.path   // it runs in its own folder
       self.budget = budget
       self.warmup = warmup
@@ -281,7 +289,14 @@ struct RLBench: AsyncParsableCommand {
     private func python(_ arguments: [String]) throws {
       let process = Process()
       process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      process.arguments = ["python3", script] + arguments
+      if threads == 2 {
+        process.arguments = ["python3", script] + arguments
+      } else {
+        // The script pins 2 threads when it loads; run it with that call replaced by a no-op.
+        let wrapper = "import runpy, sys, torch; torch.set_num_threads(\(threads)); torch.set_num_threads = lambda n: None; "
+          + "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+        process.arguments = ["python3", "-c", wrapper, script] + arguments
+      }
       process.environment = ProcessInfo.processInfo.environment.merging(["R1Z_NOPS": String(RLBench.operands)]) { $1 }
       process.currentDirectoryURL = URL(fileURLWithPath: folder)
       process.standardOutput = FileHandle.nullDevice
