@@ -127,8 +127,8 @@ struct RLBench: AsyncParsableCommand {
                        rounds, steps, warmup))
     Console.out(String(format: "model: d_model 128, 4 layers, 4 heads, context 96; ours %d weights (byte vocabulary, RMSNorm, RoPE, SwiGLU %d), the peer's 811,776 (32 symbols, LayerNorm, learned positions, GELU 512)",
                        RLBench.config.parameterCount, RLBench.config.mlpHiddenDim))
-    Console.out(String(format: "step: %d prompts × group %d, %d-token prompts, %d-token responses (ours forced), temperature 0.7; %d threads of ours and of the peer's",
-                       prompts, group, 15, responseTokens, threads == 1 ? 1 : KernelThreads.helperCount + 1))
+    Console.out(String(format: "step: %d prompts × group %d, %d-token prompts, %d-token responses (ours forced), temperature 0.7; %d threads of ours, %d of the peer's",
+                       prompts, group, 15, responseTokens, threads == 1 ? 1 : KernelThreads.helperCount + 1, threads))
     if let peerSummary {
       let ratio = mine.samplesPerSecond / peerSummary.samplesPerSecond, share = mine.generationShare
       Console.out(String(format: "targets: samples/s ≥ 2× the peer's: %.2f× (%@); generation < 60%% of the step: %.0f%% (%@)",
@@ -212,11 +212,11 @@ struct RLBench: AsyncParsableCommand {
     return [
       ["GRPO samples/s", rate(mine), peer.map(rate) ?? "—", peer.map { ratio(mine.samplesPerSecond / $0.samplesPerSecond) } ?? ""],
       ["step, s", seconds(mine.step, mine.stepRange), peer.map { seconds($0.step, $0.stepRange) } ?? "—",
-       peer.map { ratio($0.step / mine.step) + " faster" } ?? ""],
+       peer.map { ratio($0.step / mine.step) + " the speed" } ?? ""],
       ["generation, s per step", seconds(mine.generation, mine.generationRange),
-       peer.map { seconds($0.generation, $0.generationRange) } ?? "—", peer.map { ratio($0.generation / mine.generation) + " faster" } ?? ""],
+       peer.map { seconds($0.generation, $0.generationRange) } ?? "—", peer.map { ratio($0.generation / mine.generation) + " the speed" } ?? ""],
       ["learning, s per step", seconds(mine.learning, mine.learningRange),
-       peer.map { seconds($0.learning, $0.learningRange) } ?? "—", peer.map { ratio($0.learning / mine.learning) + " faster" } ?? ""],
+       peer.map { seconds($0.learning, $0.learningRange) } ?? "—", peer.map { ratio($0.learning / mine.learning) + " the speed" } ?? ""],
       ["generation share of the step", String(format: "%.0f%%", 100 * mine.generationShare),
        peer.map { String(format: "%.0f%%", 100 * $0.generationShare) } ?? "—", "target < 60%"],
       ["generated tokens/s", String(format: "%.0f", mine.generatedTokensPerSecond),
