@@ -26,7 +26,7 @@ struct RLBench: AsyncParsableCommand {
   var steps: Int = 8
 
   @Option(help: "Untimed steps first, ours and the peer's.")
-  var warmup: Int = 2
+  var warmup: Int = 1
 
   @Option(help: "Rounds: each measures ours, then the peer in a fresh process (medians of the rounds reported).")
   var rounds: Int = 3
@@ -43,8 +43,11 @@ struct RLBench: AsyncParsableCommand {
   @Option(help: "The PyTorch peer script; skipped when it or torch is missing.")
   var peer: String = "../shared/bench/torch_grpo.py"
 
-  @Option(help: "Seconds of GRPO steps the peer runs per round (it cannot be given a step count).")
-  var peerBudget: Double = 25
+  @Option(help: "Seconds of GRPO steps the peer runs per round (it takes no step count; its first step can take 30 s).")
+  var peerBudget: Double = 60
+
+  @Option(help: "Threads of both engines: 2 (this machine's cores) or 1, the stable comparison on a shared machine (the peer's own torch.set_num_threads(2) is then overridden).")
+  var threads: Int = 2
 
   @Flag(help: "Skip the PyTorch peer.")
   var noPeer = false
@@ -61,6 +64,7 @@ struct RLBench: AsyncParsableCommand {
 
   func validate() throws {
     guard rounds >= 1, steps >= 1, warmup >= 0 else { throw ValidationError("--rounds and --steps must be at least 1") }
+    guard threads == 1 || threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
     guard prompts >= 1, group >= 2 else { throw ValidationError("--prompts must be at least 1 and --group at least 2") }
     guard responseTokens >= 1, responseTokens + 15 <= RLBench.config.contextLength else {
       throw ValidationError("--response-tokens must be between 1 and \(RLBench.config.contextLength - 15)")
@@ -78,7 +82,8 @@ struct RLBench: AsyncParsableCommand {
     } else if responseTokens != 74 {
       peerNote = "skipped: its responses are 74 tokens long, not \(responseTokens)"
     } else {
-      let candidate = PeerRunner(script: peer, budget: peerBudget, warmup: warmup, prompts: prompts, group: group)
+      let candidate = PeerRunner(script: peer, budget: peerBudget, warmup: warmup, prompts: prompts, group: group,
+                                 threads: threads)
       runner = candidate
       do { try candidate.prepare() } catch { peerNote = "unavailable: \(error)" }
     }
@@ -86,9 +91,19 @@ struct RLBench: AsyncParsableCommand {
 
     var ours: [Round] = [], theirs: [Round] = []
     for round in 0..<rounds {
-      ours.append(try measureOurs(settings))
+      var mine = try ForeignLoad.measure {
+        try threads == 1 ? Parallelism.$forceSerial.withValue(true) { try measureOurs(settings) } : measureOurs(settings)
+      }
+      mine.value.foreignCores = mine.cores
+      ours.append(mine.value)
       if let runner, peerNote.isEmpty {
-        do { theirs.append(try runner.round(round)) } catch { peerNote = "unavailable: \(error)" }
+        do {
+          var peerRound = try ForeignLoad.measure { try runner.round(round) }
+          peerRound.value.foreignCores = peerRound.cores
+          theirs.append(peerRound.value)
+        } catch {
+          peerNote = "unavailable: \(error)"
+        }
       }
     }
 
@@ -112,8 +127,8 @@ struct RLBench: AsyncParsableCommand {
                        rounds, steps, warmup))
     Console.out(String(format: "model: d_model 128, 4 layers, 4 heads, context 96; ours %d weights (byte vocabulary, RMSNorm, RoPE, SwiGLU %d), the peer's 811,776 (32 symbols, LayerNorm, learned positions, GELU 512)",
                        RLBench.config.parameterCount, RLBench.config.mlpHiddenDim))
-    Console.out(String(format: "step: %d prompts × group %d, %d-token prompts, %d-token responses (ours forced), temperature 0.7; %d threads of ours, 2 of the peer's",
-                       prompts, group, 15, responseTokens, KernelThreads.helperCount + 1))
+    Console.out(String(format: "step: %d prompts × group %d, %d-token prompts, %d-token responses (ours forced), temperature 0.7; %d threads of ours, %d of the peer's",
+                       prompts, group, 15, responseTokens, threads == 1 ? 1 : KernelThreads.helperCount + 1, threads))
     if let peerSummary {
       let ratio = mine.samplesPerSecond / peerSummary.samplesPerSecond, share = mine.generationShare
       Console.out(String(format: "targets: samples/s ≥ 2× the peer's: %.2f× (%@); generation < 60%% of the step: %.0f%% (%@)",
@@ -144,6 +159,8 @@ struct RLBench: AsyncParsableCommand {
     var generation: [Double] = []
     var learning: [Double] = []
     var responseTokens: [Double] = []
+    /// Cores other processes kept busy meanwhile (nil where /proc/stat is missing).
+    var foreignCores: Double?
     var step: [Double] { zip(generation, learning).map(+) }
   }
 
@@ -163,7 +180,12 @@ struct RLBench: AsyncParsableCommand {
       (generation, generationRange) = fold(\.generation)
       (learning, learningRange) = fold(\.learning)
       responseTokens = fold(\.responseTokens).0
+      let loads = rounds.compactMap(\.foreignCores)
+      foreignCores = loads.isEmpty ? nil : EngineBench.median(loads)
     }
+
+    /// The median over rounds of the cores other processes used.
+    var foreignCores: Double?
 
     var samplesPerSecond: Double { Double(rows) / step }
     var generationShare: Double { generation / step }
@@ -176,7 +198,8 @@ struct RLBench: AsyncParsableCommand {
        "step_s": step, "generation_s": generation, "learning_s": learning, "generation_share": generationShare,
        "generation_s_range": generationRange, "learning_s_range": learningRange,
        "response_tokens": responseTokens, "generated_tok_per_s": generatedTokensPerSecond,
-       "rounds": rounds.map { ["generation_s": $0.generation, "learning_s": $0.learning] }]
+       "foreign_cores": foreignCores.map { $0 as Any } ?? NSNull(),
+       "rounds": rounds.map { ["generation_s": $0.generation, "learning_s": $0.learning, "foreign_cores": $0.foreignCores.map { $0 as Any } ?? NSNull()] }]
     }
   }
 
@@ -189,11 +212,11 @@ struct RLBench: AsyncParsableCommand {
     return [
       ["GRPO samples/s", rate(mine), peer.map(rate) ?? "—", peer.map { ratio(mine.samplesPerSecond / $0.samplesPerSecond) } ?? ""],
       ["step, s", seconds(mine.step, mine.stepRange), peer.map { seconds($0.step, $0.stepRange) } ?? "—",
-       peer.map { ratio($0.step / mine.step) + " faster" } ?? ""],
+       peer.map { ratio($0.step / mine.step) + " the speed" } ?? ""],
       ["generation, s per step", seconds(mine.generation, mine.generationRange),
-       peer.map { seconds($0.generation, $0.generationRange) } ?? "—", peer.map { ratio($0.generation / mine.generation) + " faster" } ?? ""],
+       peer.map { seconds($0.generation, $0.generationRange) } ?? "—", peer.map { ratio($0.generation / mine.generation) + " the speed" } ?? ""],
       ["learning, s per step", seconds(mine.learning, mine.learningRange),
-       peer.map { seconds($0.learning, $0.learningRange) } ?? "—", peer.map { ratio($0.learning / mine.learning) + " faster" } ?? ""],
+       peer.map { seconds($0.learning, $0.learningRange) } ?? "—", peer.map { ratio($0.learning / mine.learning) + " the speed" } ?? ""],
       ["generation share of the step", String(format: "%.0f%%", 100 * mine.generationShare),
        peer.map { String(format: "%.0f%%", 100 * $0.generationShare) } ?? "—", "target < 60%"],
       ["generated tokens/s", String(format: "%.0f", mine.generatedTokensPerSecond),
@@ -201,6 +224,8 @@ struct RLBench: AsyncParsableCommand {
        peer.map { ratio(mine.generatedTokensPerSecond / $0.generatedTokensPerSecond) } ?? ""],
       ["tokens per response", String(format: "%.1f", mine.responseTokens),
        peer.map { String(format: "%.1f (mean steps generated)", $0.responseTokens) } ?? "—", ""],
+      ["other processes' load, cores", mine.foreignCores.map { String(format: "%.2f", $0) } ?? "n/a",
+       peer.map { $0.foreignCores.map { String(format: "%.2f", $0) } ?? "n/a" } ?? "—", "noisy above ≈ 0.15"],
     ]
   }
 
@@ -209,10 +234,11 @@ struct RLBench: AsyncParsableCommand {
   /// Runs `torch_grpo.py`: once `sft` for a moment (an untrained checkpoint to start from), then per
   /// round a `grpo` run of `budget` seconds, read back from the JSON it writes.
   final class PeerRunner {
-    let script: String, budget: Double, warmup: Int, prompts: Int, group: Int
+    let script: String, budget: Double, warmup: Int, prompts: Int, group: Int, threads: Int
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-bench-rl-\(getpid())").path
 
-    init(script: String, budget: Double, warmup: Int, prompts: Int, group: Int) {
+    init(script: String, budget: Double, warmup: Int, prompts: Int, group: Int, threads: Int) {
+      self.threads = threads
       self.script = URL(fileURLWithPath: script).standardizedFileURL.path   // it runs in its own folder
       self.budget = budget
       self.warmup = warmup
@@ -241,10 +267,10 @@ struct RLBench: AsyncParsableCommand {
             let learnRate = result["learn_tok_per_s"] as? Double, let learnSeconds = result["learn_s"] as? Double else {
         throw Failure(description: "\(out).json is not the report torch_grpo.py writes")
       }
-      let timed = log.dropFirst(warmup)
-      guard !timed.isEmpty else {
-        throw Failure(description: "the peer ran \(log.count) steps in --peer-budget \(budget) s; raise it")
+      guard log.count > warmup else {
+        throw Failure(description: "the peer ran \(log.count) steps in --peer-budget \(budget) s, not more than the \(warmup) warm-up steps; raise it")
       }
+      let timed = log.dropFirst(warmup)
       var round = Round()
       for entry in timed {
         round.generation.append(entry["gen_s"] as? Double ?? .nan)
@@ -263,7 +289,14 @@ struct RLBench: AsyncParsableCommand {
     private func python(_ arguments: [String]) throws {
       let process = Process()
       process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      process.arguments = ["python3", script] + arguments
+      if threads == 2 {
+        process.arguments = ["python3", script] + arguments
+      } else {
+        // The script pins 2 threads when it loads; run it with that call replaced by a no-op.
+        let wrapper = "import runpy, sys, torch; torch.set_num_threads(\(threads)); torch.set_num_threads = lambda n: None; "
+          + "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+        process.arguments = ["python3", "-c", wrapper, script] + arguments
+      }
       process.environment = ProcessInfo.processInfo.environment.merging(["R1Z_NOPS": String(RLBench.operands)]) { $1 }
       process.currentDirectoryURL = URL(fileURLWithPath: folder)
       process.standardOutput = FileHandle.nullDevice
@@ -277,5 +310,37 @@ struct RLBench: AsyncParsableCommand {
         throw Failure(description: "python3 \(script) \(arguments[0]) exited with \(process.terminationStatus): \(last)")
       }
     }
+  }
+}
+
+/// The CPU other processes used while something ran, in cores: the machine's busy time (`/proc/stat`,
+/// steal included) minus this process's and its waited-for children's, over the wall time. As
+/// `../shared/bench/loadmon.py` measures it; above about 0.15 cores a measurement is noisy.
+enum ForeignLoad {
+  static func measure<T>(_ body: () throws -> T) rethrows -> (value: T, cores: Double?) {
+    let busy = busySeconds(), own = ownSeconds(), start = DispatchTime.now().uptimeNanoseconds
+    let value = try body()
+    let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    guard let busy, let after = busySeconds(), wall > 0 else { return (value, nil) }
+    return (value, max(0, ((after - busy) - (ownSeconds() - own)) / wall))
+  }
+
+  /// user + nice + system + irq + softirq + steal of all CPUs, in seconds.
+  static func busySeconds() -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+          let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+    let v = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+    guard v.count >= 8 else { return nil }
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / Double(sysconf(Int32(_SC_CLK_TCK)))
+  }
+
+  static func ownSeconds() -> Double {
+    func seconds(_ who: __rusage_who) -> Double {
+      var usage = rusage()
+      getrusage(__rusage_who_t(who.rawValue), &usage)
+      return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+    return seconds(RUSAGE_SELF) + seconds(RUSAGE_CHILDREN)
   }
 }
