@@ -244,8 +244,38 @@ extension ReinforcementLearningOp {
   }
 }
 
+/// The optimiser settings a `train:` group shares when the op decides what a step's batch is (`rl`'s
+/// rollouts, `reward_model`'s pairs): declared once here, each group adding its own keys.
+protocol OptimizerSettingsGroup: SettingsGroup {
+  var steps: Int { get set }
+  var learningRate: Double { get set }
+  var warmup: Int { get set }
+  var schedule: TrainSettings.Schedule { get set }
+  var weightDecay: Double { get set }
+  var gradientClip: Double { get set }
+}
+
+extension OptimizerSettingsGroup {
+  /// `steps`, `lr`, `warmup`, `schedule`, `weight_decay`, `grad_clip`, in that order.
+  static func optimizerFields(learningRateDoc: String = "Peak learning rate") -> [SettingField<Self>] {
+    [
+      .int("steps", \.steps, range: 1...10_000_000, doc: "Optimizer steps"),
+      .float("lr", \.learningRate, range: 1e-8...1, doc: learningRateDoc),
+      .int("warmup", \.warmup, range: 0...10_000_000, doc: "Linear warm-up steps"),
+      .choice("schedule", \.schedule, doc: "After warm-up: cosine decay to 10% of the peak, or constant"),
+      .float("weight_decay", \.weightDecay, range: 0...10, doc: "Decoupled weight decay"),
+      .float("grad_clip", \.gradientClip, range: 0...1000, doc: "Global gradient-norm clip (0: none)"),
+    ]
+  }
+
+  var optimizer: AdamW.Settings {
+    TrainSettings.optimizer(steps: steps, lr: learningRate, warmup: warmup, schedule: schedule,
+                            weightDecay: weightDecay, gradientClip: gradientClip)
+  }
+}
+
 /// `train:` of an RL stage: the optimiser only (the batch is `prompts × group` rollouts).
-struct RLTrainSettings: SettingsGroup {
+struct RLTrainSettings: OptimizerSettingsGroup {
   var steps = 60
   var learningRate = 1e-4
   var warmup = 0
@@ -253,19 +283,7 @@ struct RLTrainSettings: SettingsGroup {
   var weightDecay = 0.0
   var gradientClip = 1.0
 
-  static let fields: [SettingField<Self>] = [
-    .int("steps", \.steps, range: 1...10_000_000, doc: "Optimizer steps"),
-    .float("lr", \.learningRate, range: 1e-8...1, doc: "Peak learning rate (RL is unstable above about 1e-4 here)"),
-    .int("warmup", \.warmup, range: 0...10_000_000, doc: "Linear warm-up steps"),
-    .choice("schedule", \.schedule, doc: "After warm-up: cosine decay to 10% of the peak, or constant"),
-    .float("weight_decay", \.weightDecay, range: 0...10, doc: "Decoupled weight decay"),
-    .float("grad_clip", \.gradientClip, range: 0...1000, doc: "Global gradient-norm clip (0: none)"),
-  ]
-
-  var optimizer: AdamW.Settings {
-    TrainSettings.optimizer(steps: steps, lr: learningRate, warmup: warmup, schedule: schedule,
-                            weightDecay: weightDecay, gradientClip: gradientClip)
-  }
+  static let fields = optimizerFields(learningRateDoc: "Peak learning rate (RL is unstable above about 1e-4 here)")
 }
 
 /// A share of n binary outcomes and its binomial standard error √(p(1 − p)/n).

@@ -288,7 +288,7 @@ struct RewardModelOp: TypedOperation {
 
 /// `train:` of a reward model: the optimiser and the pairs per step (sequences are the prompt and the
 /// response, cut to the model's context).
-struct RewardModelTrainSettings: SettingsGroup {
+struct RewardModelTrainSettings: OptimizerSettingsGroup {
   var steps = 200
   var batch = 16
   var learningRate = 1e-4
@@ -297,18 +297,9 @@ struct RewardModelTrainSettings: SettingsGroup {
   var weightDecay = 0.0
   var gradientClip = 1.0
 
-  static let fields: [SettingField<Self>] = [
-    .int("steps", \.steps, range: 1...10_000_000, doc: "Optimizer steps"),
-    .int("batch", \.batch, range: 1...4096, doc: "Labelled pairs per step"),
-    .float("lr", \.learningRate, range: 1e-8...1, doc: "Peak learning rate"),
-    .int("warmup", \.warmup, range: 0...10_000_000, doc: "Linear warm-up steps"),
-    .choice("schedule", \.schedule, doc: "After warm-up: cosine decay to 10% of the peak, or constant"),
-    .float("weight_decay", \.weightDecay, range: 0...10, doc: "Decoupled weight decay"),
-    .float("grad_clip", \.gradientClip, range: 0...1000, doc: "Global gradient-norm clip (0: none)"),
-  ]
-
-  var optimizer: AdamW.Settings {
-    TrainSettings.optimizer(steps: steps, lr: learningRate, warmup: warmup, schedule: schedule,
-                            weightDecay: weightDecay, gradientClip: gradientClip)
-  }
+  static let fields: [SettingField<Self>] = {
+    var fields = optimizerFields()
+    fields.insert(.int("batch", \.batch, range: 1...4096, doc: "Labelled pairs per step"), at: 1)
+    return fields
+  }()
 }
