@@ -66,6 +66,72 @@ import Testing
         count: 20
     """
 
+  /// `lineage diff LOCKFILE`: per stage, parameters old → new, changed outputs, metrics with their
+  /// difference; a stage only in the new lockfile is "added"; identical stages are only counted.
+  @Test func diffShowsWhatChangedBetweenTwoLockfiles() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run"], in: folder).status == 0)
+    try FileManager.default.copyItem(atPath: folder.path + "/Stages/lineage.lock", toPath: folder.path + "/old.lock")
+    let same = try lineage(["diff", "old.lock"], in: folder)
+    #expect(same.status == 0 && same.stdout.contains("no differences from old.lock (2 stages)"), "\(same.stdout)\(same.stderr)")
+
+    try folder.write("data.yaml", CLITests.recipe.replacingOccurrences(of: "count: 50", with: "count: 60") + """
+
+          extra:
+            op: dataset
+            generator: arithmetic
+            count: 5
+        """)
+    #expect(try lineage(["run"], in: folder).status == 0)
+    let text = try lineage(["diff", "old.lock"], in: folder)
+    #expect(text.status == 0, "\(text.stderr)")
+    let rows = text.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+    #expect(rows.contains("train-data"), "\(text.stdout)")
+    #expect(rows.contains("params.count 50 60"), "\(text.stdout)")
+    #expect(rows.contains("examples 50 60 +10"), "\(text.stdout)")
+    #expect(rows.contains { $0.hasPrefix("output dataset ") }, "\(text.stdout)")
+    #expect(rows.contains("extra (added)"), "\(text.stdout)")
+    #expect(!rows.contains { $0.hasPrefix("heldout") }, "unchanged stages are only counted: \(text.stdout)")
+    #expect(text.stdout.contains("2 stages differ, 1 unchanged"))
+
+    let json = try lineage(["diff", "old.lock", "--json"], in: folder)
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+    let stages = try #require(object["stages"] as? [[String: Any]])
+    let train = try #require(stages.first { $0["stage"] as? String == "train-data" })
+    let examples = try #require((train["metrics"] as? [[String: Any]])?.first { $0["name"] as? String == "examples" })
+    #expect(examples["difference"] as? Double == 10 && object["unchanged"] as? Int == 1)
+
+    let bad = try lineage(["diff", "no-such-revision"], in: folder)
+    #expect(bad.status == 2 && bad.stderr.contains("neither a lockfile nor a git revision"), "\(bad.stderr)")
+  }
+
+  /// `lineage diff` with no argument compares against `lineage.lock` at git's HEAD.
+  @Test func diffComparesWithTheLockfileAtAGitRevision() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run"], in: folder).status == 0)
+    func git(_ arguments: String...) throws {
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      process.arguments = ["git", "-C", folder.path, "-c", "user.name=t", "-c", "user.email=t@example.com"] + arguments
+      process.standardOutput = FileHandle.nullDevice
+      process.standardError = FileHandle.nullDevice
+      try process.run()
+      process.waitUntilExit()
+      #expect(process.terminationStatus == 0, "git \(arguments)")
+    }
+    try git("init", "-q")
+    try git("add", ".")
+    try git("commit", "-q", "-m", "first")
+    try folder.write("data.yaml", CLITests.recipe.replacingOccurrences(of: "count: 20", with: "count: 30"))
+    #expect(try lineage(["run"], in: folder).status == 0)
+    let diff = try lineage(["diff"], in: folder)
+    let rows = diff.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+    #expect(diff.status == 0 && rows.contains("params.count 20 30") && rows.contains("heldout"), "\(diff.stdout)\(diff.stderr)")
+    #expect(diff.stdout.contains("1 stage differs, 1 unchanged"))
+  }
+
   @Test func runThenNothingThenEditThenRevert() throws {
     let folder = try Folder()
     try folder.write("data.yaml", CLITests.recipe)
