@@ -132,6 +132,25 @@ import Testing
     #expect(diff.stdout.contains("1 stage differs, 1 unchanged"))
   }
 
+  /// `lineage checkout STAGE --to DIR` writes each output as a plain file named by output and kind,
+  /// byte for byte what `show --output` prints, and replaces files only with `--force`.
+  @Test func checkoutWritesTheOutputsAsPlainFiles() throws {
+    let folder = try Folder()
+    try folder.write("data.yaml", CLITests.recipe)
+    #expect(try lineage(["run"], in: folder).status == 0)
+    let out = folder.path + "/out"
+    let first = try lineage(["checkout", "train-data", "--to", out], in: folder)
+    #expect(first.status == 0, "\(first.stderr)")
+    let jsonl = try String(contentsOfFile: out + "/dataset.jsonl", encoding: .utf8)
+    #expect(jsonl.split(separator: "\n").count == 50)
+    #expect(jsonl == (try lineage(["show", "train-data", "--output", "dataset"], in: folder)).stdout)
+    let again = try lineage(["checkout", "train-data", "--to", out], in: folder)
+    #expect(again.status == 2 && again.stderr.contains("--force replaces them"), "\(again.stderr)")
+    #expect(try lineage(["checkout", "train-data", "--to", out, "--force"], in: folder).status == 0)
+    let missing = try lineage(["checkout", "no-such-stage", "--to", out], in: folder)
+    #expect(missing.status == 2 && missing.stderr.contains("no stage named"))
+  }
+
   @Test func runThenNothingThenEditThenRevert() throws {
     let folder = try Folder()
     try folder.write("data.yaml", CLITests.recipe)

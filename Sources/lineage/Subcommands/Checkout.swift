@@ -1,0 +1,68 @@
+import ArgumentParser
+import ArtifactStore
+import Foundation
+import Pipeline
+
+/// `lineage checkout STAGE --to DIR`: a stage's outputs as plain files, for tools outside Lineage.
+struct Checkout: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write a stage's outputs as plain files: models as safetensors, datasets as JSONL, metrics as JSON, …")
+
+  @OptionGroup var options: RecipeOptions
+
+  @Argument(help: "The stage.")
+  var stage: String
+
+  @Option(name: .long, help: "The folder to write into (created if missing).")
+  var to: String
+
+  @Flag(name: .long, help: "Replace files that already exist.")
+  var force = false
+
+  /// The file extension of each kind of artifact: what its bytes already are.
+  static func fileExtension(_ kind: ArtifactKind) -> String {
+    switch kind {
+    case .model: return "safetensors"      // with the tokenizer in its metadata (`lineage_tokenizer`)
+    case .dataset: return "jsonl"
+    case .tokenizer, .metrics: return "json"
+    case .corpus: return "txt"
+    case .report: return "md"
+    }
+  }
+
+  func run() async throws {
+    let recipe = try options.loadRecipe()
+    guard let definition = recipe.stage(stage) else {
+      Console.error("error: no stage named '\(stage)'" + Pipeline.Suggestion.phrase(for: stage, among: recipe.stages.map(\.name)))
+      throw ExitCode(ExitStatus.invalidRecipe)
+    }
+    let store = try options.openStore()
+    var planner = Planner(recipe: recipe, lockfile: try options.loadLockfile(recipe), cache: store)
+    let status = try planner.status(targets: [stage]).first { $0.stage == stage }
+    guard let record = try status?.key.flatMap({ try store.cachedResult(for: $0) }) else {
+      Console.error("error: \(stage) has no results for its current definition (run it with `lineage run \(stage)`)")
+      throw ExitCode(ExitStatus.stageFailed)
+    }
+    let files = record.outputs.keys.sorted().map { name -> (name: String, path: String, ref: ArtifactRef) in
+      let ref = record.outputs[name]!
+      let kind = ArtifactKind(rawValue: ref.kind) ?? definition.op.schema.outputs.first { $0.name == name }?.kind ?? .report
+      return (name, to + "/" + name + "." + Checkout.fileExtension(kind), ref)
+    }
+    let existing = files.filter { FileManager.default.fileExists(atPath: $0.path) }
+    if !force && !existing.isEmpty {
+      Console.error("error: " + existing.map(\.path).joined(separator: ", ") + " already exist; --force replaces them")
+      throw ExitCode(ExitStatus.invalidRecipe)
+    }
+    try FileManager.default.createDirectory(atPath: to, withIntermediateDirectories: true)
+    var rows: [[String]] = []
+    for file in files {
+      let bytes = try store.blob(file.ref.hash)
+      guard FileManager.default.createFile(atPath: file.path, contents: Data(bytes)) else {
+        Console.error("error: cannot write \(file.path)")
+        throw ExitCode(ExitStatus.stageFailed)
+      }
+      rows.append([file.name, file.path, byteCount(bytes.count)])
+    }
+    Console.out(table(rows))
+  }
+}
