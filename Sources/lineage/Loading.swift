@@ -40,6 +40,24 @@ extension RecipeOptions {
   }
 
   func openStore() throws -> Store { try lineage.openStore(at: storePath) }
+
+  /// One stage of the recipe as `show` and `checkout` see it: its definition, its status, and its
+  /// cached result for the current definition (nil when it has none). An unknown name exits with
+  /// status 2, naming the nearest stage or the matrix it stands for.
+  func inspect(_ name: String) throws -> (definition: Stage, status: Planner.StageStatus?, record: ActionRecord?, store: Store) {
+    let recipe = try loadRecipe()
+    guard let definition = recipe.stage(name) else {
+      let hint = recipe.groups[name].map { "; it is a matrix of: " + $0.joined(separator: ", ") }
+        ?? Pipeline.Suggestion.phrase(for: name, among: recipe.stages.map(\.name))
+      Console.error("error: no stage named '\(name)'\(hint)")
+      throw ExitCode(ExitStatus.invalidRecipe)
+    }
+    let store = try openStore()
+    var planner = Planner(recipe: recipe, lockfile: try loadLockfile(recipe), cache: store)
+    let status = try planner.status(targets: [name]).first { $0.stage == name }
+    let record = try status?.key.flatMap { try store.cachedResult(for: $0) }
+    return (definition, status, record, store)
+  }
 }
 
 /// Opens the store at `path` with the size limit of `LINEAGE_STORE_LIMIT`, or exits with a message.

@@ -31,15 +31,8 @@ struct Checkout: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let recipe = try options.loadRecipe()
-    guard let definition = recipe.stage(stage) else {
-      Console.error("error: no stage named '\(stage)'" + Pipeline.Suggestion.phrase(for: stage, among: recipe.stages.map(\.name)))
-      throw ExitCode(ExitStatus.invalidRecipe)
-    }
-    let store = try options.openStore()
-    var planner = Planner(recipe: recipe, lockfile: try options.loadLockfile(recipe), cache: store)
-    let status = try planner.status(targets: [stage]).first { $0.stage == stage }
-    guard let record = try status?.key.flatMap({ try store.cachedResult(for: $0) }) else {
+    let (definition, _, found, store) = try options.inspect(stage)
+    guard let record = found else {
       Console.error("error: \(stage) has no results for its current definition (run it with `lineage run \(stage)`)")
       throw ExitCode(ExitStatus.stageFailed)
     }

@@ -20,18 +20,7 @@ struct Show: AsyncParsableCommand {
   var output: String?
 
   func run() async throws {
-    let recipe = try options.loadRecipe()
-    guard let definition = recipe.stage(stage) else {
-      let hint = recipe.groups[stage].map { "; it is a matrix of: " + $0.joined(separator: ", ") }
-        ?? Pipeline.Suggestion.phrase(for: stage, among: recipe.stages.map(\.name))
-      Console.error("error: no stage named '\(stage)'\(hint)")
-      throw ExitCode(ExitStatus.invalidRecipe)
-    }
-    let store = try options.openStore()
-    let lockfile = try options.loadLockfile(recipe)
-    var planner = Planner(recipe: recipe, lockfile: lockfile, cache: store)
-    let status = try planner.status(targets: [stage]).first { $0.stage == stage }
-    let record = try status?.key.flatMap { try store.cachedResult(for: $0) }
+    let (definition, status, record, store) = try options.inspect(stage)
     let leaves = definition.parameters.flattened()
 
     if let output {
