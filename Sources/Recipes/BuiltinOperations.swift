@@ -10,6 +10,7 @@ public enum BuiltinOperations {
     LongContextOp(),
     MultitaskOp(),
     PretrainOp(),
+    QuantizeOp(),
     SampleOp(),
     ReinforcementLearningOp(),
     RewardModelOp(),
