@@ -175,4 +175,4 @@ struct QuantizeOp: TypedOperation {
   }
 }
 
-extension QuantizedMatrix.Scheme: @retroactive SettingChoice {}
+extension QuantizedMatrix.Scheme: SettingChoice {}
