@@ -158,15 +158,25 @@ import Testing
 
   // MARK: - Models
 
+  /// A tiny model whose matrices all have rows of whole Q8_0 blocks (d 64, MLP hidden 128), untied head.
+  static let config = ModelConfig(vocabularySize: 263, modelDim: 64, layerCount: 2, headCount: 4, mlpHiddenDim: 128,
+                                  contextLength: 64)
+
+  static func header(_ bytes: [UInt8]) -> String {
+    let length = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+    return String(decoding: bytes[8..<(8 + length)], as: UTF8.self)
+  }
+
   @Test(arguments: QuantizedMatrix.Scheme.allCases)
   func aQuantizedModelRoundTripsThroughSafetensors(_ scheme: QuantizedMatrix.Scheme) throws {
-    let float = TransformerLM(config: TransformerTests.tiny(), seed: 13)
+    let float = TransformerLM(config: Self.config, seed: 13)
     let model = try float.quantized(scheme)
     #expect(model.quantization == scheme && float.quantization == nil)
-    #expect(model.quantizedMatrices.count == 2 * 7, "q, k, v, o, gate, up, down per layer (tied head)")
+    #expect(model.quantizedMatrices.count == 2 * 7 + 1, "q, k, v, o, gate, up, down per layer, and the untied head")
+    #expect(model.quantizedMatrices[.lmHead] != nil && model.parameter(.embedding) != nil)
     #expect(!model.parameters.contains { model.quantizedMatrices[$0.id] != nil })
     let bytes = model.safetensors(metadata: ["lineage_tokenizer": "bytes"])
-    let header = String(decoding: bytes[8..<(8 + Int(bytes[0]) + Int(bytes[1]) << 8)], as: UTF8.self)
+    let header = Self.header(bytes)
     #expect(header.contains("\"model.layers.0.self_attn.q_proj.weight\":{\"dtype\":\"I8\",\"shape\":[64,64]"))
     let scaleShape = scheme == .perChannel ? "[64]" : "[64,2]"
     #expect(header.contains("\"model.layers.0.self_attn.q_proj.weight_scale\":{\"dtype\":\"F32\",\"shape\":\(scaleShape)"))
@@ -185,15 +195,15 @@ import Testing
 
   /// A float model's file has no I8 tensor and no quantization key: float bytes are what they were.
   @Test func aFloatModelsFileIsUnchanged() throws {
-    let model = TransformerLM(config: TransformerTests.tiny(), seed: 14)
+    let model = TransformerLM(config: Self.config, seed: 14)
     let bytes = model.safetensors()
-    let text = String(decoding: bytes, as: UTF8.self)
+    let text = Self.header(bytes)
     #expect(!text.contains("I8") && !text.contains("lineage_quantization") && !text.contains("_scale"))
     #expect(SafeTensors.write(model.tensors, int8: [:], metadata: [:]) == SafeTensors.write(model.tensors))
   }
 
   @Test func quantizedLogitsFollowTheFloatModel() throws {
-    let float = TransformerLM(config: TransformerTests.tiny(), seed: 15)
+    let float = TransformerLM(config: Self.config, seed: 15)
     let tokens: [[Int32]] = [(0..<24).map { Int32(($0 * 37) % 263) }]
     let reference = float.logits(tokens).value.scalars
     let spread = reference.map(abs).max()!
