@@ -141,6 +141,15 @@ import Testing
     let y = Tensor.int8Linear(x, weights: weights, weightScales: scales, outputs: n, block: block)
     let expected = int8LinearReference(x: x.scalars, weights: weights, weightScales: scales, rows: rows, n: n, k: k, block: block)
     #expect(y.scalars == expected)
+    // The Swift loop, which runs where the C kernels cannot, gives the same bits.
+    var portable = [Float](repeating: .nan, count: rows * n)
+    x.withUnsafeBufferPointer { px in
+      portable.withUnsafeMutableBufferPointer { py in
+        int8LinearForward(x: px.baseAddress!, weights: weights, weightScales: scales, y: py.baseAddress!, rows: rows, n: n,
+                          k: k, block: block, portable: true)
+      }
+    }
+    #expect(portable == expected, "SIMD level \(int8SIMDLevel)")
   }
 
   /// A row's result does not depend on the batch around it, nor on the thread count.

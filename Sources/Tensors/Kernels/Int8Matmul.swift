@@ -1,3 +1,5 @@
+internal import CKernels
+
 /// Matrix products with int8 weights: y = x·Wᵀ where W `[n, k]` is stored as int8 values with one float
 /// scale per block of `block` consecutive elements of a row (per-channel: block = k; GGUF's Q8_0: 32).
 ///
@@ -8,7 +10,13 @@
 /// depends only on its own row of x and of W: the same bits whatever the batch, the split over
 /// threads, or the thread count.
 ///
-/// Why this shape of loop (TOOLCHAIN.md, measured): the package compiles for baseline x86-64 (SSE2),
+/// Two implementations of the same arithmetic, bit-identical (Int32 sums are exact, and the float
+/// steps are the same multiplies and adds in the same order, never fused): where the CPU has AVX2 or
+/// AVX-512 (BW, VNNI), the C kernels of `CKernels` (picked at run time: 16–32 multiply–adds per
+/// instruction); elsewhere, and for a per-channel row whose length is not a multiple of 32, the Swift
+/// loop below.
+///
+/// Why the Swift loop has this shape (TOOLCHAIN.md, measured): the package compiles for baseline x86-64 (SSE2),
 /// where Swift's `SIMD…(truncatingIfNeeded:)` between integer widths is an out-of-line call and 32-bit
 /// multiplies are emulated. So the kernel never converts lane types: it reads 32 weight bytes as
 /// sixteen Int16 lanes, takes the low byte of each as `(v << 8) >> 8` and the high byte as `v >> 8`
@@ -30,11 +38,11 @@ struct QuantizedRows {
   let k: Int
   let block: Int
 
-  /// Quantizes `rows` rows of `x` (`[rows, k]`).
-  init(_ x: UnsafePointer<Float>, rows: Int, k: Int, block: Int) {
+  /// Quantizes `rows` rows of `x` (`[rows, k]`); `split` also fills `even` and `odd` (the Swift loop's layout).
+  init(_ x: UnsafePointer<Float>, rows: Int, k: Int, block: Int, split: Bool = true) {
     self.k = k
     self.block = block
-    let blocks = k / block, half = (k + 1) / 2
+    let blocks = k / block, half = split ? (k + 1) / 2 : 0
     even = [Int16](repeating: 0, count: rows * half)
     odd = even
     plain = [Int16](repeating: 0, count: rows * k)
@@ -53,7 +61,7 @@ struct QuantizedRows {
                 quantize(x + start, block, inverse, plain.baseAddress! + start)
               }
               // The split layout of each full chunk within each block.
-              for b in 0..<blocks {
+              for b in 0..<blocks where split {
                 var e = b * block
                 while e + 32 <= (b + 1) * block {
                   let q = plain.baseAddress! + r * k + e
@@ -73,13 +81,42 @@ struct QuantizedRows {
   }
 }
 
+/// The instructions the C kernels may use here (`lineage_int8_level`): 0 means none, use the Swift loop.
+let int8SIMDLevel = Int(lineage_int8_level())
+
 /// y = x·Wᵀ for int8 weights (see the file's comment). Splits the outputs in two halves, computed on
 /// both cores, when the product is large; the halves are fixed by the shape.
+///
+/// - Parameter portable: use the Swift loop even where the C kernels run (tests compare the two).
 func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, weightScales: UnsafePointer<Float>,
-                       y: UnsafeMutablePointer<Float>, rows: Int, n: Int, k: Int, block: Int) {
+                       y: UnsafeMutablePointer<Float>, rows: Int, n: Int, k: Int, block: Int, portable: Bool = false) {
   precondition(block > 0 && k % block == 0 && (block == k || block % 32 == 0), "int8 blocks: \(block) does not fit \(k)")
   precondition(k <= 1 << 17, "int8 products accumulate in Int32: k = \(k) is too long")
   guard rows > 0, n > 0 else { return }
+  /// Outputs are split in halves on both cores when the product is large (the halves fixed by the shape).
+  func halves(_ outputs: @Sendable (Int, Int) -> Void) {
+    if n >= 32 && rows * n * k >= 1 << 17 {
+      let split = (n / 2 + 15) / 16 * 16
+      parallelFor(2) { $0 == 0 ? outputs(0, split) : outputs(split, n - split) }
+    } else {
+      outputs(0, n)
+    }
+  }
+  let level = int8SIMDLevel
+  if level > 0 && block % 32 == 0 && !portable {
+    let activations = QuantizedRows(x, rows: rows, k: k, block: block, split: false)
+    activations.plain.withUnsafeBufferPointer { plain in
+      activations.scales.withUnsafeBufferPointer { xScales in
+        let p = SendableConstPointer(plain.baseAddress!), xs = SendableConstPointer(xScales.baseAddress!)
+        let w = SendableConstPointer(weights), ws = SendableConstPointer(weightScales), out = SendablePointer(y)
+        halves { o0, count in
+          lineage_int8_linear(w.pointer, ws.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block, o0, o0 + count,
+                              Int32(level))
+        }
+      }
+    }
+    return
+  }
   let activations = QuantizedRows(x, rows: rows, k: k, block: block)
   activations.even.withUnsafeBufferPointer { even in
     activations.odd.withUnsafeBufferPointer { odd in
@@ -88,15 +125,9 @@ func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, we
           let e = SendableConstPointer(even.baseAddress!), o = SendableConstPointer(odd.baseAddress!)
           let p = SendableConstPointer(plain.baseAddress!), xs = SendableConstPointer(xScales.baseAddress!)
           let w = SendableConstPointer(weights), ws = SendableConstPointer(weightScales), out = SendablePointer(y)
-          @Sendable func outputs(_ o0: Int, _ count: Int) {
+          halves { o0, count in
             int8Block(even: e.pointer, odd: o.pointer, plain: p.pointer, xScales: xs.pointer, weights: w.pointer,
                       weightScales: ws.pointer, y: out.pointer, rows: rows, n: n, k: k, block: block, from: o0, count: count)
-          }
-          if n >= 32 && rows * n * k >= 1 << 17 {
-            let split = (n / 2 + 15) / 16 * 16
-            parallelFor(2) { $0 == 0 ? outputs(0, split) : outputs(split, n - split) }
-          } else {
-            outputs(0, n)
           }
         }
       }
