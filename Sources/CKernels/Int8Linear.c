@@ -84,8 +84,51 @@ __attribute__((target("avx2"))) static void linear256(
   LINEAR_BODY(dot256)
 }
 
+// Q8_0 (blocks of 32) four blocks at a time: each block's 32 products land in 16 Int32 lanes, and the
+// four blocks' lanes are summed together in a transposed tree (unpack, add) into one vector of the four
+// block sums, instead of four separate horizontal sums. The float steps are then the reference's:
+// (float)sum × (wScale × xScale) per block, added to the total block after block.
+__attribute__((target("avx512f,avx512bw"))) static void linearQ8_512(
+    const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y, long rows, long n, long k,
+    long o0, long o1) {
+  long blocks = k / 32;
+  for (long o = o0; o < o1; o++) {
+    const int8_t *wRow = w + o * k;
+    const float *ws = wScales + o * blocks;
+    for (long r = 0; r < rows; r++) {
+      const int16_t *xRow = x + r * k;
+      const float *xs = xScales + r * blocks;
+      float total = 0;
+      for (long b = 0; b < blocks; b += 4) {
+        __m512i z[4];
+        for (int j = 0; j < 4; j++) {
+          __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wRow + (b + j) * 32)));
+          z[j] = _mm512_madd_epi16(wv, _mm512_loadu_si512((const void *)(xRow + (b + j) * 32)));
+        }
+        __m512i a01 = _mm512_add_epi32(_mm512_unpacklo_epi32(z[0], z[1]), _mm512_unpackhi_epi32(z[0], z[1]));
+        __m512i a23 = _mm512_add_epi32(_mm512_unpacklo_epi32(z[2], z[3]), _mm512_unpackhi_epi32(z[2], z[3]));
+        __m512i q = _mm512_add_epi32(_mm512_unpacklo_epi64(a01, a23), _mm512_unpackhi_epi64(a01, a23));
+        __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(q), _mm512_extracti64x4_epi64(q, 1));
+        __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));  // blocks b…b+3
+        __m128 scale = _mm_mul_ps(_mm_loadu_ps(ws + b), _mm_loadu_ps(xs + b));
+        float p[4];
+        _mm_storeu_ps(p, _mm_mul_ps(_mm_cvtepi32_ps(sums), scale));
+        total += p[0];
+        total += p[1];
+        total += p[2];
+        total += p[3];
+      }
+      y[r * n + o] = total;
+    }
+  }
+}
+
 void lineage_int8_linear(const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y,
                          long rows, long n, long k, long block, long o0, long o1, int level) {
+  if (level >= 2 && block == 32 && (k / 32) % 4 == 0) {
+    linearQ8_512(w, wScales, x, xScales, y, rows, n, k, o0, o1);
+    return;
+  }
   switch (level) {
   case 3: linearVNNI(w, wScales, x, xScales, y, rows, n, k, block, o0, o1); break;
   case 2: linear512(w, wScales, x, xScales, y, rows, n, k, block, o0, o1); break;
