@@ -223,6 +223,24 @@ import Testing
     }
   }
 
+  /// With tied embeddings the LM head is the float embedding table: nothing is stored twice.
+  @Test func aTiedHeadReadsTheFloatEmbeddingTable() throws {
+    var config = Self.config
+    config.tiedEmbeddings = true
+    let model = try TransformerLM(config: config, seed: 16).quantized(.q8_0)
+    #expect(model.quantizedMatrices[.lmHead] == nil && model.quantizedMatrices[.embedding] == nil)
+    guard case .float32(let head) = model.projection(.lmHead).storage else {
+      Issue.record("the tied head is not the float table")
+      return
+    }
+    #expect(head.value == model.parameter(.embedding)?.value)
+    guard case .int8(let q) = model.projection(ParameterID(layer: 1, role: .mlp(.down))).storage else {
+      Issue.record("mlp.down is not int8")
+      return
+    }
+    #expect(q.shape == [64, 128] && q.scaleShape == [64, 4])
+  }
+
   @Test func aQ8_0ModelNeedsDimensionsThatAreMultiplesOf32() throws {
     let config = ModelConfig(vocabularySize: 64, modelDim: 48, layerCount: 1, headCount: 2, contextLength: 16)
     #expect(throws: QuantizedModelError.self) { try TransformerLM(config: config, seed: 1).quantized(.q8_0) }
