@@ -90,6 +90,34 @@ import Testing
     #expect(same * 10 >= 8 * 4 * 16, "\(same) of 64 generated tokens equal: \(a.map(\.text)) vs \(b.map(\.text))")
   }
 
+  /// `eval` (perplexity included) and `sample` read the int8 artifact as they read any model.
+  @Test func evalAndSampleReadTheInt8Model() async throws {
+    let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.recipe("q8_0") + """
+        compare:
+          op: eval
+          models: [v1, v1-int8]
+          tasks: [arithmetic, perplexity]
+          examples: 4
+          max_new_tokens: 8
+        rs:
+          op: sample
+          from: v1-int8
+          tasks: {arithmetic: 1}
+          prompts: 3
+          k: 1
+          max_new_tokens: 8
+          temperature: 0
+          keep: {accuracy: false, format: false, toxicity: false}
+
+      """])
+    try await h.run()
+    let m = try h.metrics("compare")
+    let float = try #require(m["v1/perplexity"] as? Double), int8 = try #require(m["v1-int8/perplexity"] as? Double)
+    #expect(int8 > 0.9 * float && int8 < 1.1 * float, "perplexity float \(float), int8 \(int8)")
+    #expect(m["v1-int8/arithmetic/pass@1"] is Double)
+    #expect(try #require(try h.metrics("rs")["generated/arithmetic"] as? Double) == 3)
+  }
+
   @Test func trainingAnInt8ModelIsAClearStageFailure() async throws {
     let h = try RecipeHarness(["text.txt": tinyCorpus, "s.yaml": Self.recipe("per_channel") + """
         tuned:
