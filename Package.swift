@@ -27,8 +27,10 @@ let package = Package(
     .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
                    providers: [.apt(["libyaml-dev"])]),
 
-    // The engine.
-    .target(name: "Tensors", dependencies: ["CBLAS"], exclude: ["README.md"], swiftSettings: numericSettings,
+    // The engine. CKernels: int8 products in C, for AVX2 / AVX-512 chosen at run time (Swift compiles
+    // for baseline x86-64 here); imported by Tensors/Kernels/Int8Matmul.swift only.
+    .target(name: "CKernels", path: "Sources/CKernels"),
+    .target(name: "Tensors", dependencies: ["CBLAS", "CKernels"], exclude: ["README.md"], swiftSettings: numericSettings,
             linkerSettings: [.linkedLibrary("m")]),
     .target(name: "Models", dependencies: ["Tensors"], exclude: ["README.md"], swiftSettings: numericSettings),
 

@@ -20,6 +20,12 @@ public final class TransformerLM {
   /// The parameters training updates; the others are read as constants by `loss` and `scores`, so no
   /// gradient is computed for them. All by default.
   public var trainable: ParameterSelection = .all
+  /// How the matrices are stored when the model is quantized (nil: float32). A quantized model's
+  /// quantized matrices are not among `parameters` (they are `quantizedMatrices`), its products run
+  /// with int8 arithmetic, and it cannot be trained.
+  public private(set) var quantization: QuantizedMatrix.Scheme?
+  /// The quantized matrices by identity (empty for a float model).
+  public private(set) var quantizedMatrices: [ParameterID: QuantizedMatrix] = [:]
 
   /// A freshly initialised model: weights ~ N(0, 0.02²), output projections scaled by 1/√(2·layers)
   /// (GPT-2), norms at 1, the value head at 0 (a reward model starts neutral). The same seed gives
@@ -86,8 +92,39 @@ public final class TransformerLM {
   /// - Precondition: the model has that matrix.
   public func projection(_ id: ParameterID) -> Projection {
     let resolved = id == .lmHead && config.tiedEmbeddings ? ParameterID.embedding : id
+    if let q = quantizedMatrices[resolved] { return Projection(.int8(q)) }
     guard let w = byID[resolved] else { preconditionFailure("the model has no parameter \(id)") }
     return Projection(.float32(w))
+  }
+
+  /// Every matrix a forward pass multiplies by (float or quantized), the LM head included: the float
+  /// ones in parameter order, then the quantized ones by name.
+  public var matrixIDs: [ParameterID] {
+    var out = parameters.filter { $0.variable.value.rank == 2 && $0.id != .embedding }.map(\.id)
+    out += quantizedMatrices.keys.sorted { $0.safetensorsName < $1.safetensorsName }
+    if !out.contains(.lmHead) { out.append(.lmHead) }
+    return out
+  }
+
+  /// Replaces float matrices by quantized ones: each leaves `parameters` (so no optimizer or checkpoint
+  /// sees a float copy) and its products run with int8 arithmetic. Every quantized matrix must have
+  /// the scheme `scheme` and the shape of the parameter it replaces.
+  ///
+  /// - Throws: `ModelError` naming a matrix the model has not, or one of the wrong shape or scheme.
+  public func replaceWithQuantized(_ matrices: [ParameterID: QuantizedMatrix], scheme: QuantizedMatrix.Scheme) throws {
+    for (id, q) in matrices.sorted(by: { $0.key.safetensorsName < $1.key.safetensorsName }) {
+      guard let shape = byID[id]?.value.shape ?? quantizedMatrices[id]?.shape else {
+        throw ModelError.unexpectedTensor(id.safetensorsName)
+      }
+      guard shape == q.shape else { throw ModelError.shapeMismatch(id.safetensorsName, expected: shape, found: q.shape) }
+      guard q.scheme == scheme else {
+        throw ModelError.invalidConfig("'\(id.safetensorsName)' is \(q.scheme.rawValue), the model \(scheme.rawValue)")
+      }
+    }
+    parameters.removeAll { matrices[$0.id] != nil }
+    for id in matrices.keys { byID[id] = nil }
+    quantizedMatrices.merge(matrices) { $1 }
+    quantization = scheme
   }
 
   /// The routing-bias tensors' identities, one per MoE layer.
@@ -96,9 +133,13 @@ public final class TransformerLM {
   /// Replaces weights by safetensors name (loading a checkpoint); every parameter must be given, with its shape.
   ///
   /// - Throws: `ModelError` naming a missing, extra or misshapen tensor.
+  /// Quantized matrices come as their values (`NAME.weight`, integers) beside their scales
+  /// (`NAME.weight_scale`), as `tensors` gives them; they replace the float matrices they name.
   public func load(_ tensors: [String: Tensor]) throws {
+    let (floats, quantized) = try QuantizedMatrix.separate(tensors)
+    if let scheme = quantized.first?.value.scheme { try replaceWithQuantized(quantized, scheme: scheme) }
     var byID: [ParameterID: Tensor] = [:]
-    for (name, t) in tensors {
+    for (name, t) in floats {
       guard let id = ParameterID(safetensorsName: name) else { throw ModelError.unexpectedTensor(name) }
       byID[id] = t
     }
@@ -136,9 +177,13 @@ public final class TransformerLM {
     return out
   }
 
-  /// Weights by safetensors name (for checkpoints and export), the MoE routing biases included.
+  /// Weights by safetensors name (for checkpoints and export), the MoE routing biases included; a
+  /// quantized matrix as its int8 values (held exactly as floats) and its scales (`QuantizedMatrix.stored`),
+  /// which `load` and `init(config:tensors:)` turn back into the same quantized matrix.
   public var tensors: [String: Tensor] {
-    Dictionary(uniqueKeysWithValues: tensorsByID.map { ($0.key.safetensorsName, $0.value) })
+    var out = Dictionary(uniqueKeysWithValues: tensorsByID.map { ($0.key.safetensorsName, $0.value) })
+    for (id, q) in quantizedMatrices { out.merge(q.stored(as: id.safetensorsName)) { $1 } }
+    return out
   }
 
   // MARK: - Forward

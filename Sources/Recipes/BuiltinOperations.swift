@@ -11,6 +11,7 @@ public enum BuiltinOperations {
     LongContextOp(),
     MultitaskOp(),
     PretrainOp(),
+    QuantizeOp(),
     SampleOp(),
     ReinforcementLearningOp(),
     RewardModelOp(),

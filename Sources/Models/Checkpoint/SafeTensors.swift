@@ -3,13 +3,32 @@ import Tensors
 
 /// Reads and writes the safetensors format (huggingface/safetensors): an 8-byte little-endian header
 /// length N, N bytes of JSON naming each tensor's dtype, shape and byte range, then the raw
-/// little-endian data. We write float32 tensors sorted by name, laid out back to back in that order,
-/// the header padded with spaces to a multiple of 8, and `__metadata__` holding string pairs (our model
-/// config as JSON under `lineage_config`). The same tensors always give the same bytes.
+/// little-endian data. We write float32 tensors (and int8 ones: quantized weights) sorted by name,
+/// laid out back to back in that order, the header padded with spaces to a multiple of 8, and
+/// `__metadata__` holding string pairs (our model config as JSON under `lineage_config`). The same
+/// tensors always give the same bytes, and a file without int8 tensors is byte for byte what it was
+/// before int8 existed (lockfile hashes of float models do not move).
 public enum SafeTensors {
+  /// Int8 values and their shape (dtype `I8`), e.g. a quantized matrix's values.
+  public struct Int8Tensor: Equatable, Sendable {
+    public var shape: [Int]
+    public var values: [Int8]
+    public init(shape: [Int], values: [Int8]) {
+      precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
+      self.shape = shape
+      self.values = values
+    }
+  }
+
   /// The file's bytes.
-  public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:]) -> [UInt8] {
-    let names = tensors.keys.sorted()
+  ///
+  /// - Parameters:
+  ///   - tensors: float32 tensors by name (dtype `F32`).
+  ///   - int8: int8 tensors by name (dtype `I8`); no name may be in both.
+  public static func write(_ tensors: [String: Tensor], int8: [String: Int8Tensor] = [:],
+                           metadata: [String: String] = [:]) -> [UInt8] {
+    precondition(Set(tensors.keys).isDisjoint(with: int8.keys), "a tensor name is both F32 and I8")
+    let names = (Array(tensors.keys) + Array(int8.keys)).sorted()
     var offset = 0
     var entries: [String] = []
     if !metadata.isEmpty {
@@ -17,9 +36,9 @@ public enum SafeTensors {
       entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
     }
     for name in names {
-      let t = tensors[name]!
-      let size = t.count * 4
-      entries.append("\(quote(name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + size)]}")
+      let (dtype, shape, size) = tensors[name].map { ("F32", $0.shape, $0.count * 4) }
+        ?? ("I8", int8[name]!.shape, int8[name]!.values.count)
+      entries.append("\(quote(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + size)]}")
       offset += size
     }
     var header = Array("{\(entries.joined(separator: ","))}".utf8)
@@ -29,8 +48,12 @@ public enum SafeTensors {
     withUnsafeBytes(of: UInt64(header.count).littleEndian) { out += $0 }
     out += header
     for name in names {
-      tensors[name]!.withUnsafeBufferPointer { p in
-        for x in p { withUnsafeBytes(of: x.bitPattern.littleEndian) { out += $0 } }
+      if let t = tensors[name] {
+        t.withUnsafeBufferPointer { p in
+          for x in p { withUnsafeBytes(of: x.bitPattern.littleEndian) { out += $0 } }
+        }
+      } else {
+        out += int8[name]!.values.map { UInt8(bitPattern: $0) }
       }
     }
     return out
@@ -137,6 +160,10 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
 extension TransformerLM {
   /// The model as safetensors bytes, its config as JSON in the metadata under `lineage_config`, plus
   /// any `metadata` of the caller's (e.g. the tokenizer a model was trained with).
+  ///
+  /// A quantized model also writes `lineage_quantization` (`per_channel` or `q8_0`) and stores each
+  /// quantized matrix `NAME.weight` as `I8` `[out, in]` with its scales `NAME.weight_scale` (`F32`,
+  /// `[out]` or `[out, in / 32]`); everything else stays `F32`.
   public func safetensors(metadata extra: [String: String] = [:]) -> [UInt8] {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
@@ -144,8 +171,19 @@ extension TransformerLM {
     var metadata = extra
     metadata["format"] = "pt"
     metadata["lineage_config"] = config
-    return SafeTensors.write(tensors, metadata: metadata)
+    guard let quantization else { return SafeTensors.write(tensors, metadata: metadata) }
+    metadata[TransformerLM.quantizationKey] = quantization.rawValue
+    var floats = Dictionary(uniqueKeysWithValues: tensorsByID.map { ($0.key.safetensorsName, $0.value) })
+    var int8: [String: SafeTensors.Int8Tensor] = [:]
+    for (id, q) in quantizedMatrices {
+      int8[id.safetensorsName] = SafeTensors.Int8Tensor(shape: q.shape, values: q.values)
+      floats[id.safetensorsName + QuantizedMatrix.scaleSuffix] = Tensor(shape: q.scaleShape, scalars: q.scales)
+    }
+    return SafeTensors.write(floats, int8: int8, metadata: metadata)
   }
+
+  /// The metadata key naming a quantized model's scheme.
+  public static let quantizationKey = "lineage_quantization"
 
   /// A model rebuilt from safetensors bytes written by `safetensors()`.
   ///
@@ -156,9 +194,24 @@ extension TransformerLM {
   }
 
   /// A model and the file's whole metadata (with what the writer added beside the config).
+  /// A quantized model's file (`lineage_quantization` in its metadata) loads as a quantized model.
+  ///
+  /// - Throws: `SafeTensorsError` or `ModelError` when the file or its config is not usable, or when
+  ///   `lineage_quantization` does not name the scheme its scales have.
   public static func read(safetensors bytes: [UInt8]) throws -> (model: TransformerLM, metadata: [String: String]) {
     let (tensors, metadata) = try SafeTensors.read(bytes)
-    return (try TransformerLM(config: config(in: metadata), tensors: tensors), metadata)
+    let model = try TransformerLM(config: config(in: metadata), tensors: tensors)
+    if let declared = metadata[quantizationKey] {
+      guard let scheme = QuantizedMatrix.Scheme(rawValue: declared) else {
+        throw ModelError.invalidConfig("unknown \(quantizationKey) '\(declared)' (per_channel or q8_0)")
+      }
+      guard model.quantization == scheme else {
+        throw ModelError.invalidConfig("\(quantizationKey) says \(declared) but the weights are \(model.quantization?.rawValue ?? "float32")")
+      }
+    } else if let scheme = model.quantization {
+      throw ModelError.invalidConfig("the weights are \(scheme.rawValue) but the metadata has no \(quantizationKey)")
+    }
+    return (model, metadata)
   }
 
   /// A model of `config` holding `tensors` (e.g. another model's weights under a new attention pattern,

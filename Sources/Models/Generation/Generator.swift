@@ -49,11 +49,9 @@ public final class Generator {
     self.model = model
     // Views without gradients: generation records no graph (the tensors are shared, not copied).
     var vectors: [ParameterID: Variable] = [:], projections: [ParameterID: Projection] = [:]
-    for (id, v) in model.parameters {
-      vectors[id] = Variable(v.value)
-      if v.value.shape.count == 2 { projections[id] = model.projection(id).withoutGradient }   // matrices only
-    }
-    projections[.lmHead] = model.projection(.lmHead).withoutGradient
+    for (id, v) in model.parameters { vectors[id] = Variable(v.value) }
+    // Matrices only, float or int8 (a quantized model's int8 matrices are not among its parameters).
+    for id in model.matrixIDs { projections[id] = model.projection(id).withoutGradient }
     self.vectors = vectors
     self.projections = projections
   }

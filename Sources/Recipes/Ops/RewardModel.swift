@@ -139,6 +139,7 @@ struct RewardModelOp: TypedOperation {
     }
 
     // The reward model and its training.
+    try ModelArtifact.refuseTraining(start.model)
     let model = try Self.withValueHead(start.model, seed: context.seed)
     let tokenizer = start.tokenizer, maxTokens = model.config.contextLength
     func sequence(_ r: Rollout) -> [Int32] {

@@ -50,7 +50,8 @@ public enum TextTokenizer: Tokenizer, Equatable {
 
 /// A model artifact: safetensors weights (Llama / DeepSeek names) whose metadata holds the model config
 /// (`lineage_config`) and the tokenizer it was trained with (`lineage_tokenizer`), so any later stage
-/// can continue, evaluate or generate from it without knowing where it came from.
+/// can continue, evaluate or generate from it without knowing where it came from. A quantized model
+/// (`quantize`) is one too: its int8 matrices load as such and its products run in int8.
 public struct ModelArtifact {
   public var model: TransformerLM
   public var tokenizer: TextTokenizer
@@ -83,6 +84,16 @@ public struct ModelArtifact {
     return try ModelArtifact(bytes: try context.bytes(of: input), source: input.stage)
   }
 
-  /// The artifact's bytes.
+  /// The artifact's bytes (a quantized model's hold its int8 matrices, `lineage_quantization` says the scheme).
   public var bytes: [UInt8] { model.safetensors(metadata: ["lineage_tokenizer": tokenizer.metadataValue]) }
+
+  /// Fails a stage that is about to train `model` when it is quantized: int8 weights have no
+  /// gradient (`Projection.apply`), so training one would stop at a precondition, not with a message.
+  ///
+  /// - Throws: `StageFailure` saying what to do instead.
+  static func refuseTraining(_ model: TransformerLM) throws {
+    guard let scheme = model.quantization else { return }
+    throw StageFailure("the model is quantized (\(scheme.rawValue)) and int8 weights cannot be trained; "
+                       + "train the float model it came from, then quantize the result")
+  }
 }

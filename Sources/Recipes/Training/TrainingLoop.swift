@@ -89,6 +89,7 @@ final class TrainingLoop {
   ///   - afterStep: called after each update with the step and its loss (before a checkpoint is saved,
   ///     so state it puts in `opState` is saved with that step).
   func run(restore: ([UInt8]) throws -> Void = { _ in }, afterStep: (Int, Float) throws -> Void = { _, _ in }) throws {
+    try ModelArtifact.refuseTraining(model)
     let first = try resume()
     if first > 0 && !opState.isEmpty { try restore(opState) }
     var lastSave = Date()

@@ -33,13 +33,13 @@ struct EngineBench: AsyncParsableCommand {
   var rounds: Int = 5
 
   @Option(name: .long, parsing: .upToNextOption,
-          help: "Measure only these parts: sgemm, d128, d256, moe, moe-cost, attention (default: all).")
+          help: "Measure only these parts: sgemm, d128, d256, moe, moe-cost, attention, int8 (default: all).")
   var only: [String] = []
 
   @Flag(name: .long, help: "Print JSON.")
   var json = false
 
-  static let parts = ["sgemm", "d128", "d256", "moe", "moe-cost", "attention"]
+  static let parts = ["sgemm", "d128", "d256", "moe", "moe-cost", "attention", "int8"]
 
   func validate() throws {
     guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
@@ -185,6 +185,42 @@ struct EngineBench: AsyncParsableCommand {
                      "dense_bytes": long.bytes, "window_bytes": window.bytes])
     }
 
+    if wants("int8") {
+      // Int8 decoding against float32, the same weights, at batch 1 and 16: each round measures the
+      // three models in turn, so that all meet the same phases of a shared machine.
+      for reference in EngineBench.references where reference.generation {
+        let model = TransformerLM(config: reference.config, seed: 0)
+        let schemes = QuantizedMatrix.Scheme.allCases
+        let quantized = try schemes.map { try model.quantized($0) }
+        for batch in [1, 16] {
+          var float: [Double] = [], int8: [[Double]] = schemes.map { _ in [] }, ratios: [[Double]] = schemes.map { _ in [] }
+          for _ in 0..<rounds {
+            let f = decodeRate(Generator(model: model), batch: batch, clock: clock)
+            float.append(f)
+            for (i, q) in quantized.enumerated() {
+              let rate = decodeRate(Generator(model: q), batch: batch, clock: clock)
+              int8[i].append(rate)
+              ratios[i].append(rate / f)
+            }
+          }
+          var line: [String: Any] = ["kind": "int8_decode", "name": reference.name, "batch": batch, "rounds": rounds,
+                                     "float_tok_s": median(float), "float_tok_s_range": [float.min()!, float.max()!]]
+          var texts: [String] = []
+          for (i, scheme) in schemes.enumerated() {
+            line["\(scheme.rawValue)_tok_s"] = median(int8[i])
+            line["\(scheme.rawValue)_ratio"] = median(ratios[i])
+            line["\(scheme.rawValue)_ratio_range"] = [ratios[i].min()!, ratios[i].max()!]
+            texts.append(String(format: "%@ %.0f (%.2f×, %.2f–%.2f)", scheme.rawValue, median(int8[i]), median(ratios[i]),
+                                ratios[i].min()!, ratios[i].max()!))
+          }
+          rows.append(["\(reference.name) int8 decode, batch \(batch)",
+                       String(format: "float32 %.0f tok/s; ", median(float)) + texts.joined(separator: "; "), "", "",
+                       batch == 1 ? "target ≥ 1.5× float32" : ""])
+          report.append(line)
+        }
+      }
+    }
+
     if json {
       printJSON(report)
     } else {
@@ -254,22 +290,28 @@ struct EngineBench: AsyncParsableCommand {
     let train = Double(16 * 128) / median(times)
     guard generation else { return Throughput(train: train, decode1: 0, decode16: 0) }
     let generator = Generator(model: model)
+    return Throughput(train: train, decode1: decodeRate(generator, batch: 1, clock: clock),
+                      decode16: decodeRate(generator, batch: 16, clock: clock))
+  }
+
+  /// Decoding tokens/s: `batch` prompts of 64 random bytes, the 63 greedy steps after the first token
+  /// (the time for 64 new tokens minus that for 1, which reads the prompt); the median of `repeats`
+  /// after one warm-up. The prompts are drawn from a fixed seed, so every model decodes the same ones.
+  func decodeRate(_ generator: Generator, batch: Int, clock: () -> Double) -> Double {
+    var random = RandomStream(seed: UInt64(batch), purpose: .dataOrder)
     let tokenizer = ByteTokenizer()
-    func decodeRate(_ batch: Int) -> Double {
-      let prompts = (0..<batch).map { _ in (0..<64).map { _ in Int32(random.nextUInt32() % 256) } }
-      var samples: [Double] = []
-      for _ in 0..<(repeats + 1) {
-        var r = RandomStream(seed: 1, purpose: .sampling)
-        let t0 = clock()
-        _ = generator.generate(prompts: prompts, settings: SamplingSettings(maxNewTokens: 1, stopAtEOS: false), tokenizer: tokenizer, random: &r)
-        let t1 = clock()
-        _ = generator.generate(prompts: prompts, settings: SamplingSettings(maxNewTokens: 64, stopAtEOS: false), tokenizer: tokenizer, random: &r)
-        let t2 = clock()
-        samples.append((t2 - t1) - (t1 - t0))  // decode time: the 63 steps after the prefill
-      }
-      return Double(batch * 63) / median(Array(samples.dropFirst()))
+    let prompts = (0..<batch).map { _ in (0..<64).map { _ in Int32(random.nextUInt32() % 256) } }
+    var samples: [Double] = []
+    for _ in 0..<(repeats + 1) {
+      var r = RandomStream(seed: 1, purpose: .sampling)
+      let t0 = clock()
+      _ = generator.generate(prompts: prompts, settings: SamplingSettings(maxNewTokens: 1, stopAtEOS: false), tokenizer: tokenizer, random: &r)
+      let t1 = clock()
+      _ = generator.generate(prompts: prompts, settings: SamplingSettings(maxNewTokens: 64, stopAtEOS: false), tokenizer: tokenizer, random: &r)
+      let t2 = clock()
+      samples.append((t2 - t1) - (t1 - t0))  // decode time: the 63 steps after the prefill
     }
-    return Throughput(train: train, decode1: decodeRate(1), decode16: decodeRate(16))
+    return Double(batch * 63) / median(Array(samples.dropFirst()))
   }
 
   /// The peer's tokens/s (train, decode at batch 1 and 16), or nil when it cannot run here.

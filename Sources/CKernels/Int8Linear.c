@@ -1,0 +1,166 @@
+// Int8 × int8 products with Int32 sums (see include/CKernels.h): AVX2 and AVX-512 bodies of one loop,
+// each compiled for its instructions with a `target` attribute and chosen at run time.
+#include "CKernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// The float combination must round exactly as the Swift reference does: no fused multiply–add.
+#pragma clang fp contract(off)
+
+int lineage_int8_level(void) {
+  __builtin_cpu_init();  // reads CPUID once; the answer does not change while the process runs
+  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni")) return 3;
+  if (__builtin_cpu_supports("avx512bw")) return 2;
+  if (__builtin_cpu_supports("avx2")) return 1;
+  return 0;
+}
+
+// One block's Σ w·x (block a multiple of 32): 32 int8 weights sign-extended to int16, multiplied with
+// 32 int16 activations, adjacent products summed into 16 Int32 lanes (vpmaddwd), lanes summed at the end.
+__attribute__((target("avx512f,avx512bw"))) static inline int32_t dot512(const int8_t *w, const int16_t *x, long count) {
+  __m512i acc = _mm512_setzero_si512();
+  for (long i = 0; i < count; i += 32) {
+    __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + i)));
+    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(wv, _mm512_loadu_si512((const void *)(x + i))));
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static inline int32_t dotVNNI(const int8_t *w, const int16_t *x, long count) {
+  __m512i acc = _mm512_setzero_si512();
+  for (long i = 0; i < count; i += 32) {
+    __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + i)));
+    acc = _mm512_dpwssd_epi32(acc, wv, _mm512_loadu_si512((const void *)(x + i)));
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+
+__attribute__((target("avx2"))) static inline int32_t dot256(const int8_t *w, const int16_t *x, long count) {
+  __m256i acc = _mm256_setzero_si256();
+  for (long i = 0; i < count; i += 16) {
+    __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + i)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(wv, _mm256_loadu_si256((const __m256i *)(x + i))));
+  }
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// The loop over outputs, rows and blocks, once per instruction set (DOT is inlined into each copy).
+#define LINEAR_BODY(DOT)                                                                     \
+  long blocks = k / block;                                                                   \
+  for (long o = o0; o < o1; o++) {                                                           \
+    const int8_t *wRow = w + o * k;                                                          \
+    const float *ws = wScales + o * blocks;                                                  \
+    for (long r = 0; r < rows; r++) {                                                        \
+      const int16_t *xRow = x + r * k;                                                       \
+      const float *xs = xScales + r * blocks;                                                \
+      float total = 0;                                                                       \
+      for (long b = 0; b < blocks; b++) {                                                    \
+        int32_t sum = DOT(wRow + b * block, xRow + b * block, block);                        \
+        total += (float)sum * (ws[b] * xs[b]);                                               \
+      }                                                                                      \
+      y[r * n + o] = total;                                                                  \
+    }                                                                                        \
+  }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void linearVNNI(
+    const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y, long rows, long n, long k,
+    long block, long o0, long o1) {
+  LINEAR_BODY(dotVNNI)
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void linear512(
+    const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y, long rows, long n, long k,
+    long block, long o0, long o1) {
+  LINEAR_BODY(dot512)
+}
+
+__attribute__((target("avx2"))) static void linear256(
+    const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y, long rows, long n, long k,
+    long block, long o0, long o1) {
+  LINEAR_BODY(dot256)
+}
+
+// Four outputs at a time (AVX-512): for each block, the four weight rows' products with one activation
+// row land in four vectors of 16 Int32 lanes, summed together in a transposed tree (unpack, add) into
+// one vector of the four block sums, instead of four separate horizontal sums (which cost more than the
+// products at k = 128). The float steps are the reference's, lane by lane: total += (float)sum ×
+// (wScale × xScale), block after block.
+#define FOUR_OUTPUTS_BODY(ACCUMULATE)                                                                  \
+  long blocks = k / block;                                                                            \
+  for (long o = o0; o < o1; o += 4) {                                                                 \
+    const int8_t *wRow = w + o * k;                                                                   \
+    for (long r = 0; r < rows; r++) {                                                                 \
+      const int16_t *xRow = x + r * k;                                                                \
+      __m128 total = _mm_setzero_ps();                                                                \
+      for (long b = 0; b < blocks; b++) {                                                             \
+        __m512i z[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),       \
+                        _mm512_setzero_si512()};                                                      \
+        for (long i = b * block; i < (b + 1) * block; i += 32) {                                      \
+          __m512i xv = _mm512_loadu_si512((const void *)(xRow + i));                                  \
+          for (int j = 0; j < 4; j++) {                                                               \
+            __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wRow + j * k + i))); \
+            z[j] = ACCUMULATE(z[j], wv, xv);                                                          \
+          }                                                                                           \
+        }                                                                                             \
+        __m512i a01 = _mm512_add_epi32(_mm512_unpacklo_epi32(z[0], z[1]), _mm512_unpackhi_epi32(z[0], z[1])); \
+        __m512i a23 = _mm512_add_epi32(_mm512_unpacklo_epi32(z[2], z[3]), _mm512_unpackhi_epi32(z[2], z[3])); \
+        __m512i q = _mm512_add_epi32(_mm512_unpacklo_epi64(a01, a23), _mm512_unpackhi_epi64(a01, a23)); \
+        __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(q), _mm512_extracti64x4_epi64(q, 1));     \
+        __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));      \
+        __m128 ws = _mm_set_ps(wScales[(o + 3) * blocks + b], wScales[(o + 2) * blocks + b],          \
+                               wScales[(o + 1) * blocks + b], wScales[o * blocks + b]);               \
+        __m128 scale = _mm_mul_ps(ws, _mm_set1_ps(xScales[r * blocks + b]));                          \
+        total = _mm_add_ps(total, _mm_mul_ps(_mm_cvtepi32_ps(sums), scale));                          \
+      }                                                                                               \
+      _mm_storeu_ps(y + r * n + o, total);                                                            \
+    }                                                                                                 \
+  }
+
+__attribute__((target("avx512f,avx512bw"))) static inline __m512i maddAdd(__m512i acc, __m512i a, __m512i b) {
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
+  return _mm512_dpwssd_epi32(acc, a, b);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void fourOutputs512(
+    const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y, long rows, long n, long k,
+    long block, long o0, long o1) {
+  FOUR_OUTPUTS_BODY(maddAdd)
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void fourOutputsVNNI(
+    const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y, long rows, long n, long k,
+    long block, long o0, long o1) {
+  FOUR_OUTPUTS_BODY(dpwssd)
+}
+
+void lineage_int8_linear(const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y,
+                         long rows, long n, long k, long block, long o0, long o1, int level) {
+  if (level >= 2) {  // whole groups of four outputs, then the rest one by one
+    long whole = o0 + (o1 - o0) / 4 * 4;
+    if (level == 3) fourOutputsVNNI(w, wScales, x, xScales, y, rows, n, k, block, o0, whole);
+    else fourOutputs512(w, wScales, x, xScales, y, rows, n, k, block, o0, whole);
+    o0 = whole;
+    if (o0 == o1) return;
+  }
+  switch (level) {
+  case 3: linearVNNI(w, wScales, x, xScales, y, rows, n, k, block, o0, o1); break;
+  case 2: linear512(w, wScales, x, xScales, y, rows, n, k, block, o0, o1); break;
+  default: linear256(w, wScales, x, xScales, y, rows, n, k, block, o0, o1); break;
+  }
+}
+
+#else  // no x86 SIMD: the Swift loop does the work
+
+int lineage_int8_level(void) { return 0; }
+
+void lineage_int8_linear(const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y,
+                         long rows, long n, long k, long block, long o0, long o1, int level) {}
+
+#endif
