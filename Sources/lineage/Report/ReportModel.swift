@@ -1,0 +1,170 @@
+import Foundation
+
+/// Everything `lineage report` draws, gathered from the recipe, the lockfile, the store and its last
+/// run record (`ReportModel+Loading.swift`), so that the page can be rendered, and tested, from
+/// values alone — synthetic metrics for ops that do not exist yet included.
+struct ReportModel {
+  /// The recipe folder, as the page's title.
+  var title: String
+  /// In topological order; `dependencies` index into this array.
+  var stages: [StageSummary]
+  var lastRun: LastRun?
+  /// When the report was made, seconds since 1970 (the page says so; nothing else depends on it).
+  var generatedAt: Double
+
+  /// What the store's last run record says, for the page's header.
+  struct LastRun {
+    var id: Int
+    var finishedAt: Double
+    var command: String
+  }
+}
+
+/// One stage as the report shows it.
+struct StageSummary {
+  var name: String
+  var op: String
+  var doc: String?
+  var dependencies: [Int]
+  var state: StageState
+  /// Why the stage is stale, as `lineage status` words it; empty for cached stages.
+  var reasons: [String]
+  /// The stage's metrics artifact (and headline metrics), when a result of it is in the store.
+  var metrics: StageMetrics?
+  /// True when `metrics` belong to the lockfile's earlier result, not to the stage as defined now.
+  var metricsAreFromEarlierResult = false
+  /// For `eval` stages: the models compared, in the order the stage lists them (the table's rows).
+  var models: [String] = []
+  /// For `eval` stages: the table's columns in the order the eval printed them, when its table artifact
+  /// is readable (the metrics artifact's keys are sorted, which would shuffle related columns apart).
+  var columnOrder: [String] = []
+}
+
+/// Where a stage stands: the colour of its box in the graph.
+enum StageState: String, CaseIterable {
+  /// Executed by the store's last run, and still current.
+  case ran
+  /// Its current result is in the store; the last run restored it or did not need it.
+  case cached
+  /// It has an earlier result, but its definition or inputs changed since.
+  case stale
+  /// The last run tried it and it failed; it has no current result.
+  case failed
+  /// No result of it was ever recorded in the lockfile.
+  case neverRun = "never-run"
+
+  var label: String {
+    switch self {
+    case .ran: return "ran in the last run"
+    case .cached: return "cached"
+    case .stale: return "stale"
+    case .failed: return "failed"
+    case .neverRun: return "never run"
+    }
+  }
+
+  /// The box's fill and border.
+  var fill: String {
+    switch self {
+    case .ran: return "#d5f0df"
+    case .cached: return "#dde8f6"
+    case .stale: return "#fcebc6"
+    case .failed: return "#f8d4d0"
+    case .neverRun: return "#f1f1f3"
+    }
+  }
+
+  var stroke: String {
+    switch self {
+    case .ran: return "#2f9e5f"
+    case .cached: return "#4c7cc0"
+    case .stale: return "#cc8a00"
+    case .failed: return "#c23b2e"
+    case .neverRun: return "#9a9aa3"
+    }
+  }
+
+  /// The state of a stage from the planner's verdict and the store's last run: a current result is
+  /// `ran` when that run executed it and `cached` otherwise; a stage that must run is `failed` when the
+  /// last run failed it, `neverRun` when it has no lockfile entry, and `stale` otherwise.
+  static func of(isCurrent: Bool, hasLockfileEntry: Bool, executedInLastRun: Bool, failedInLastRun: Bool) -> StageState {
+    if isCurrent { return executedInLastRun ? .ran : .cached }
+    if failedInLastRun { return .failed }
+    return hasLockfileEntry ? .stale : .neverRun
+  }
+}
+
+// MARK: - Metrics
+
+/// A stage's metrics: its curves (`[[step, value], …]` in the artifact) and its scalars.
+struct StageMetrics {
+  var curves: [String: Curve] = [:]
+  var scalars: [String: Double] = [:]
+
+  /// Reads a metrics artifact's JSON; other values (strings, lists that are not curves, such as
+  /// `expert_load`) are left out. Headline metrics fill in scalars the artifact lacks.
+  init(json bytes: [UInt8], headline: [String: Double] = [:]) throws {
+    let object = try JSONSerialization.jsonObject(with: Data(bytes))
+    guard let fields = object as? [String: Any] else { throw MetricsFormatError(message: "the metrics artifact is not a JSON object") }
+    for (key, value) in fields {
+      if let number = jsonNumber(value) {
+        if number.isFinite { scalars[key] = number }
+      } else if let curve = Curve(json: value) {
+        curves[key] = curve
+      }
+    }
+    for (key, value) in headline where scalars[key] == nil && value.isFinite { scalars[key] = value }
+  }
+
+  init(curves: [String: Curve] = [:], scalars: [String: Double] = [:]) {
+    self.curves = curves
+    self.scalars = scalars
+  }
+}
+
+struct MetricsFormatError: Error, CustomStringConvertible {
+  var message: String
+  var description: String { message }
+}
+
+/// A metric per training step.
+struct Curve: Equatable {
+  struct Point: Equatable {
+    var step: Double
+    var value: Double
+  }
+
+  var points: [Point]
+
+  init(_ points: [Point]) { self.points = points }
+
+  init(values: [Double]) { points = values.enumerated().map { Point(step: Double($0 + 1), value: $1) } }
+
+  /// A curve is a non-empty list of `[step, value]` pairs with increasing steps; anything else (a
+  /// list of weights per step, say) is not one. Non-finite values are dropped.
+  init?(json value: Any) {
+    guard let list = value as? [Any], !list.isEmpty else { return nil }
+    var points: [Point] = []
+    var previous = -Double.infinity
+    for item in list {
+      guard let pair = item as? [Any], pair.count == 2,
+            let step = jsonNumber(pair[0]), step.rounded() == step, step > previous,
+            let value = jsonNumber(pair[1]) else { return nil }
+      previous = step
+      if value.isFinite { points.append(Point(step: step, value: value)) }
+    }
+    self.points = points
+  }
+
+  var first: Double? { points.first?.value }
+  var last: Double? { points.last?.value }
+}
+
+/// A JSON number as `JSONSerialization` hands it over (`Int`, `Double` or `NSNumber`, by platform).
+func jsonNumber(_ value: Any) -> Double? {
+  if value is Bool { return nil }
+  if let double = value as? Double { return double }
+  if let int = value as? Int { return Double(int) }
+  if let number = value as? NSNumber { return number.doubleValue }
+  return nil
+}
