@@ -23,7 +23,10 @@ struct BarChart {
   static let height = 250.0
 
   /// Wider charts for many categories, so that labels keep their room.
-  var width: Double { max(LineChart.width, LineChart.margin.left + LineChart.margin.right + Double(categories.count) * 74) }
+  var width: Double { max(LineChart.width, LineChart.margin.left + LineChart.margin.right + Double(categories.count) * 100) }
+
+  /// A chart wider than one column takes two, drawn at about its natural size.
+  var span: Figure.Span { width > LineChart.width * 1.2 ? .double : .single }
 
   func render(title: String) -> (svg: Markup, legend: [Figure.LegendEntry]) {
     let m = LineChart.margin, w = width, h = BarChart.height

@@ -60,7 +60,7 @@ enum CompressionSections {
       let (svg, legend) = chart.render(title: "\(stage.name): accuracy of float32 and int8 weights")
       out.figures.append(Figure(kind: .quantizeAccuracy, stage: stage.name, title: "Accuracy: float32 against int8",
                                 subtitle: "\(stage.name) · the same held-out examples for both", body: svg, legend: legend,
-                                wide: chart.width > LineChart.width * 1.5))
+                                span: chart.span))
     }
     let retained = scalars.keys.filter { $0.hasPrefix("retention/") && $0 != "retention/mean" }
       .map { String($0.dropFirst("retention/".count)) }.sorted()
@@ -71,7 +71,7 @@ enum CompressionSections {
       let (svg, legend) = chart.render(title: "\(stage.name): accuracy int8 keeps")
       let mean = scalars["retention/mean"].map { " · mean \(ValueFormat.percent.text($0))" } ?? ""
       out.figures.append(Figure(kind: .quantizeRetention, stage: stage.name, title: "Accuracy int8 keeps",
-                                subtitle: "\(stage.name)\(mean)", body: svg, legend: legend, wide: chart.width > LineChart.width * 1.5))
+                                subtitle: "\(stage.name)\(mean)", body: svg, legend: legend, span: chart.span))
     }
     if let float = scalars["size_bytes/float"], let int8 = scalars["size_bytes/int8"] {
       let chart = BarChart(categories: ["float32", "int8"], series: [

@@ -18,7 +18,7 @@ enum EvalSection {
     var rows: [Markup] = table.models.map { model -> Markup in
       .el(.tr, [], [.el(.th, ["class" => "model", "scope" => "row"], text: model)] + table.columns.map { column -> Markup in
         guard let cell = table.cells[model]?[column.name] else { return .el(.td, ["class" => "missing"], text: "–") }
-        var attributes = ["class" => cell.value == table.best(column) && table.models.count > 1 ? "best" : ""]
+        var attributes = ["class" => cell.value == table.best(column) ? "best" : ""]
         if case .percent = column.scale {
           attributes.append("style" => "--p: \(coordinate(min(100, max(0, cell.value * 100))))%")
         }
@@ -43,7 +43,7 @@ enum EvalSection {
     return Figure(kind: .evalTable, stage: stage.name,
                   title: isFinal ? "The lineage in miniature: \(stage.name)" : "Evaluation: \(stage.name)",
                   subtitle: subtitle, body: body,
-                  legend: [], wide: true)
+                  legend: [], span: .full)
   }
 
   /// The note under the tables.

@@ -87,10 +87,12 @@ struct EvalTable: Equatable {
     examples = byColumn("examples/")
   }
 
-  /// The best score of a column (highest, or lowest where lower is better).
+  /// The best score of a column (highest, or lowest where lower is better); nil when every model
+  /// scores the same, where no one is best.
   func best(_ column: Column) -> Double? {
     let values = models.compactMap { cells[$0]?[column.name]?.value }
-    return column.scale.higherIsBetter ? values.max() : values.min()
+    guard let low = values.min(), let high = values.max(), low < high else { return nil }
+    return column.scale.higherIsBetter ? high : low
   }
 
   /// The column names of the Markdown table `eval` writes: its first line, `| model | a | b |`.

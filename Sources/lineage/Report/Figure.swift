@@ -28,8 +28,16 @@ struct Figure {
   var subtitle: String?
   var body: Markup
   var legend: [LegendEntry]
-  /// Wide figures span two columns of the grid.
-  var wide = false
+  var span = Span.single
+
+  /// How many columns of the page's grid a figure takes.
+  enum Span: String {
+    case single
+    /// Two columns: a bar chart with many categories, whose labels need the room.
+    case double
+    /// The whole row: the graph and the tables.
+    case full
+  }
 
   struct LegendEntry {
     var label: String
@@ -41,7 +49,7 @@ struct Figure {
   }
 
   var markup: Markup {
-    var attributes = ["class" => (wide ? "chart wide" : "chart"), "data-chart" => kind.rawValue, "data-stage" => stage]
+    var attributes = ["class" => "chart " + span.rawValue, "data-chart" => kind.rawValue, "data-stage" => stage]
     if let metric { attributes.append("data-metric" => metric) }
     var caption: [Markup] = [.el(.span, ["class" => "title"], text: title)]
     if let subtitle { caption.append(.el(.span, ["class" => "sub"], text: subtitle)) }

@@ -65,7 +65,7 @@ enum GraphView {
     }
     return Figure(kind: .graph, stage: "", title: "The lineage",
                   subtitle: "\(stages.count) stages; an arrow points from a stage to the stages that read its outputs",
-                  body: svg, legend: legend, wide: true)
+                  body: svg, legend: legend, span: .full)
   }
 
   /// Room for the name (bold, ~7.6 px a character) or the op (~6.4 px), whichever is longer.

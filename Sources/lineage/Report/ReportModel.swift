@@ -161,8 +161,10 @@ struct Curve: Equatable {
 }
 
 /// A JSON number as `JSONSerialization` hands it over (`Int`, `Double` or `NSNumber`, by platform).
+/// Not `value is Bool`: an `NSNumber` holding 0 or 1 passes that test, which would drop step 1 of
+/// every curve.
 func jsonNumber(_ value: Any) -> Double? {
-  if value is Bool { return nil }
+  if type(of: value) == Bool.self { return nil }
   if let double = value as? Double { return double }
   if let int = value as? Int { return Double(int) }
   if let number = value as? NSNumber { return number.doubleValue }

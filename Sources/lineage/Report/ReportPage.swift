@@ -146,7 +146,9 @@ struct ReportPage {
     .intro, .note { color: var(--muted); margin: 4px 0 12px; max-width: 900px; }
     .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(400px, 1fr)); gap: 16px; margin: 10px 0 6px; }
     figure { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px 10px; min-width: 0; }
-    figure.wide { grid-column: 1 / -1; }
+    figure.full { grid-column: 1 / -1; }
+    figure.double { grid-column: span 2; }
+    @media (max-width: 900px) { figure.double { grid-column: 1 / -1; } }
     figcaption { display: flex; flex-direction: column; margin-bottom: 6px; }
     figcaption .title { font-weight: 600; font-size: 14px; }
     figcaption .sub { color: var(--muted); font-size: 12px; }
@@ -163,15 +165,15 @@ struct ReportPage {
     .mark.box { width: 12px; height: 12px; border-radius: 3px; opacity: 0.9; }
     .mark.dashed { background: none; border-top: 2px dashed var(--c); height: 0; }
     .table-scroll { overflow-x: auto; }
-    table.eval { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; width: 100%; }
-    table.eval th, table.eval td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+    table.eval { border-collapse: collapse; font-size: 12.5px; font-variant-numeric: tabular-nums; width: 100%; }
+    table.eval th, table.eval td { padding: 6px 9px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
     table.eval thead th { vertical-align: bottom; font-weight: 600; border-bottom: 2px solid #cfd4dc; }
     table.eval th.model { text-align: left; }
     table.eval .col, table.eval .col-metric { display: block; }
     table.eval .col-metric { font-weight: 400; color: var(--muted); font-size: 11.5px; }
-    table.eval td[style] { background: linear-gradient(90deg, #e6eef9 var(--p), transparent var(--p)); }
+    table.eval td[style] { background: linear-gradient(90deg, #9dbbe3 var(--p), #edf0f5 var(--p)) no-repeat left bottom 4px / 100% 3px; }
     table.eval td.best .v { font-weight: 700; }
-    table.eval .se { color: var(--muted); font-size: 11.5px; margin-left: 4px; }
+    table.eval .se { display: block; color: var(--muted); font-size: 11px; line-height: 1.2; padding-bottom: 4px; }
     table.eval tr.baseline th, table.eval tr.baseline td { color: var(--muted); font-size: 12px; background: #fafbfc; }
     table.eval td.missing { color: #b0b5bf; }
     footer { color: var(--muted); font-size: 12px; padding-top: 30px; padding-bottom: 30px; }

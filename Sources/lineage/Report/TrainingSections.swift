@@ -84,7 +84,7 @@ enum TrainingSections {
     let (svg, legend) = chart.render(title: "\(stage): held-out scores before and after RL")
     return Figure(kind: .rlHeldout, stage: stage, title: "Held-out scores before and after RL",
                   subtitle: "\(stage) · greedy answers to held-out prompts", body: svg, legend: legend,
-                  wide: chart.width > LineChart.width * 1.5)
+                  span: chart.span)
   }
 
   /// One chart per curve of the stage that no other section drew: what an op records is never lost
