@@ -67,9 +67,11 @@ extension CLITests {
     #expect(page.nodes.mapValues(\.state) == ["text": "ran", "m": "ran", "r": "ran", "scores": "ran"])
     #expect(page.text.contains("The base <model> & its \"tiny\" size"), "the doc reads as written, in the box's tooltip")
 
-    // A parameter change makes r stale, and scores with it; a new stage has never run; m, untouched, is
-    // still the last run's.
+    // Parameter changes make r and scores stale (scores also waits on r); a new stage has never run;
+    // m, untouched, is still the last run's. (scores gets a change of its own: r's tiny groups may all
+    // score alike, leave the weights as they were, and let scores be restored rather than run.)
     try folder.write("s.yaml", Self.reportRecipe.replacingOccurrences(of: "train: {steps: 3, lr: 1e-3}", with: "train: {steps: 3, lr: 2e-3}")
+                       .replacingOccurrences(of: "examples: 2", with: "examples: 3")
                        + "  extra: {op: dataset, generator: arithmetic, count: 5}\n")
     let again = try lineage(["report", "-o", "again.html"], in: folder)
     #expect(again.status == 0, "\(again.stderr)")
