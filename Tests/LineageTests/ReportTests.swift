@@ -230,6 +230,8 @@ extension CLITests {
     #expect(ChartScale(values: [1, 2], minimumStep: 1, from: 0, to: 1).ticks == [1, 2], "whole steps only")
     #expect(ChartScale(values: [5, 5], from: 0, to: 1).ticks.count > 1, "a flat line gets a band")
     #expect(ValueFormat.bytes.text(4_800_000) == "4.6 MiB" && ValueFormat.count.text(1_200_000) == "1.2M")
+    let sizes = ChartScale(values: [0, 4_800_000], unit: ValueFormat.bytes.tickUnit(for: [4_800_000]), from: 0, to: 1)
+    #expect(sizes.ticks.map { ValueFormat.bytes.text($0) } == ["0 B", "2 MiB", "4 MiB", "6 MiB"], "bytes tick at whole MiB")
     #expect(ValueFormat.percent.text(0.25, step: 0.05) == "25%" && ValueFormat.plain.text(0.25, step: 0.05) == "0.25")
     #expect(Markup.escaped("a<b>&\"'") == "a&lt;b&gt;&amp;&quot;&#39;")
   }

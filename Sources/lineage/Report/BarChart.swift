@@ -37,7 +37,8 @@ struct BarChart {
         extents.append(bar.value - (bar.standardError ?? 0))
       }
     }
-    let y = ChartScale(values: extents, includingZero: true, tickCount: 5, from: h - m.bottom, to: m.top + 10)
+    let y = ChartScale(values: extents, includingZero: true, tickCount: 5, unit: format.tickUnit(for: extents),
+                       from: h - m.bottom, to: m.top + 10)
     var parts = ChartAxes.grid(x: nil, y: y, format: format, width: w, height: h, xLabel: nil)
     let groupWidth = (w - m.left - m.right) / Double(max(1, categories.count))
     let barWidth = min(34, groupWidth * 0.8 / Double(max(1, series.count)))

@@ -16,8 +16,9 @@ struct ChartScale {
   ///   - includingZero: Bars start at zero; lines fit their data.
   ///   - tickCount: About how many ticks.
   ///   - minimumStep: The finest tick step (1 for training steps, which are whole).
-  init(values: [Double], includingZero: Bool = false, tickCount: Int = 5, minimumStep: Double = 0, from start: Double,
-       to end: Double) {
+  ///   - unit: Ticks are round multiples of this (1024ⁿ for bytes, so that they read 1, 2, 3 MiB).
+  init(values: [Double], includingZero: Bool = false, tickCount: Int = 5, minimumStep: Double = 0, unit: Double = 1,
+       from start: Double, to end: Double) {
     var low = values.min() ?? 0, high = values.max() ?? 1
     if includingZero { low = min(low, 0); high = max(high, 0) }
     if high - low < 1e-12 * max(1, abs(high)) {
@@ -26,7 +27,7 @@ struct ChartScale {
       low = includingZero && low >= 0 ? 0 : low - pad
       high += pad
     }
-    step = max(minimumStep, ChartScale.niceStep((high - low) / Double(max(1, tickCount - 1))))
+    step = max(minimumStep, ChartScale.niceStep((high - low) / Double(max(1, tickCount - 1)) / unit) * unit)
     lower = (low / step).rounded(.down) * step
     upper = (high / step).rounded(.up) * step
     var ticks: [Double] = []
@@ -65,6 +66,15 @@ enum ValueFormat {
   /// Large counts as 12k, 3.4M (parameters).
   case count
 
+  /// What axis ticks of these values are round multiples of: the binary unit the largest byte count
+  /// is written in; 1 otherwise.
+  func tickUnit(for values: [Double]) -> Double {
+    guard case .bytes = self, let largest = values.map(abs).max(), largest >= 1024 else { return 1 }
+    var unit = 1.0
+    while largest >= unit * 1024 && unit < pow(1024, 4) { unit *= 1024 }
+    return unit
+  }
+
   /// `value` written for an axis whose ticks are `step` apart (nil: a standalone value label).
   func text(_ value: Double, step: Double? = nil) -> String {
     switch self {
@@ -85,7 +95,7 @@ enum ValueFormat {
       let units = ["B", "KiB", "MiB", "GiB", "TiB"]
       var v = value, unit = 0
       while abs(v) >= 1024 && unit < units.count - 1 { v /= 1024; unit += 1 }
-      return unit == 0 ? String(format: "%.0f B", v) : String(format: v >= 100 ? "%.0f" : "%.1f", v) + " " + units[unit]
+      return unit == 0 ? String(format: "%.0f B", v) : String(format: v >= 100 || v.rounded() == v ? "%.0f" : "%.1f", v) + " " + units[unit]
     case .count:
       let units: [(Double, String)] = [(1e9, "G"), (1e6, "M"), (1e3, "k")]
       for (size, suffix) in units where abs(value) >= size {

@@ -116,6 +116,27 @@ struct GraphLayout {
 
   // MARK: - Coordinates
 
+  /// Moves each long edge's waypoints towards one common x, as far as their neighbours in the layer
+  /// allow: a long edge then runs straight down instead of weaving from layer to layer.
+  private mutating func straightenLongEdges(_ layers: [[Int]]) {
+    var slot: [Int: (layer: Int, index: Int)] = [:]
+    for (l, row) in layers.enumerated() { for (k, id) in row.enumerated() { slot[id] = (l, k) } }
+    for _ in 0..<4 {
+      for edge in edges where edge.nodes.count > 2 {
+        let waypoints = edge.nodes.dropFirst().dropLast()
+        let target = waypoints.map { nodes[$0].centre }.reduce(0, +) / Double(waypoints.count)
+        for id in waypoints {
+          guard let (l, k) = slot[id] else { continue }
+          let row = layers[l]
+          var low = -Double.infinity, high = Double.infinity
+          if k > 0 { low = nodes[row[k - 1]].x + nodes[row[k - 1]].width + GraphLayout.nodeGap }
+          if k < row.count - 1 { high = nodes[row[k + 1]].x - GraphLayout.nodeGap - nodes[id].width }
+          nodes[id].x = min(max(target - nodes[id].width / 2, low), max(low, high))
+        }
+      }
+    }
+  }
+
   /// Packs each layer, then repeatedly moves every node towards the mean centre of its neighbours,
   /// keeping the layer's order and gaps.
   private mutating func place(_ layers: [[Int]], above: [[Int]], below: [[Int]]) {
@@ -155,6 +176,7 @@ struct GraphLayout {
         }
       }
     }
+    straightenLongEdges(layers)
     let left = nodes.map(\.x).min() ?? 0
     for id in nodes.indices {
       nodes[id].x += GraphLayout.margin - left

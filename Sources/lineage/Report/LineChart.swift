@@ -30,7 +30,8 @@ struct LineChart {
     let m = LineChart.margin, w = LineChart.width, h = LineChart.height
     let all = series.flatMap(\.curve.points)
     let x = ChartScale(values: all.map(\.step), tickCount: 6, minimumStep: 1, from: m.left, to: w - m.right)
-    let y = ChartScale(values: all.map(\.value) + references.map(\.value), tickCount: 5, from: h - m.bottom, to: m.top)
+    let values = all.map(\.value) + references.map(\.value)
+    let y = ChartScale(values: values, tickCount: 5, unit: format.tickUnit(for: values), from: h - m.bottom, to: m.top)
     var parts: [Markup] = ChartAxes.grid(x: x, y: y, format: format, width: w, height: h, xLabel: xLabel)
     var legend: [Figure.LegendEntry] = []
     var smoothed = false
