@@ -216,12 +216,26 @@ extension CLITests {
     #expect(Set(StageState.allCases.map(\.fill)).count == StageState.allCases.count, "every state has its own colour")
   }
 
-  @Test func metricsReaderKeepsCurvesAndScalarsOnly() throws {
-    let json = #"{"expert_load":[0.5,0.5],"final_loss":1.5,"loss":[[1,3.5],[2,2.25]],"mixture_weights":[[0.4,0.6],[0.5,0.5]],"mixture_tasks":["a","b"]}"#
+  @Test func metricsReaderKeepsCurvesGroupsListsAndScalars() throws {
+    let json = #"{"expert_load":[0.25,0.75],"final_loss":1.5,"loss":[[1,3.5],[2,2.25]],"#
+      + #""mixture_weights":[[0,0.4,0.6],[25,0.5,0.5]],"mixture_tasks":["qa","chat"],"weights":[[0.4,0.6],[0.5,0.5]],"note":"x"}"#
     let metrics = try StageMetrics(json: Array(json.utf8), headline: ["final_loss": 9, "extra": 2])
-    #expect(metrics.curves == ["loss": Curve([.init(step: 1, value: 3.5), .init(step: 2, value: 2.25)])])
+    #expect(metrics.curves == ["loss": Curve([.init(step: 1, value: 3.5), .init(step: 2, value: 2.25)])],
+            "rows of fractions are no curve: their first column is no step")
+    #expect(metrics.curveGroups == ["mixture_weights": .init(names: ["qa", "chat"], curves: [
+      Curve([.init(step: 0, value: 0.4), .init(step: 25, value: 0.5)]), Curve([.init(step: 0, value: 0.6), .init(step: 25, value: 0.5)]),
+    ])])
+    #expect(metrics.lists == ["expert_load": [0.25, 0.75]])
     #expect(metrics.scalars == ["final_loss": 1.5, "extra": 2], "the artifact wins over the headline")
     #expect(throws: (any Error).self) { try StageMetrics(json: Array("[1]".utf8)) }
+
+    var stage = ReportRenderingTests.stage("v3", "finetune", metrics: metrics)
+    stage.metrics?.curves["loss"] = nil
+    let page = try ReportPageReader(html: ReportPage(model: ReportModel(title: "t", stages: [stage], lastRun: nil, generatedAt: 0)).html)
+    let mixture = try #require(page.figures(.curve).first { $0.metric == "mixture_weights" })
+    #expect(mixture.legend.prefix(2) == ["qa", "chat"] && mixture.polylines == 2, "\(mixture.legend)")
+    let load = try #require(page.figures(.list).first { $0.metric == "expert_load" })
+    #expect(load.bars == 2)
   }
 
   @Test func axesTickAtRoundNumbersCoveringTheData() {

@@ -14,8 +14,10 @@ enum ChartKind: String, CaseIterable {
   case quantizeRetention = "quantize-retention"
   case quantizeSize = "quantize-size"
   case evalTable = "eval-table"
-  /// A curve no section above claims, drawn on its own.
+  /// A curve (or a group of curves over the same steps) no section above claims, drawn on its own.
   case curve
+  /// A list of numbers not over steps (each expert's share of the load), as bars.
+  case list
 }
 
 /// A chart's frame: title, subtitle, the drawing and its legend, as one `<figure>`.

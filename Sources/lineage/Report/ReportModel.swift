@@ -99,10 +99,22 @@ enum StageState: String, CaseIterable {
 /// A stage's metrics: its curves (`[[step, value], …]` in the artifact) and its scalars.
 struct StageMetrics {
   var curves: [String: Curve] = [:]
+  /// Several curves over the same steps, from rows `[step, a, b, …]` (finetune's `mixture_weights`).
+  var curveGroups: [String: CurveGroup] = [:]
+  /// Lists of numbers that are not over steps (pretrain's `expert_load`: each expert's share).
+  var lists: [String: [Double]] = [:]
   var scalars: [String: Double] = [:]
 
-  /// Reads a metrics artifact's JSON; other values (strings, lists that are not curves, such as
-  /// `expert_load`) are left out. Headline metrics fill in scalars the artifact lacks.
+  /// Curves over the same steps, with their names when the artifact gives them.
+  struct CurveGroup: Equatable {
+    var names: [String]
+    var curves: [Curve]
+  }
+
+  /// Reads a metrics artifact's JSON. Numbers, curves, groups of curves and lists of numbers are
+  /// kept, so that the report can draw what it does not know; strings serve as a group's names
+  /// (`mixture_tasks` names the columns of `mixture_weights`). Headline metrics fill in scalars the
+  /// artifact lacks.
   init(json bytes: [UInt8], headline: [String: Double] = [:]) throws {
     let object = try JSONSerialization.jsonObject(with: Data(bytes))
     guard let fields = object as? [String: Any] else { throw MetricsFormatError(message: "the metrics artifact is not a JSON object") }
@@ -111,6 +123,16 @@ struct StageMetrics {
         if number.isFinite { scalars[key] = number }
       } else if let curve = Curve(json: value) {
         curves[key] = curve
+      } else if let group = StageMetrics.group(value) {
+        // Names from a string list that shares the key's first word (`mixture_weights`, `mixture_tasks`).
+        let stem = key.split(separator: "_").first.map(String.init) ?? key
+        let names = fields.first { other in
+          other.key != key && other.key.hasPrefix(stem + "_") && (other.value as? [String])?.count == group.count
+        }?.value as? [String]
+        curveGroups[key] = CurveGroup(names: names ?? group.indices.map { "\(key) \($0 + 1)" }, curves: group)
+      } else if let list = value as? [Any], !list.isEmpty {
+        let numbers = list.compactMap(jsonNumber)
+        if numbers.count == list.count, numbers.allSatisfy(\.isFinite) { lists[key] = numbers }
       }
     }
     for (key, value) in headline where scalars[key] == nil && value.isFinite { scalars[key] = value }
@@ -119,6 +141,25 @@ struct StageMetrics {
   init(curves: [String: Curve] = [:], scalars: [String: Double] = [:]) {
     self.curves = curves
     self.scalars = scalars
+  }
+
+  /// Rows `[step, a, b, …]` of one length (three or more), steps whole and increasing: one curve per
+  /// column after the step.
+  private static func group(_ value: Any) -> [Curve]? {
+    guard let rows = value as? [Any], !rows.isEmpty else { return nil }
+    var columns: [[Curve.Point]] = []
+    var previous = -Double.infinity
+    for row in rows {
+      guard let cells = row as? [Any], cells.count >= 3, columns.isEmpty || cells.count == columns.count + 1 else { return nil }
+      let numbers = cells.compactMap(jsonNumber)
+      guard numbers.count == cells.count, numbers[0].rounded() == numbers[0], numbers[0] > previous else { return nil }
+      previous = numbers[0]
+      if columns.isEmpty { columns = Array(repeating: [], count: cells.count - 1) }
+      for (c, value) in numbers.dropFirst().enumerated() where value.isFinite {
+        columns[c].append(Curve.Point(step: numbers[0], value: value))
+      }
+    }
+    return columns.map(Curve.init)
   }
 }
 

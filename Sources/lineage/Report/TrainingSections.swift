@@ -87,16 +87,41 @@ enum TrainingSections {
                   span: chart.span)
   }
 
-  /// One chart per curve of the stage that no other section drew: what an op records is never lost
-  /// because the report does not know it.
+  /// One chart per curve, group of curves or list of numbers of the stage that no other section
+  /// drew: what an op records is never lost because the report does not know it.
   static func genericCurves(_ stage: StageSummary, claimed: Set<String>) -> [Figure] {
-    guard let curves = stage.metrics?.curves else { return [] }
-    return curves.keys.filter { !claimed.contains($0) }.sorted().compactMap { key in
-      guard let curve = curves[key], let first = curve.first, let last = curve.last else { return nil }
+    guard let metrics = stage.metrics else { return [] }
+    let about = "\(stage.name) (\(stage.op))"
+    var figures: [(key: String, figure: Figure)] = []
+    for (key, curve) in metrics.curves where !claimed.contains(key) {
+      guard let first = curve.first, let last = curve.last else { continue }
       let (svg, legend) = LineChart(series: [.init(name: key, curve: curve)]).render(title: "\(stage.name): \(key)")
-      return Figure(kind: .curve, stage: stage.name, metric: key, title: key,
-                    subtitle: "\(stage.name) (\(stage.op)) · \(ValueFormat.plain.text(first)) → \(ValueFormat.plain.text(last))",
-                    body: svg, legend: legend)
+      figures.append((key, Figure(kind: .curve, stage: stage.name, metric: key, title: key,
+                                  subtitle: "\(about) · \(ValueFormat.plain.text(first)) → \(ValueFormat.plain.text(last))",
+                                  body: svg, legend: legend)))
     }
+    for (key, group) in metrics.curveGroups where !claimed.contains(key) {
+      let chart = LineChart(series: zip(group.names, group.curves).map { .init(name: $0, curve: $1) })
+      let (svg, legend) = chart.render(title: "\(stage.name): \(key)")
+      figures.append((key, Figure(kind: .curve, stage: stage.name, metric: key, title: key,
+                                  subtitle: "\(about) · \(group.curves.count) series", body: svg, legend: legend)))
+    }
+    for (key, values) in metrics.lists where !claimed.contains(key) {
+      // Past a couple of dozen values bars get too thin to read: a line over the index instead.
+      if values.count > 24 {
+        let (svg, legend) = LineChart(series: [.init(name: key, curve: Curve(values: values))], xLabel: "index")
+          .render(title: "\(stage.name): \(key)")
+        figures.append((key, Figure(kind: .list, stage: stage.name, metric: key, title: key,
+                                    subtitle: "\(about) · \(values.count) values, in order", body: svg, legend: legend)))
+        continue
+      }
+      let chart = BarChart(categories: values.indices.map { String($0 + 1) },
+                           series: [.init(name: key, values: values.map { BarChart.Bar(value: $0) })])
+      let (svg, legend) = chart.render(title: "\(stage.name): \(key)")
+      figures.append((key, Figure(kind: .list, stage: stage.name, metric: key, title: key,
+                                  subtitle: "\(about) · \(values.count) values, in order", body: svg, legend: legend,
+                                  span: chart.span)))
+    }
+    return figures.sorted { $0.key < $1.key }.map(\.figure)
   }
 }
