@@ -93,6 +93,22 @@ extension CLITests {
     #expect(rerun.nodes["m"]?.fill == StageState.cached.fill && rerun.nodes["r"]?.fill == StageState.ran.fill)
   }
 
+  /// A stage that failed in the last run is drawn failed, its dependents (skipped) stale or never run,
+  /// and the stages that finished as ran.
+  @Test func aStageThatFailedInTheLastRunIsDrawnFailed() throws {
+    let folder = try Folder()
+    try folder.write("t.txt", (0..<30).map { "Document \($0) about the mill." }.joined(separator: "\n\n"))
+    // No room for a prompt: max_new_tokens must stay below the model's context of 64.
+    let broken = Self.reportRecipe.replacingOccurrences(of: "max_new_tokens: 6", with: "max_new_tokens: 64")
+    try folder.write("s.yaml", broken)
+    let run = try lineage(["run"], in: folder)
+    #expect(run.status == ExitStatus.stageFailed, "\(run.stderr)")
+    let page = try ReportPageReader(path: folder.path + "/failed.html", after: lineage(["report", "-o", "failed.html"], in: folder))
+    #expect(page.nodes.mapValues(\.state) == ["text": "ran", "m": "ran", "r": "failed", "scores": "never-run"])
+    #expect(page.nodes["r"]?.fill == StageState.failed.fill)
+    #expect(page.figures(.loss).map(\.stage) == ["m"] && page.figures(.rlReward).isEmpty, "nothing to draw of r")
+  }
+
   @Test func reportWithoutAnyRunDrawsTheGraphOnly() throws {
     let folder = try Folder()
     try folder.write("t.txt", "Some text.")
