@@ -64,6 +64,12 @@ struct GraphLayout {
     let layerCount = (nodes.map(\.layer).max() ?? -1) + 1
     var layers = [[Int]](repeating: [], count: layerCount)
     for (id, node) in nodes.enumerated() { layers[node.layer].append(id) }
+    // A stage no edge touches (a dataset nothing reads yet) starts at the right end of its layer, out of
+    // the way; the sweeps keep it there, since it has no neighbours to pull it.
+    for l in layers.indices {
+      layers[l] = layers[l].filter { !above[$0].isEmpty || !below[$0].isEmpty }
+        + layers[l].filter { above[$0].isEmpty && below[$0].isEmpty }
+    }
     layers = GraphLayout.ordered(layers, above: above, below: below)
     place(layers, above: above, below: below)
   }
@@ -82,6 +88,7 @@ struct GraphLayout {
         let neighbourLayer = layers[down ? l - 1 : l + 1]
         let position = Dictionary(uniqueKeysWithValues: neighbourLayer.enumerated().map { ($1, Double($0)) })
         let keys = layers[l].enumerated().map { index, id -> (Double, Int) in
+          if above[id].isEmpty && below[id].isEmpty { return (Double.infinity, index) }  // stays at the end
           let linked = (down ? above[id] : below[id]).compactMap { position[$0] }
           return (linked.isEmpty ? Double(index) : linked.reduce(0, +) / Double(linked.count), index)
         }
