@@ -60,7 +60,7 @@ struct LineChart {
       legend.append(.init(label: reference.label, colour: Palette.axis, mark: .dashed))
     }
     if smoothed {
-      legend.append(.init(label: "faint: every step; solid: moving average", colour: "#b8bcc6", mark: .line))
+      legend.append(.init(label: "faint: as recorded; solid: moving average", colour: "#b8bcc6", mark: .line))
     }
     return (ChartAxes.svg(width: w, height: h, label: title, parts), legend)
   }
