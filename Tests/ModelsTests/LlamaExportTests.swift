@@ -61,7 +61,8 @@ import Testing
     #expect(attention["global_tokens"] as? Int == 4 && attention["dense_equivalent_length"] as? Int == 20)
   }
 
-  /// Within `denseEquivalentLength` tokens the sparse model's logits are the dense model's, bit for bit.
+  /// Within `denseEquivalentLength` tokens the sparse model's logits are the dense model's (up to the
+  /// rounding of two attention kernels); beyond, they differ.
   @Test func sparseEqualsDenseUpToTheDenseEquivalentLength() throws {
     let sparse = LlamaExportTests.config { $0.attention = .slidingWindow(window: 6, globalTokens: 2) }
     let layout = try LlamaLayout(sparse)
@@ -70,8 +71,12 @@ import Testing
     let tokens: [Int32] = (0..<20).map { Int32($0 * 7 % 300) }
     let n = layout.denseEquivalentLength
     #expect(n == 8)
-    #expect(a.logits([Array(tokens.prefix(n))]).value == b.logits([Array(tokens.prefix(n))]).value)
-    #expect(a.logits([tokens]).value != b.logits([tokens]).value, "beyond it the two differ")
+    func difference(_ length: Int) -> Float {
+      let x = a.logits([Array(tokens.prefix(length))]).value.scalars, y = b.logits([Array(tokens.prefix(length))]).value.scalars
+      return zip(x, y).map { abs($0 - $1) }.max()!
+    }
+    #expect(difference(n) < 1e-5, "the two kernels may round differently, nothing more")
+    #expect(difference(tokens.count) > 1e-3, "beyond it the two differ")
   }
 
   @Test func mixtureOfExpertsAndValueHeadsAreRefused() throws {
