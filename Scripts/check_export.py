@@ -158,7 +158,7 @@ def check_gguf(path, folder, reference, tolerance, report):
                 expected = expected[llama_cpp_rows(heads, head_dim)]
             elif ".attn_k." in tname:
                 expected = expected[llama_cpp_rows(kv_heads, head_dim)]
-            if t.tensor_type == gguf.GGUFQuantizationType.F32:
+            if t.tensor_type == gguf.GGMLQuantizationType.F32:
                 same = values.shape == expected.shape and np.array_equal(values, expected)
             else:
                 blocks = quantize(expected, t.tensor_type)
@@ -179,7 +179,7 @@ def check_gguf(path, folder, reference, tolerance, report):
     logits = llama_cpp_forward(keys, tensors, ref["token_ids"][:n])
     expected = np.array(ref["logits"][:n], dtype=np.float64)
     difference = float(np.max(np.abs(logits - expected)))
-    quantized = any(t.tensor_type != gguf.GGUFQuantizationType.F32 for t, _ in tensors.values())
+    quantized = any(t.tensor_type != gguf.GGMLQuantizationType.F32 for t, _ in tensors.values())
     if quantized:
         print(f"info  {name}: NumPy llama.cpp-convention forward on {n} tokens: max |logit difference| {difference:.3e} "
               "(Q8_0 weights: quantization error, not checked against the tolerance)")
