@@ -4,7 +4,8 @@ import Testing
 
 /// `lineage export` on a tiny trained lineage, through the built binary.
 @Suite(.serialized) struct ExportTests {
-  /// A tiny BPE model (grouped-query attention), a sliding-window child of it, a Mixture-of-Experts model.
+  /// A tiny BPE model (grouped-query attention); children of it with sliding-window attention, YaRN and
+  /// linear RoPE scaling; a Mixture-of-Experts model.
   static let recipe = """
     stages:
       text: {op: corpus, source: text.txt}
@@ -22,6 +23,24 @@ import Testing
         tasks: {arithmetic: 1}
         heldout_examples: 4
         train: {steps: 1, batch: 2}
+      yarn:
+        op: long_context
+        from: base
+        corpus: text
+        context: 256
+        rope_scaling: {kind: yarn}
+        passkey_lengths: [128]
+        passkey_examples: 1
+        train: {steps: 1, batch: 1}
+      linear:
+        op: long_context
+        from: base
+        corpus: text
+        context: 128
+        rope_scaling: {kind: linear}
+        passkey_lengths: [128]
+        passkey_examples: 1
+        train: {steps: 1, batch: 1}
       moe:
         op: pretrain
         corpus: text
@@ -109,9 +128,10 @@ import Testing
     let folder = try ExportTests.trained()
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("Scripts/check_export.py").path
-    for stage in ["base", "sparse"] {
+    // Texts within each model's context: base and sparse have 64 tokens, the RoPE-scaled ones more.
+    for (stage, repeats) in [("base", 1), ("sparse", 1), ("yarn", 3), ("linear", 3)] {
       let out = folder.path + "/" + stage
-      let text = "<s>the cat sat on the mat, and the dog ran 12 laps.\n"
+      let text = "<s>the cat sat on the mat, and the dog ran 12 laps.\n" + String(repeating: "Note 7: the dog ran 21 laps around the old mill. ", count: repeats)
       // Each export writes the reference file again (the same bytes): --force lets the later ones replace it.
       for arguments in [[], ["--format", "gguf"], ["--format", "gguf", "--type", "q8_0"]] {
         let export = try ExportTests.lineage(["export", stage, "--to", out, "--reference-text", text, "--force"] + arguments, in: folder)
