@@ -67,7 +67,8 @@ struct Generate: AsyncParsableCommand {
       let generation = session.stream(tokens)
       Console.out("")
       let seconds = Date().timeIntervalSince(start)
-      Console.error("(\(generation.tokens.count) tokens in \(Console.duration(seconds)), "
+      let took = seconds < 1 ? String(format: "%.0f ms", seconds * 1000) : Console.duration(seconds)
+      Console.error("(\(generation.tokens.count) tokens in \(took), "
                     + String(format: "%.1f tokens/s; ", Double(generation.tokens.count) / max(seconds, 1e-9))
                     + Generate.describe(generation.finishReason) + ")")
       return
