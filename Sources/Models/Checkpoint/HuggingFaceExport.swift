@@ -154,9 +154,13 @@ public struct HuggingFaceExport {
   }
 
   static func json(_ object: [String: Any]) -> [UInt8] {
-    // Every value above is a JSON type, so serialization cannot fail.
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    return Array(data) + [0x0A]
+    do {
+      let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+      return Array(data) + [0x0A]
+    } catch {
+      // Every value above is a string, a number, a Boolean, null or a collection of them.
+      preconditionFailure("export JSON is not serializable: \(error)")
+    }
   }
 }
 
