@@ -170,6 +170,31 @@ import Testing
     }
   }
 
+  /// Matrices quantized already (an int8 artifact's Q8_0 blocks) are written as they are, q and k rows
+  /// permuted block by block; a YaRN model's q and k, which carry a scale, cannot be passed that way.
+  @Test func preQuantizedMatricesAreWrittenAsTheyAre() throws {
+    let config = LlamaExportTests.config()
+    let model = TransformerLM(config: config, seed: 4)
+    let q = ParameterID(layer: 0, role: .attention(.query)), up = ParameterID(layer: 1, role: .mlp(.up))
+    func blocks(_ id: ParameterID, _ step: Float) throws -> Q8_0Blocks {
+      let t = model.tensorsByID[id]!
+      let values = (0..<t.count).map { Int8($0 % 255 - 127) }   // not what quantizing the weight gives
+      return try Q8_0Blocks(values: values, scales: [Float](repeating: step, count: t.count / 32))
+    }
+    let given = [q: try blocks(q, 0.25), up: try blocks(up, 0.5)]
+    let export = try LlamaCppExport(model: model, tokenizer: LlamaExportTests.tokenizer, name: "int8", weightType: .q8_0, quantized: given)
+    let order = try LlamaLayout(config).llamaCppRowOrder(heads: 4)
+    #expect(export.file.tensor("blk.0.attn_q.weight")?.data == .q8_0(given[q]!.permutingRows(order, columns: 64)))
+    #expect(export.file.tensor("blk.1.ffn_up.weight")?.data == .q8_0(given[up]!))
+    #expect(throws: LlamaCppExportError.quantizedWithoutQ8_0) {
+      try LlamaCppExport(model: model, tokenizer: LlamaExportTests.tokenizer, name: "int8", weightType: .f32, quantized: given)
+    }
+    let yarn = TransformerLM(config: LlamaExportTests.config { $0.ropeScaling = .yarn(factor: 2, originalContext: 32) }, seed: 4)
+    #expect(throws: LlamaCppExportError.scaledQuantized(q.safetensorsName)) {
+      try LlamaCppExport(model: yarn, tokenizer: LlamaExportTests.tokenizer, name: "int8", weightType: .q8_0, quantized: [q: given[q]!])
+    }
+  }
+
   /// The GGUF export: llama keys, llama.cpp names in order, q/k rows permuted, Q8_0 matrices, F32 norms,
   /// the vocabulary padded to the model's size.
   @Test func ggufExportHoldsLlamaKeysAndTensors() throws {
