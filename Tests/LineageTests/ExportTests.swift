@@ -5,7 +5,7 @@ import Testing
 /// `lineage export` on a tiny trained lineage, through the built binary.
 @Suite(.serialized) struct ExportTests {
   /// A tiny BPE model (grouped-query attention); children of it with sliding-window attention, YaRN and
-  /// linear RoPE scaling; a Mixture-of-Experts model.
+  /// linear RoPE scaling; a byte-tokenizer model with tied embeddings; a Mixture-of-Experts model.
   static let recipe = """
     stages:
       text: {op: corpus, source: text.txt}
@@ -41,6 +41,11 @@ import Testing
         passkey_lengths: [128]
         passkey_examples: 1
         train: {steps: 1, batch: 1}
+      bytes:
+        op: pretrain
+        corpus: text
+        model: {d_model: 32, layers: 1, heads: 2, context: 128, tied: true}
+        train: {steps: 1, batch: 2}
       moe:
         op: pretrain
         corpus: text
@@ -128,8 +133,9 @@ import Testing
     let folder = try ExportTests.trained()
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("Scripts/check_export.py").path
-    // Texts within each model's context: base and sparse have 64 tokens, the RoPE-scaled ones more.
-    for (stage, repeats) in [("base", 1), ("sparse", 1), ("yarn", 3), ("linear", 3)] {
+    // Texts within each model's context: base and sparse have 64 tokens, the RoPE-scaled ones more, and
+    // the byte-tokenizer model (tied embeddings) 128.
+    for (stage, repeats) in [("base", 1), ("sparse", 1), ("yarn", 3), ("linear", 3), ("bytes", 0)] {
       let out = folder.path + "/" + stage
       let text = "<s>the cat sat on the mat, and the dog ran 12 laps.\n" + String(repeating: "Note 7: the dog ran 21 laps around the old mill. ", count: repeats)
       // Each export writes the reference file again (the same bytes): --force lets the later ones replace it.

@@ -73,11 +73,11 @@ public struct LlamaLayout: Sendable {
     case .slidingWindow(let window, let globalTokens):
       warnings.append("the model attends to a sliding window of \(window) tokens plus the first \(globalTokens); "
                       + "Llama attends to every earlier token, which is the same only for sequences of up to "
-                      + "\(denseEquivalentLength) tokens (recorded as lineage_attention in config.json)")
+                      + "\(denseEquivalentLength) tokens (the pattern is recorded in the export's metadata)")
     case .blockSparse(let block, let topBlocks):
       warnings.append("the model attends to blocks of \(block) tokens (its own, the first and the \(topBlocks) best); "
                       + "Llama attends to every earlier token, which is the same only for sequences of up to "
-                      + "\(denseEquivalentLength) tokens (recorded as lineage_attention in config.json)")
+                      + "\(denseEquivalentLength) tokens (the pattern is recorded in the export's metadata)")
     }
     self.warnings = warnings
   }
