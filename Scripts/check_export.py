@@ -10,6 +10,8 @@ What it checks, for whatever the folder holds:
 * Hugging Face (`config.json`, `model.safetensors`): `transformers` loads the folder as
   LlamaForCausalLM and runs the reference token ids (`lineage-reference.json`, written by
   `--reference-text`); the largest |logit difference| with Lineage's must be within the tolerance.
+  A reward model loads as LlamaForSequenceClassification, and its score of the text must be
+  Lineage's value-head score at the last token, within the tolerance.
   `tokenizers` loads `tokenizer.json`: the reference text must encode to Lineage's ids and decode back.
 * GGUF (`*.gguf`): the `gguf` package reads every key and tensor; the llama keys must match
   config.json's values when both are there; every tensor is compared with the safetensors export
@@ -59,9 +61,10 @@ def check_huggingface(folder, reference, tolerance, report):
 
     with open(os.path.join(folder, "config.json")) as f:
         config = json.load(f)
-    model = transformers.LlamaForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
+    architecture = config["architectures"][0]   # LlamaForCausalLM, or a reward model's LlamaForSequenceClassification
+    model = getattr(transformers, architecture).from_pretrained(folder, torch_dtype=torch.float32)
     model.eval()
-    report.check(type(model).__name__ == "LlamaForCausalLM", f"transformers {transformers.__version__} loads a LlamaForCausalLM")
+    report.check(type(model).__name__ == architecture, f"transformers {transformers.__version__} loads a {architecture}")
 
     tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     if reference is None:
@@ -75,9 +78,15 @@ def check_huggingface(folder, reference, tolerance, report):
     report.check(decoded == ref["text"], "tokenizer.json decodes Lineage's ids to the text")
 
     with torch.no_grad():
-        logits = model(torch.tensor([ids[:n]])).logits[0].numpy()
+        output = model(torch.tensor([ids[:n]])).logits[0].numpy()
+    if architecture == "LlamaForSequenceClassification":
+        # The score at the last token, Lineage's reward for the whole text.
+        difference = float(abs(output[0] - ref["scores"][n - 1]))
+        report.check(difference <= tolerance, f"transformers score of {n} tokens: {output[0]:.6f} vs Lineage's "
+                     f"{ref['scores'][n - 1]:.6f}, |difference| {difference:.3e} (tolerance {tolerance:g})")
+        return config
     expected = np.array(ref["logits"][:n], dtype=np.float32)
-    difference = float(np.max(np.abs(logits - expected)))
+    difference = float(np.max(np.abs(output - expected)))
     report.check(difference <= tolerance,
                  f"transformers logits on {n} tokens: max |difference| {difference:.3e} (tolerance {tolerance:g})")
     return config

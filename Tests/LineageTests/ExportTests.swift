@@ -5,7 +5,8 @@ import Testing
 /// `lineage export` on a tiny trained lineage, through the built binary.
 @Suite(.serialized) struct ExportTests {
   /// A tiny BPE model (grouped-query attention); children of it with sliding-window attention, YaRN and
-  /// linear RoPE scaling; a byte-tokenizer model with tied embeddings; a Mixture-of-Experts model.
+  /// linear RoPE scaling; a byte-tokenizer model with tied embeddings; a reward model; a Mixture-of-Experts
+  /// model.
   static let recipe = """
     stages:
       text: {op: corpus, source: text.txt}
@@ -45,6 +46,15 @@ import Testing
         op: pretrain
         corpus: text
         model: {d_model: 32, layers: 1, heads: 2, context: 128, tied: true}
+        train: {steps: 1, batch: 2}
+      rm:
+        op: reward_model
+        from: base
+        policy: base
+        tasks: {arithmetic: 1}
+        pairs: 4
+        heldout_pairs: 2
+        max_new_tokens: 8
         train: {steps: 1, batch: 2}
       moe:
         op: pretrain
@@ -103,6 +113,12 @@ import Testing
     let sparse = try ExportTests.lineage(["export", "sparse", "--to", folder.path + "/sparse"], in: folder)
     #expect(sparse.status == 0 && sparse.stderr.contains("warning:") && sparse.stderr.contains("up to 18 tokens"), "\(sparse.stderr)")
 
+    // A reward model is a sequence classifier, for Hugging Face only.
+    let rm = try ExportTests.lineage(["export", "rm", "--to", folder.path + "/rm"], in: folder)
+    #expect(rm.status == 0 && rm.stderr.contains("LlamaForSequenceClassification"), "\(rm.stderr)")
+    let rmGGUF = try ExportTests.lineage(["export", "rm", "--to", folder.path + "/rm", "--format", "gguf"], in: folder)
+    #expect(rmGGUF.status == 1 && rmGGUF.stderr.contains("reward model"), "\(rmGGUF.stderr)")
+
     // Refusals: Mixture of Experts, a stage that makes no model, an unknown stage, --type without gguf.
     let moe = try ExportTests.lineage(["export", "moe", "--to", folder.path + "/moe"], in: folder)
     #expect(moe.status == 1 && moe.stderr.contains("Mixture of Experts"), "\(moe.stderr)")
@@ -135,11 +151,11 @@ import Testing
       .deletingLastPathComponent().appendingPathComponent("Scripts/check_export.py").path
     // Texts within each model's context: base and sparse have 64 tokens, the RoPE-scaled ones more, and
     // the byte-tokenizer model (tied embeddings) 128.
-    for (stage, repeats) in [("base", 1), ("sparse", 1), ("yarn", 3), ("linear", 3), ("bytes", 0)] {
+    for (stage, repeats) in [("base", 1), ("sparse", 1), ("yarn", 3), ("linear", 3), ("bytes", 0), ("rm", 1)] {
       let out = folder.path + "/" + stage
       let text = "<s>the cat sat on the mat, and the dog ran 12 laps.\n" + String(repeating: "Note 7: the dog ran 21 laps around the old mill. ", count: repeats)
       // Each export writes the reference file again (the same bytes): --force lets the later ones replace it.
-      for arguments in [[], ["--format", "gguf"], ["--format", "gguf", "--type", "q8_0"]] {
+      for arguments in stage == "rm" ? [[]] : [[], ["--format", "gguf"], ["--format", "gguf", "--type", "q8_0"]] {
         let export = try ExportTests.lineage(["export", stage, "--to", out, "--reference-text", text, "--force"] + arguments, in: folder)
         #expect(export.status == 0, "\(export.stderr)")
       }
@@ -153,7 +169,7 @@ import Testing
       let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
       process.waitUntilExit()
       #expect(process.terminationStatus == 0, "\(stage):\n\(output)")
-      #expect(output.contains("all checks passed") && output.contains("transformers logits"), "\(output)")
+      #expect(output.contains("all checks passed") && output.contains(stage == "rm" ? "transformers score" : "transformers logits"), "\(output)")
     }
   }
 }

@@ -79,12 +79,21 @@ import Testing
     #expect(difference(tokens.count) > 1e-3, "beyond it the two differ")
   }
 
-  @Test func mixtureOfExpertsAndValueHeadsAreRefused() throws {
+  /// Mixture of Experts has no Llama form; a reward model is LlamaForSequenceClassification (its score
+  /// head, no LM head), which llama.cpp's llama architecture cannot hold.
+  @Test func mixtureOfExpertsIsRefusedAndARewardModelIsASequenceClassifier() throws {
     let moe = LlamaExportTests.config { $0.moe = MoEConfig(routedExperts: 4, sharedExperts: 1, topK: 2, expertHiddenDim: 32) }
     #expect(throws: LlamaExportError.mixtureOfExperts(routedExperts: 4)) { try LlamaLayout(moe) }
-    let reward = LlamaExportTests.config { $0.valueHead = .scalar }
+    let reward = TransformerLM(config: LlamaExportTests.config { $0.valueHead = .scalar; $0.tiedEmbeddings = false }, seed: 1)
+    let export = try HuggingFaceExport(model: reward, tokenizer: LlamaExportTests.tokenizer)
+    let json = try LlamaExportTests.json(try LlamaExportTests.file(export, "config.json"))
+    #expect(json["architectures"] as? [String] == ["LlamaForSequenceClassification"])
+    #expect((json["id2label"] as? [String: String])?.count == 1)
+    let (tensors, _) = try SafeTensors.read(try LlamaExportTests.file(export, "model.safetensors"))
+    #expect(tensors["score.weight"]?.shape == [1, 64] && tensors["lm_head.weight"] == nil)
+    #expect(export.warnings.contains { $0.contains("LlamaForSequenceClassification") })
     #expect(throws: LlamaExportError.valueHead) {
-      try HuggingFaceExport(model: TransformerLM(config: reward, seed: 1), tokenizer: LlamaExportTests.tokenizer)
+      try LlamaCppExport(model: reward, tokenizer: LlamaExportTests.tokenizer, name: "rm", weightType: .f32)
     }
   }
 

@@ -1,8 +1,9 @@
 import Foundation
 import Tensors
 
-/// A dense model as a Hugging Face model folder that `transformers` loads as `LlamaForCausalLM`:
-/// `model.safetensors`, `config.json`, `tokenizer.json` and `tokenizer_config.json`.
+/// A dense model as a Hugging Face model folder that `transformers` loads as `LlamaForCausalLM` (a
+/// reward model: as `LlamaForSequenceClassification`, without its LM head, which that class has no
+/// use for): `model.safetensors`, `config.json`, `tokenizer.json` and `tokenizer_config.json`.
 ///
 /// The weights keep their names (ours are Llama's) and their float32 values, except that q and k
 /// carry YaRN's attention temperature when the model uses YaRN (`LlamaLayout`); the safetensors
@@ -34,7 +35,13 @@ public struct HuggingFaceExport {
   public init(model: TransformerLM, tokenizer: BPETokenizer) throws(LlamaExportError) {
     let layout = try LlamaLayout(model.config)
     let vocabulary = ByteLevelVocabulary(tokenizer)
-    let weights = layout.weights(of: model)
+    var weights = layout.weights(of: model)
+    var warnings = layout.warnings
+    if layout.head == .score {
+      weights[.lmHead] = nil
+      warnings.append("a reward model: exported as LlamaForSequenceClassification, whose output is the value head's "
+                      + "score at the last token (Lineage's reward); its LM head is left out")
+    }
     let tensors = Dictionary(uniqueKeysWithValues: weights.map { ($0.key.safetensorsName, $0.value) })
     files = [
       ("model.safetensors", SafeTensors.write(tensors, metadata: ["format": "pt"])),
@@ -42,7 +49,7 @@ public struct HuggingFaceExport {
       ("tokenizer.json", HuggingFaceExport.json(HuggingFaceExport.tokenizer(vocabulary))),
       ("tokenizer_config.json", HuggingFaceExport.json(HuggingFaceExport.tokenizerConfig(contextLength: model.config.contextLength))),
     ]
-    warnings = layout.warnings + vocabulary.warnings
+    self.warnings = warnings + vocabulary.warnings
   }
 
   // MARK: - config.json
@@ -62,7 +69,7 @@ public struct HuggingFaceExport {
     }
     if let s = scaling as? [String: Any] { rope.merge(s.filter { $0.key != "type" }) { _, new in new } }   // "type": before 4.45
     var out: [String: Any] = [
-      "architectures": ["LlamaForCausalLM"],
+      "architectures": [layout.head == .languageModel ? "LlamaForCausalLM" : "LlamaForSequenceClassification"],
       "model_type": "llama",
       "hidden_size": c.modelDim,
       "intermediate_size": c.mlpHiddenDim,
@@ -89,6 +96,10 @@ public struct HuggingFaceExport {
       "torch_dtype": "float32",
       "use_cache": true,
     ]
+    if layout.head == .score {
+      out["id2label"] = ["0": "score"]
+      out["label2id"] = ["score": 0]
+    }
     switch c.attention {
     case .dense: break
     case .slidingWindow(let window, let globalTokens):

@@ -39,6 +39,7 @@ public struct LlamaCppExport {
   public init(model: TransformerLM, tokenizer: BPETokenizer, name: String, weightType: WeightType,
               quantized: [ParameterID: Q8_0Blocks] = [:]) throws {
     let layout = try LlamaLayout(model.config)
+    guard layout.head == .languageModel else { throw LlamaExportError.valueHead }
     let c = model.config
     var warnings = layout.warnings
     if !quantized.isEmpty && weightType != .q8_0 { throw LlamaCppExportError.quantizedWithoutQ8_0 }

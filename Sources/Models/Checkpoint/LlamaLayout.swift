@@ -20,7 +20,10 @@ import Tensors
 /// - Sliding-window and block-sparse attention have no Llama form. They are exported as dense
 ///   attention with a warning: the two agree exactly for sequences of up to `denseEquivalentLength`
 ///   tokens (every query then sees every earlier token in our pattern too), and differ beyond.
-/// - Mixture-of-Experts layers and value heads are refused (`LlamaExportError`).
+/// - A reward model (a scalar value head) is Hugging Face's `LlamaForSequenceClassification` with one
+///   label, whose output is the head's score at the last token: what our reward is (`head`).
+///   llama.cpp's `llama` architecture has no such head, so `LlamaCppExport` refuses it.
+/// - Mixture-of-Experts layers are refused (`LlamaExportError`).
 public struct LlamaLayout: Sendable {
   public let config: ModelConfig
   /// The RoPE base with NTK scaling folded in.
@@ -32,6 +35,16 @@ public struct LlamaLayout: Sendable {
   public let denseEquivalentLength: Int
   /// What a user of the export must know: where it is not exactly our model.
   public let warnings: [String]
+  /// What the model outputs.
+  public let head: Head
+
+  /// The output a Llama form of the model has.
+  public enum Head: Equatable, Sendable {
+    /// Next-token logits (`LlamaForCausalLM`).
+    case languageModel
+    /// One score per sequence, the value head's at its last token (`LlamaForSequenceClassification`).
+    case score
+  }
 
   /// Llama's forms of RoPE scaling that ours map to.
   public enum RopeScaling: Equatable, Sendable {
@@ -46,10 +59,10 @@ public struct LlamaLayout: Sendable {
   /// - Throws: `LlamaExportError` for a model Llama cannot express.
   public init(_ config: ModelConfig) throws(LlamaExportError) {
     if let moe = config.moe { throw .mixtureOfExperts(routedExperts: moe.routedExperts) }
-    if config.valueHead != nil { throw .valueHead }
     self.config = config
     var theta = Double(config.ropeBase)
     var warnings: [String] = []
+    head = config.valueHead == nil ? .languageModel : .score
     switch config.ropeScaling {
     case .none:
       ropeScaling = .none
@@ -134,8 +147,8 @@ public enum LlamaExportError: Error, Equatable, CustomStringConvertible {
       return "the model is a Mixture of Experts (\(n) routed experts), which Llama cannot express; "
         + "`lineage checkout` writes its weights under DeepSeek's names"
     case .valueHead:
-      return "the model is a reward model (a value head beside the LM head), which LlamaForCausalLM cannot express; "
-        + "`lineage checkout` writes its weights, the head as score.weight"
+      return "the model is a reward model (a value head beside the LM head), which llama.cpp's llama architecture "
+        + "cannot express; --format safetensors exports it as LlamaForSequenceClassification"
     }
   }
 }

@@ -12,8 +12,8 @@ struct Export: AsyncParsableCommand {
     abstract: "Write a model stage's model for other tools: a Hugging Face Llama folder (safetensors) or a GGUF file.",
     discussion: """
       safetensors writes model.safetensors, config.json, tokenizer.json and tokenizer_config.json; gguf writes \
-      model-f32.gguf or model-q8_0.gguf (--type). Mixture-of-Experts and reward models have no Llama form and are \
-      refused; a sliding-window or block-sparse model is written as dense attention, with a warning giving the \
+      model-f32.gguf or model-q8_0.gguf (--type). Mixture-of-Experts models have no Llama form and are \
+      refused; a reward model is written as LlamaForSequenceClassification (safetensors only); a sliding-window or block-sparse model is written as dense attention, with a warning giving the \
       length up to which the two agree. --reference-text also writes lineage-reference.json: the text's token ids \
       and Lineage's logits for them, which Scripts/check_export.py compares with transformers and gguf.
       """)
@@ -44,7 +44,7 @@ struct Export: AsyncParsableCommand {
   @Flag(name: .long, help: "Replace files that already exist.")
   var force = false
 
-  /// The file with Lineage's own logits, for checks outside Lineage.
+  /// The file with Lineage's own logits (and a reward model's scores), for checks outside Lineage.
   static let referenceFile = "lineage-reference.json"
 
   func validate() throws {
@@ -107,8 +107,12 @@ struct Export: AsyncParsableCommand {
     let vocabulary = artifact.model.config.vocabularySize
     let logits = artifact.model.logits([ids]).value.scalars
     let rows = (0..<ids.count).map { t in logits[(t * vocabulary)..<((t + 1) * vocabulary)].map { Double($0) } }
-    let object: [String: Any] = ["text": text, "token_ids": ids.map { Int($0) }, "logits": rows,
+    var object: [String: Any] = ["text": text, "token_ids": ids.map { Int($0) }, "logits": rows,
                                  "dense_equivalent_length": artifact.model.config.attention.maximumKeys(length: context)]
+    if artifact.model.config.valueHead != nil {
+      // A reward model's score at each position: the last one is its judgement of the whole text.
+      object["scores"] = artifact.model.scores([ids]).value.scalars.map { Double($0) }
+    }
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     return Array(data) + [0x0A]
   }
