@@ -28,7 +28,7 @@ public struct LlamaLayout: Sendable {
   public let config: ModelConfig
   /// The RoPE base with NTK scaling folded in.
   public let ropeTheta: Double
-  public let ropeScaling: RopeScaling
+  public let ropeScaling: RoPEScalingForm
   /// Multiplies the q and k projections (YaRN's attention temperature; 1 otherwise).
   public let queryKeyScale: Float
   /// The longest sequence on which dense attention equals ours (the context length when dense).
@@ -46,8 +46,8 @@ public struct LlamaLayout: Sendable {
     case score
   }
 
-  /// Llama's forms of RoPE scaling that ours map to.
-  public enum RopeScaling: Equatable, Sendable {
+  /// The Llama form of our RoPE scaling (NTK needs none: it is folded into `ropeTheta`).
+  public enum RoPEScalingForm: Equatable, Sendable {
     case none
     case linear(factor: Float)
     /// Llama 3's: low frequencies divided by `factor`, high ones kept, a linear ramp in between.
