@@ -82,4 +82,7 @@ public enum TaskMetric: String, Sendable, CaseIterable {
   case toxicityRate = "toxicity_rate"
   /// The share of responses whose reasoning stays in the prompt's language (`word_arithmetic_es`).
   case languageConsistency = "language_consistency"
+
+  /// Whether a smaller score is the better one (a rate of harm).
+  public var lowerIsBetter: Bool { self == .toxicityRate }
 }
