@@ -127,6 +127,7 @@ struct Export: AsyncParsableCommand {
     let rows = (0..<ids.count).map { t in logits[(t * vocabulary)..<((t + 1) * vocabulary)].map { Double($0) } }
     var object: [String: Any] = ["text": text, "token_ids": ids.map { Int($0) }, "logits": rows,
                                  "dense_equivalent_length": artifact.model.config.attention.maximumKeys(length: context)]
+    if let scheme = artifact.model.quantization { object["quantization"] = scheme.rawValue }
     if artifact.model.config.valueHead != nil {
       // A reward model's score at each position: the last one is its judgement of the whole text.
       object["scores"] = artifact.model.scores([ids]).value.scalars.map { Double($0) }
