@@ -210,7 +210,31 @@ void lineage_int8_linear(const int8_t *w, const float *wScales, const int16_t *x
   }
 }
 
+__attribute__((target("avx512f,avx512bw"))) void lineage_int8_quantize_rows(
+    const float *x, int16_t *q, float *scales, long rows, long k, long block, int level) {
+  long blocks = k / block;
+  const __m512i signless = _mm512_set1_epi32(0x7fffffff);
+  for (long r = 0; r < rows; r++) {
+    for (long b = 0; b < blocks; b++) {
+      const float *xb = x + r * k + b * block;
+      int16_t *qb = q + r * k + b * block;
+      __m512 m = _mm512_setzero_ps();
+      for (long i = 0; i < block; i += 16) m = _mm512_max_ps(m, _mm512_castsi512_ps(_mm512_and_si512(_mm512_loadu_si512((const void *)(xb + i)), signless)));
+      float scale = _mm512_reduce_max_ps(m) / 127;
+      scales[r * blocks + b] = scale;
+      __m512 inverse = _mm512_set1_ps(scale > 0 ? 1 / scale : 0);
+      for (long i = 0; i < block; i += 16) {  // cvtps2dq rounds to nearest even (the default MXCSR mode)
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + i), inverse));
+        _mm256_storeu_si256((__m256i *)(qb + i), _mm512_cvtepi32_epi16(v));
+      }
+    }
+  }
+}
+
 #else  // no x86 SIMD: the Swift loop does the work
+
+void lineage_int8_quantize_rows(const float *x, int16_t *q, float *scales, long rows, long k, long block, int level) {}
+
 
 int lineage_int8_level(void) { return 0; }
 

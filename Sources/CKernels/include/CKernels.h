@@ -22,4 +22,11 @@ int lineage_int8_level(void);
 void lineage_int8_linear(const int8_t *w, const float *wScales, const int16_t *x, const float *xScales, float *y,
                          long rows, long n, long k, long block, long o0, long o1, int level);
 
+/// Quantizes activation rows per block as the Swift reference (`QuantizedRows`) does, bit for bit:
+/// scale = max|x_block| / 127, q = round-to-nearest-even(x · (1 / scale)) (0 when the scale is 0).
+///
+/// Shapes: x `[rows, k]`; q `[rows, k]`; scales `[rows, k / block]`. `block` divides k and is a multiple
+/// of 16; `level` ≥ 2 (AVX-512).
+void lineage_int8_quantize_rows(const float *x, int16_t *q, float *scales, long rows, long k, long block, int level);
+
 #endif

@@ -107,10 +107,17 @@ func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, we
   }
   let level = int8SIMDLevel
   if level > 0 && block % 32 == 0 && !portable {
-    let activations = QuantizedRows(x, rows: rows, k: k, block: block, split: false)
-    activations.plain.withUnsafeBufferPointer { plain in
-      activations.scales.withUnsafeBufferPointer { xScales in
-        let p = SendableConstPointer(plain.baseAddress!), xs = SendableConstPointer(xScales.baseAddress!)
+    // The activations on the stack when small (a decoding step's), quantized in C with AVX-512.
+    withUnsafeTemporaryAllocation(of: Int16.self, capacity: rows * k) { plain in
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * (k / block)) { xScales in
+        if level >= 2 {
+          lineage_int8_quantize_rows(x, plain.baseAddress!, xScales.baseAddress!, rows, k, block, Int32(level))
+        } else {
+          let a = QuantizedRows(x, rows: rows, k: k, block: block, split: false)
+          _ = plain.initialize(fromContentsOf: a.plain)
+          _ = xScales.initialize(fromContentsOf: a.scales)
+        }
+        let p = SendableConstPointer(UnsafePointer(plain.baseAddress!)), xs = SendableConstPointer(UnsafePointer(xScales.baseAddress!))
         let w = SendableConstPointer(weights), ws = SendableConstPointer(weightScales), out = SendablePointer(y)
         halves { o0, count in
           lineage_int8_linear(w.pointer, ws.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block, o0, o0 + count,
