@@ -96,9 +96,11 @@ func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, we
   precondition(block > 0 && k % block == 0 && (block == k || block % 32 == 0), "int8 blocks: \(block) does not fit \(k)")
   precondition(k <= 1 << 17, "int8 products accumulate in Int32: k = \(k) is too long")
   guard rows > 0, n > 0 else { return }
-  /// Outputs are split in halves on both cores when the product is large (the halves fixed by the shape).
+  /// Outputs are split in halves on both cores when the product is large (the halves fixed by the shape):
+  /// from 2¹⁶ multiply–adds, the size at which `sgemm` splits a one-row product, so that a decoding step
+  /// of the d128 reference model splits its MLP matrices as the float path does.
   func halves(_ outputs: @Sendable (Int, Int) -> Void) {
-    if n >= 32 && rows * n * k >= 1 << 17 {
+    if n >= 32 && rows * n * k >= 1 << 16 {
       let split = (n / 2 + 15) / 16 * 16
       parallelFor(2) { $0 == 0 ? outputs(0, split) : outputs(split, n - split) }
     } else {
