@@ -2,6 +2,8 @@
 // each compiled for its instructions with a `target` attribute and chosen at run time.
 #include "CKernels.h"
 
+#include <string.h>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -231,7 +233,51 @@ __attribute__((target("avx512f,avx512bw"))) void lineage_int8_quantize_rows(
   }
 }
 
+#define PACKED_BODY(ACCUMULATE)                                                                       \
+  long blocks = k / block, half = block / 2;                                                          \
+  for (long g = g0; g < g1; g++) {                                                                    \
+    const int8_t *wg = packed + g * 16 * k;                                                           \
+    const float *sg = packedScales + g * 16 * blocks;                                                 \
+    for (long r = 0; r < rows; r++) {                                                                 \
+      const int16_t *xr = x + r * k;                                                                  \
+      __m512 total = _mm512_setzero_ps();                                                             \
+      for (long b = 0; b < blocks; b++) {                                                             \
+        __m512i acc = _mm512_setzero_si512();                                                         \
+        for (long i = b * half; i < (b + 1) * half; i++) {                                            \
+          int32_t pair;                                                                               \
+          memcpy(&pair, xr + 2 * i, 4);                                                               \
+          __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wg + i * 32)));      \
+          acc = ACCUMULATE(acc, wv, _mm512_set1_epi32(pair));                                         \
+        }                                                                                             \
+        __m512 scale = _mm512_mul_ps(_mm512_loadu_ps(sg + b * 16), _mm512_set1_ps(xScales[r * blocks + b])); \
+        total = _mm512_add_ps(total, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale));                  \
+      }                                                                                               \
+      _mm512_storeu_ps(y + r * n + g * 16, total);                                                    \
+    }                                                                                                 \
+  }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void packedVNNI(
+    const int8_t *packed, const float *packedScales, const int16_t *x, const float *xScales, float *y, long rows, long n,
+    long k, long block, long g0, long g1) {
+  PACKED_BODY(dpwssd)
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void packed512(
+    const int8_t *packed, const float *packedScales, const int16_t *x, const float *xScales, float *y, long rows, long n,
+    long k, long block, long g0, long g1) {
+  PACKED_BODY(maddAdd)
+}
+
+void lineage_int8_linear_packed(const int8_t *packed, const float *packedScales, const int16_t *x, const float *xScales,
+                                float *y, long rows, long n, long k, long block, long g0, long g1, int level) {
+  if (level == 3) packedVNNI(packed, packedScales, x, xScales, y, rows, n, k, block, g0, g1);
+  else packed512(packed, packedScales, x, xScales, y, rows, n, k, block, g0, g1);
+}
+
 #else  // no x86 SIMD: the Swift loop does the work
+
+void lineage_int8_linear_packed(const int8_t *packed, const float *packedScales, const int16_t *x, const float *xScales,
+                                float *y, long rows, long n, long k, long block, long g0, long g1, int level) {}
 
 void lineage_int8_quantize_rows(const float *x, int16_t *q, float *scales, long rows, long k, long block, int level) {}
 

@@ -92,7 +92,8 @@ let int8SIMDLevel = Int(lineage_int8_level())
 ///
 /// - Parameter portable: use the Swift loop even where the C kernels run (tests compare the two).
 func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, weightScales: UnsafePointer<Float>,
-                       y: UnsafeMutablePointer<Float>, rows: Int, n: Int, k: Int, block: Int, portable: Bool = false) {
+                       y: UnsafeMutablePointer<Float>, rows: Int, n: Int, k: Int, block: Int, portable: Bool = false,
+                       packed: (values: UnsafePointer<Int8>, scales: UnsafePointer<Float>, groups: Int)? = nil) {
   precondition(block > 0 && k % block == 0 && (block == k || block % 32 == 0), "int8 blocks: \(block) does not fit \(k)")
   precondition(k <= 1 << 17, "int8 products accumulate in Int32: k = \(k) is too long")
   guard rows > 0, n > 0 else { return }
@@ -121,9 +122,23 @@ func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, we
         }
         let p = SendableConstPointer(UnsafePointer(plain.baseAddress!)), xs = SendableConstPointer(UnsafePointer(xScales.baseAddress!))
         let w = SendableConstPointer(weights), ws = SendableConstPointer(weightScales), out = SendablePointer(y)
+        let pw = packed.map { SendableConstPointer($0.values) }, ps = packed.map { SendableConstPointer($0.scales) }
+        let groups = packed?.groups ?? 0
         halves { o0, count in
-          lineage_int8_linear(w.pointer, ws.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block, o0, o0 + count,
-                              Int32(level))
+          // Whole groups of 16 from the packed weights (the halves start at multiples of 16), the rest plain.
+          var first = o0
+          if let pw, let ps, level >= 2 {
+            let g1 = min((o0 + count) / 16, groups)
+            if g1 > o0 / 16 {
+              lineage_int8_linear_packed(pw.pointer, ps.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block,
+                                         o0 / 16, g1, Int32(level))
+              first = g1 * 16
+            }
+          }
+          if first < o0 + count {
+            lineage_int8_linear(w.pointer, ws.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block, first, o0 + count,
+                                Int32(level))
+          }
         }
       }
     }
@@ -255,7 +270,9 @@ extension Tensor {
   ///   - x: `[rows, k]` (any shape whose last axis is k; rows = count / k).
   ///   - block: k (one scale per row: per-channel) or a divisor of k that is a multiple of 32 (Q8_0: 32).
   /// - Returns: `[rows, n]`.
-  public static func int8Linear(_ x: Tensor, weights: [Int8], weightScales: [Float], outputs n: Int, block: Int) -> Tensor {
+  ///   - packed: the same weights in the AVX-512 kernel's layout (`PackedInt8Weights`), when the caller keeps them.
+  public static func int8Linear(_ x: Tensor, weights: [Int8], weightScales: [Float], outputs n: Int, block: Int,
+                                packed: PackedInt8Weights? = nil) -> Tensor {
     let k = weights.count / max(n, 1)
     precondition(weights.count == n * k && x.count % max(k, 1) == 0, "int8Linear: \(x.shape) does not end in \(k)")
     precondition(weightScales.count == n * (k / block), "int8Linear: \(weightScales.count) scales for [\(n), \(k)] in blocks of \(block)")
@@ -265,8 +282,19 @@ extension Tensor {
       x.withUnsafeBufferPointer { px in
         weights.withUnsafeBufferPointer { pw in
           weightScales.withUnsafeBufferPointer { ps in
-            int8LinearForward(x: px.baseAddress!, weights: pw.baseAddress!, weightScales: ps.baseAddress!,
-                              y: py.baseAddress!, rows: rows, n: n, k: k, block: block)
+            guard let packed, packed.groups > 0 else {
+              int8LinearForward(x: px.baseAddress!, weights: pw.baseAddress!, weightScales: ps.baseAddress!,
+                                y: py.baseAddress!, rows: rows, n: n, k: k, block: block)
+              return
+            }
+            precondition(packed.shape == [n, k, block], "int8Linear: packed weights of another matrix")
+            packed.values.withUnsafeBufferPointer { pv in
+              packed.scales.withUnsafeBufferPointer { pps in
+                int8LinearForward(x: px.baseAddress!, weights: pw.baseAddress!, weightScales: ps.baseAddress!,
+                                  y: py.baseAddress!, rows: rows, n: n, k: k, block: block,
+                                  packed: (pv.baseAddress!, pps.baseAddress!, packed.groups))
+              }
+            }
           }
         }
       }
@@ -281,11 +309,57 @@ extension Variable {
   /// is a graph node whose backward is a precondition failure, so that training through int8 weights
   /// stops at the first backward pass instead of silently skipping the layers behind it. (Stages check
   /// for a quantized model before training and fail with a message; reaching this is a bug.)
-  public func int8Linear(weights: [Int8], weightScales: [Float], outputs n: Int, block: Int) -> Variable {
-    let y = Tensor.int8Linear(value, weights: weights, weightScales: weightScales, outputs: n, block: block)
+  public func int8Linear(weights: [Int8], weightScales: [Float], outputs n: Int, block: Int,
+                         packed: PackedInt8Weights? = nil) -> Variable {
+    let y = Tensor.int8Linear(value, weights: weights, weightScales: weightScales, outputs: n, block: block, packed: packed)
     guard requiresGrad else { return Variable(y) }
     return Variable(y, op: "int8Linear", parents: [self]) { _ in
       preconditionFailure("int8 projections have no gradient: a quantized model cannot be trained")
     }
+  }
+}
+
+/// Int8 weights and their scales laid out for the AVX-512 kernel (`lineage_int8_linear_packed`): per
+/// group of 16 output rows and pair of elements, the 16 rows' two values side by side, so that each
+/// 32-bit lane of an accumulator is one output and no horizontal sum is needed. A copy of the plain
+/// `[n, k]` values (the same bytes again), made once per matrix; empty where the kernel cannot run
+/// (no AVX-512 here, or blocks that are not multiples of 32), and then the plain kernels run instead.
+/// The results are the same bits either way.
+public struct PackedInt8Weights: Sendable, Equatable {
+  /// `[n / 16, k / 2, 16, 2]`.
+  let values: [Int8]
+  /// `[n / 16, k / block, 16]`.
+  let scales: [Float]
+  /// Whole groups of 16 outputs packed (0: none).
+  let groups: Int
+  /// `[n, k, block]` of the matrix packed.
+  let shape: [Int]
+
+  /// - Parameters:
+  ///   - values: `[n, k]` row-major.
+  ///   - scales: `[n, k / block]`.
+  public init(values: [Int8], scales: [Float], outputs n: Int, block: Int) {
+    let k = n == 0 ? 0 : values.count / n
+    shape = [n, k, block]
+    guard int8SIMDLevel >= 2, n >= 16, k > 0, block % 32 == 0, k % block == 0 else {
+      (self.values, self.scales, groups) = ([], [], 0)
+      return
+    }
+    let groups = n / 16, blocks = k / block
+    var packed = [Int8](repeating: 0, count: groups * 16 * k)
+    var packedScales = [Float](repeating: 0, count: groups * 16 * blocks)
+    for g in 0..<groups {
+      for l in 0..<16 {
+        let o = g * 16 + l
+        for i in 0..<(k / 2) {
+          packed[g * 16 * k + i * 32 + l * 2] = values[o * k + 2 * i]
+          packed[g * 16 * k + i * 32 + l * 2 + 1] = values[o * k + 2 * i + 1]
+        }
+        for b in 0..<blocks { packedScales[(g * blocks + b) * 16 + l] = scales[o * blocks + b] }
+      }
+    }
+    self.values = packed
+    self.scales = packedScales
+    self.groups = groups
   }
 }
