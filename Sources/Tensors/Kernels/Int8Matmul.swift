@@ -10,11 +10,13 @@ internal import CKernels
 /// depends only on its own row of x and of W: the same bits whatever the batch, the split over
 /// threads, or the thread count.
 ///
-/// Two implementations of the same arithmetic, bit-identical (Int32 sums are exact, and the float
-/// steps are the same multiplies and adds in the same order, never fused): where the CPU has AVX2 or
-/// AVX-512 (BW, VNNI), the C kernels of `CKernels` (picked at run time: 16–32 multiply–adds per
-/// instruction); elsewhere, and for a per-channel row whose length is not a multiple of 32, the Swift
-/// loop below.
+/// Several implementations of the same arithmetic, bit-identical (Int32 sums are exact, and the float
+/// steps are the same multiplies and adds in the same order, never fused; tested against the plain
+/// loops): where the CPU has AVX2 or AVX-512 (BW, VNNI), the C kernels of `CKernels` (picked at run
+/// time: 16–32 multiply–adds per instruction), with AVX-512 on weights packed 16 outputs to a vector
+/// (`PackedInt8Weights`: one lane per output, so a block needs no horizontal sum) and the activation
+/// rows quantized in C; elsewhere, and for a per-channel row whose length is not a multiple of 32, the
+/// Swift loop below.
 ///
 /// Why the Swift loop has this shape (TOOLCHAIN.md, measured): the package compiles for baseline x86-64 (SSE2),
 /// where Swift's `SIMD…(truncatingIfNeeded:)` between integer widths is an out-of-line call and 32-bit
