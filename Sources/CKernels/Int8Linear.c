@@ -242,15 +242,20 @@ __attribute__((target("avx512f,avx512bw"))) void lineage_int8_quantize_rows(
       const int16_t *xr = x + r * k;                                                                  \
       __m512 total = _mm512_setzero_ps();                                                             \
       for (long b = 0; b < blocks; b++) {                                                             \
-        __m512i acc = _mm512_setzero_si512();                                                         \
-        for (long i = b * half; i < (b + 1) * half; i++) {                                            \
-          int32_t pair;                                                                               \
-          memcpy(&pair, xr + 2 * i, 4);                                                               \
-          __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wg + i * 32)));      \
-          acc = ACCUMULATE(acc, wv, _mm512_set1_epi32(pair));                                         \
+        /* four independent chains (half is a multiple of 16): a single one waits on each add */    \
+        __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),     \
+                          _mm512_setzero_si512()};                                                    \
+        for (long i = b * half; i < (b + 1) * half; i += 4) {                                         \
+          for (int c = 0; c < 4; c++) {                                                               \
+            int32_t pair;                                                                             \
+            memcpy(&pair, xr + 2 * (i + c), 4);                                                       \
+            __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wg + (i + c) * 32))); \
+            acc[c] = ACCUMULATE(acc[c], wv, _mm512_set1_epi32(pair));                                 \
+          }                                                                                           \
         }                                                                                             \
+        __m512i sum = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3])); \
         __m512 scale = _mm512_mul_ps(_mm512_loadu_ps(sg + b * 16), _mm512_set1_ps(xScales[r * blocks + b])); \
-        total = _mm512_add_ps(total, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale));                  \
+        total = _mm512_add_ps(total, _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale));                  \
       }                                                                                               \
       _mm512_storeu_ps(y + r * n + g * 16, total);                                                    \
     }                                                                                                 \
