@@ -28,6 +28,9 @@ public struct ParameterID: Hashable, Sendable, CustomStringConvertible {
     case lmHead
     /// A reward model's scalar score per position (`ModelConfig.valueHead`).
     case valueHead
+    /// Modular distillation's learned map `[teacher d, student d]` from a student layer's module output
+    /// to its teacher layer's: trained beside the student, never part of a model artifact.
+    case distillationProjection
 
     /// The family a role belongs to: what freezing and decay choose by.
     public var group: Group {
@@ -40,13 +43,14 @@ public struct ParameterID: Hashable, Sendable, CustomStringConvertible {
       case .expert, .sharedExperts: return .experts
       case .lmHead: return .lmHead
       case .valueHead: return .valueHead
+      case .distillationProjection: return .distillation
       }
     }
   }
 
   /// Families of roles (e.g. "train only the value head", "no decay on norms").
   public enum Group: String, CaseIterable, Hashable, Sendable {
-    case embedding, norm, attention, mlp, router, experts, lmHead = "lm_head", valueHead = "value_head"
+    case embedding, norm, attention, mlp, router, experts, lmHead = "lm_head", valueHead = "value_head", distillation
   }
 
   /// The block, or nil for the embedding, final norm and heads.
@@ -79,6 +83,7 @@ public struct ParameterID: Hashable, Sendable, CustomStringConvertible {
     case .finalNorm: return "model.norm.weight"
     case .lmHead: return "lm_head.weight"
     case .valueHead: return "score.weight"   // transformers' *ForSequenceClassification head
+    case .distillationProjection: return "distill.layers.\(layer ?? 0).projection.weight"
     case .attentionNorm: return "\(block).input_layernorm.weight"
     case .mlpNorm: return "\(block).post_attention_layernorm.weight"
     case .attention(let p): return "\(block).self_attn.\(p.rawValue)_proj.weight"
@@ -100,6 +105,11 @@ public struct ParameterID: Hashable, Sendable, CustomStringConvertible {
     default: break
     }
     let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+    if parts.count == 5, parts[0] == "distill", parts[1] == "layers", parts[3] == "projection", parts[4] == "weight",
+       let layer = Int(parts[2]), layer >= 0, String(layer) == parts[2] {
+      self.init(layer: layer, role: .distillationProjection)
+      return
+    }
     guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]), layer >= 0,
           String(layer) == parts[2] else { return nil }
     let rest = Array(parts[3...])

@@ -232,22 +232,44 @@ public final class TransformerLM {
     return trainingWeights.projection(.valueHead).apply(hidden)
   }
 
+  /// A block's output that modular distillation can match against a teacher's.
+  public enum Module: String, CaseIterable, Sendable {
+    /// The attention branch: what the block's attention adds to the residual stream (after the output projection).
+    case attention
+    /// The residual stream after the whole block.
+    case hidden
+  }
+
+  /// Logits `[batch·seq, vocab]` and, for each layer in `layers`, its `module` output `[batch·seq, d]`
+  /// (training: records the autograd graph through both).
+  public func logits(_ tokens: [[Int32]], capturing module: Module, layers: Set<Int>) -> (logits: Variable, modules: [Int: Variable]) {
+    var captured: [Int: Variable] = [:]
+    let (hidden, _) = hiddenStates(tokens) { layer, tap, value in
+      if tap == module && layers.contains(layer) { captured[layer] = value }
+    }
+    return (trainingWeights.projection(.lmHead).apply(hidden), captured)
+  }
+
   /// The final-norm hidden states `[batch·seq, d]` and the MoE balance loss, if any.
-  func hiddenStates(_ tokens: [[Int32]]) -> (hidden: Variable, auxiliaryLoss: Variable?) {
+  func hiddenStates(_ tokens: [[Int32]], observe: (Int, Module, Variable) -> Void = { _, _, _ in })
+    -> (hidden: Variable, auxiliaryLoss: Variable?) {
     let batch = tokens.count, seq = tokens.first?.count ?? 0
     precondition(tokens.allSatisfy { $0.count == seq } && seq <= config.contextLength)
     let flat = tokens.flatMap { $0 }
     let c = config
-    return forward(tokens: flat, positions: (0..<flat.count).map { Int32($0 % seq) }, weights: trainingWeights) { _, q, k, v in
+    return forward(tokens: flat, positions: (0..<flat.count).map { Int32($0 % seq) }, weights: trainingWeights,
+                   attend: { _, q, k, v in
       Variable.attention(q: q, k: k, v: v, batch: batch, heads: c.headCount, kvHeads: c.kvHeadCount, pattern: c.attention)
-    }
+    }, observe: observe)
   }
 
   /// The blocks over rows of tokens, shared by training and generation: `weights` supplies parameters,
   /// `attend(layer, q, k, v)` does attention (over the batch, or over a KV cache). Shapes: rows `[n]` →
   /// final-norm hidden states `[n, d]`.
+  /// `observe(layer, module, value)` sees each block's attention branch and output as they are made.
   func forward(tokens: [Int32], positions: [Int32], weights w: Weights,
-               attend: (Int, Variable, Variable, Variable) -> Variable) -> (hidden: Variable, auxiliaryLoss: Variable?) {
+               attend: (Int, Variable, Variable, Variable) -> Variable,
+               observe: (Int, Module, Variable) -> Void = { _, _, _ in }) -> (hidden: Variable, auxiliaryLoss: Variable?) {
     let c = config
     var x = Variable.embedding(w.vector(.embedding), tokens)                       // [n, d]
     var auxiliary: Variable?
@@ -258,7 +280,9 @@ public final class TransformerLM {
       let q = w.projection(id(.attention(.query))).apply(h).rope(positions: positions, heads: c.headCount, table: rope)
       let k = w.projection(id(.attention(.key))).apply(h).rope(positions: positions, heads: c.kvHeadCount, table: rope)
       let v = w.projection(id(.attention(.value))).apply(h)
-      x = x + w.projection(id(.attention(.output))).apply(attend(l, q, k, v))
+      let attended = w.projection(id(.attention(.output))).apply(attend(l, q, k, v))
+      observe(l, .attention, attended)
+      x = x + attended
       let h2 = x.rmsNorm(w.vector(id(.mlpNorm)), eps: c.normEps)
       if let moe = c.moe {
         let out = MixtureOfExperts.forward(h2, layer: l, config: moe, bias: routingBias[l], projection: w.projection)
@@ -270,6 +294,7 @@ public final class TransformerLM {
         let up = w.projection(id(.mlp(.up))).apply(h2)
         x = x + w.projection(id(.mlp(.down))).apply(Variable.swiglu(gate: gate, up: up))
       }
+      observe(l, .hidden, x)
     }
     lastExpertLoad = loads
     return (x.rmsNorm(w.vector(.finalNorm), eps: c.normEps), auxiliary)

@@ -5,6 +5,7 @@ public enum BuiltinOperations {
   public static let registry = OperationRegistry([
     CorpusOp(),
     DatasetOp(),
+    DistillOp(),
     EvalOp(),
     FinetuneOp(),
     LongContextOp(),

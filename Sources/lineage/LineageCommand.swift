@@ -13,7 +13,7 @@ struct LineageCommand: AsyncParsableCommand {
       definition or inputs changed and restores the rest from the content-addressed store in .lineage/.
       Exit status: 0 success, 1 a stage failed, 2 the recipe is invalid, 130 interrupted.
       """,
-    subcommands: [Run.self, Status.self, Dag.self, Show.self, Diff.self, Checkout.self, Metrics.self, Ops.self, GC.self, Fsck.self, Verify.self, Push.self, Pull.self,
+    subcommands: [Run.self, Status.self, Dag.self, Show.self, Diff.self, Checkout.self, Export.self, Generate.self, Metrics.self, Report.self, Ops.self, GC.self, Fsck.self, Verify.self, Push.self, Pull.self,
                   BundleCommand.self, Bench.self])
 
   /// ArgumentParser's own entry point, after the allocator setting that must precede every thread.

@@ -61,8 +61,11 @@ public final class Generator {
   /// - Parameters:
   ///   - prompts: token ids, one list per sequence (each non-empty).
   ///   - random: the sampling stream (unused when greedy).
+  ///   - onToken: called with (sequence, token) as soon as each token is chosen, before the next
+  ///     forward pass (a terminal streams text with it). It only observes: the tokens, the random
+  ///     stream and the results are the same with or without it.
   public func generate(prompts: [[Int32]], settings: SamplingSettings, tokenizer: some Tokenizer,
-                       random: inout RandomStream) -> [Generation] {
+                       random: inout RandomStream, onToken: (_ sequence: Int, _ token: Int32) -> Void = { _, _ in }) -> [Generation] {
     precondition(prompts.allSatisfy { !$0.isEmpty })
     let c = model.config
     let capacity = (prompts.map(\.count).max() ?? 0) + settings.maxNewTokens
@@ -93,6 +96,7 @@ public final class Generator {
         next[b] = token
         results[b].tokens.append(token)
         results[b].logProbabilities.append(logProbability)
+        onToken(b, token)
         if settings.stopAtEOS && token == eos {
           active[b] = false
           results[b].finishReason = .eos

@@ -35,7 +35,7 @@ extension QuantizedMatrix {
   public static func quantizes(_ id: ParameterID) -> Bool {
     switch id.role {
     case .attention, .mlp, .expert, .sharedExperts, .lmHead: return true
-    case .embedding, .attentionNorm, .mlpNorm, .finalNorm, .router, .routingBias, .valueHead: return false
+    case .embedding, .attentionNorm, .mlpNorm, .finalNorm, .router, .routingBias, .valueHead, .distillationProjection: return false
     }
   }
 

@@ -20,8 +20,9 @@ struct EvalOp: TypedOperation {
   let name = "eval"
   /// 2: QA split by fact and reported closed-book and open-book apart, sentiment and entailment that
   /// need understanding, distinct held-out examples, standard errors, baselines, example counts, and a
-  /// Markdown table. 3: the classification tasks' samples hold each label equally often.
-  let version = 3
+  /// Markdown table. 3: the classification tasks' samples hold each label equally often. 4: each
+  /// model's parameters, active parameters and size; Spanish language consistency for word_arithmetic.
+  let version = 4
   let summary = "Score models on held-out tasks; print the table"
 
   static let taskNames = TaskSuite.names + ["perplexity"]
@@ -56,13 +57,18 @@ struct EvalOp: TypedOperation {
                               world: UInt64(settings.world), seed: context.seed)
     let measures = settings.tasks.flatMap(evaluator.measures(for:))
     var table = ScoreTable()
+    ModelFacts.columns.forEach { table.add($0) }
     for measure in measures { measure.columns(samples: settings.samples).forEach { table.add($0) } }
     let miniGLUE = MiniGLUE(table)
     if let miniGLUE { table.add(miniGLUE.column) }
 
     let inputs = context.inputs("models")
     for (m, input) in inputs.enumerated() {
-      let artifact = try ModelArtifact(bytes: try context.bytes(of: input), source: input.stage)
+      let bytes = try context.bytes(of: input)
+      let artifact = try ModelArtifact(bytes: bytes, source: input.stage)
+      for (column, value) in ModelFacts.values(artifact.model.config, bytes: bytes.count) {
+        table.set(model: input.stage, column: column, Estimate(value: value, standardError: 0))
+      }
       for (t, measure) in measures.enumerated() {
         if context.isCancelled { throw CancellationError() }
         context.progress(step: m * measures.count + t, of: inputs.count * measures.count)
@@ -232,21 +238,21 @@ struct Evaluator {
       return [("perplexity", perplexity(artifact, documents: documents, windows: windows))]
     case .task(let part, let heldout):
       let generator = part.generator
-      let greedy = answers(artifact, heldout, settings: SamplingSettings(maxNewTokens: maxNewTokens), stream: 0)
-      let scores = zip(greedy, heldout).map { generator.score($0, for: $1) }
+      let greedy = responses(artifact, heldout, settings: SamplingSettings(maxNewTokens: maxNewTokens), stream: 0)
+      let scores = zip(greedy, heldout).map { generator.score(response: $0, for: $1) }
       let mean = scores.reduce(0, +) / Double(scores.count)
       let se: Double
       switch generator.metric {
-      case .exactMatch, .verified, .accuracy, .toxicityRate: se = TextMetrics.binomialStandardError(accuracy: mean, examples: scores.count)
+      case .exactMatch, .verified, .accuracy, .toxicityRate, .languageConsistency: se = TextMetrics.binomialStandardError(accuracy: mean, examples: scores.count)
       case .chrF, .rougeL: se = TextMetrics.standardErrorOfMean(scores)
       }
       var out = [("\(part.column)/\(generator.metric.rawValue)", Estimate(value: mean, standardError: se))]
       if samples > 0 && generator.metric == .verified {
         var solved = [Bool](repeating: false, count: heldout.count)
         for s in 0..<samples {
-          let sampled = answers(artifact, heldout, settings: SamplingSettings(temperature: temperature, maxNewTokens: maxNewTokens),
-                                stream: UInt32(s + 1))
-          for (i, answer) in sampled.enumerated() where generator.score(answer, for: heldout[i]) == 1 { solved[i] = true }
+          let sampled = responses(artifact, heldout, settings: SamplingSettings(temperature: temperature, maxNewTokens: maxNewTokens),
+                                  stream: UInt32(s + 1))
+          for (i, response) in sampled.enumerated() where generator.score(response: response, for: heldout[i]) == 1 { solved[i] = true }
         }
         let rate = Double(solved.filter { $0 }.count) / Double(heldout.count)
         out.append(("\(part.column)/pass@\(samples)",
@@ -256,9 +262,9 @@ struct Evaluator {
     }
   }
 
-  /// The answers a model writes for `examples`, in batches of 16; prompts too long for the context
-  /// keep their end (where the question is).
-  func answers(_ artifact: ModelArtifact, _ examples: [TaskExample], settings: SamplingSettings, stream: UInt32) -> [String] {
+  /// The responses a model writes for `examples` (reasoning and answer, as written), in batches of 16;
+  /// prompts too long for the context keep their end (where the question is).
+  func responses(_ artifact: ModelArtifact, _ examples: [TaskExample], settings: SamplingSettings, stream: UInt32) -> [String] {
     let model = artifact.model, tokenizer = artifact.tokenizer
     let generator = Generator(model: model)
     var random = RandomStream(seed: seed, purpose: .evaluation, substream: stream)
@@ -269,8 +275,7 @@ struct Evaluator {
       settings.maxNewTokens = min(settings.maxNewTokens, model.config.contextLength / 2)
       let room = model.config.contextLength - settings.maxNewTokens
       let prompts = chunk.map { Array(tokenizer.encode(TaskFormat.prompt($0)).suffix(room)) }
-      out += generator.generate(prompts: prompts, settings: settings, tokenizer: tokenizer, random: &random)
-        .map { TaskFormat.answer(in: $0.text) }
+      out += generator.generate(prompts: prompts, settings: settings, tokenizer: tokenizer, random: &random).map(\.text)
     }
     return out
   }
@@ -290,6 +295,20 @@ struct Evaluator {
 
 // MARK: - The table
 
+/// What each compared model is, beside how it scores: its parameters, the parameters one token uses
+/// (fewer than all in a Mixture of Experts) and its artifact's size on disk (int8 weights are a
+/// quarter of float32's). Exact, so their standard error is 0 and the table shows none.
+enum ModelFacts {
+  static let columns = [ScoreTable.Column(name: "parameters", scale: .millions),
+                        ScoreTable.Column(name: "active_parameters", scale: .millions),
+                        ScoreTable.Column(name: "size", scale: .megabytes)]
+
+  static func values(_ config: ModelConfig, bytes: Int) -> [(String, Double)] {
+    [("parameters", Double(config.parameterCount)), ("active_parameters", Double(config.activeParameterCount)),
+     ("size", Double(bytes))]
+  }
+}
+
 /// Scores by model (rows, in input order) and column (in the order added), with each column's example
 /// count and majority-class baseline, rendered as a Markdown table.
 struct ScoreTable {
@@ -299,6 +318,10 @@ struct ScoreTable {
     case percent
     /// Perplexity, shown with two decimals.
     case perplexity
+    /// An exact count (parameters), shown in millions with two decimals and no standard error.
+    case millions
+    /// Bytes, shown in MB (10⁶) with two decimals and no standard error.
+    case megabytes
   }
 
   struct Column: Equatable {
@@ -340,12 +363,20 @@ struct ScoreTable {
       switch scale {
       case .percent: return String(format: "%.1f", value * 100)
       case .perplexity: return String(format: "%.2f", value)
+      case .millions: return String(format: "%.2fM", value / 1e6)
+      case .megabytes: return String(format: "%.2f MB", value / 1e6)
+      }
+    }
+    func cell(_ estimate: Estimate, _ scale: Scale) -> String {
+      switch scale {
+      case .millions, .megabytes: return number(estimate.value, scale)
+      case .percent, .perplexity: return "\(number(estimate.value, scale)) ± \(number(estimate.standardError, scale))"
       }
     }
     let header = ["model"] + columns.map(\.name)
     var rows = models.map { m in
       [m] + columns.map { c in
-        estimate(model: m, column: c.name).map { "\(number($0.value, c.scale)) ± \(number($0.standardError, c.scale))" } ?? "–"
+        estimate(model: m, column: c.name).map { cell($0, c.scale) } ?? "–"
       }
     }
     if columns.contains(where: { $0.majorityClass != nil }) {

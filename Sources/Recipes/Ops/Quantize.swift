@@ -10,7 +10,8 @@ import Tensors
 /// (`lineage_quantization` in its metadata) that `eval`, `sample` and generation read like any model;
 /// training from it is refused. The metrics compare the two models on the same held-out examples of
 /// `tasks:` (drawn once from this stage's seed, as `eval` draws them): `accuracy/float/<column>`,
-/// `accuracy/int8/<column>` (each with `_se`), `retention/<column>` = int8 ÷ float and their mean
+/// `accuracy/int8/<column>` (each with `_se`), `retention/<column>` = int8 ÷ float (for a rate where
+/// lower is better, such as toxicity, the non-toxic shares' ratio (1 − int8) ÷ (1 − float)) and their mean
 /// `retention/mean`; the artifact sizes `size_bytes/float`, `size_bytes/int8` and `size_ratio` = int8 ÷
 /// float; and the rounding of the weights, `max_abs_error` and `mean_abs_error` over every quantized
 /// weight.
@@ -103,13 +104,17 @@ struct QuantizeOp: TypedOperation {
       if context.isCancelled { throw CancellationError() }
       context.progress(step: m, of: measures.count)
       let floatScores = evaluator.score(float, measure), int8Scores = evaluator.score(int8, measure)
+      let lowerIsBetter: Bool
+      if case .task(let part, _) = measure { lowerIsBetter = part.generator.metric.lowerIsBetter } else { lowerIsBetter = false }
       for ((column, a), (_, b)) in zip(floatScores, int8Scores) {
         record("accuracy/float/\(column)", a.value)
         record("accuracy/float/\(column)_se", a.standardError)
         record("accuracy/int8/\(column)", b.value)
         record("accuracy/int8/\(column)_se", b.standardError)
-        // int8 ÷ float; when the float model scores 0, int8 keeps all of it if it scores 0 too.
-        let retention = a.value > 0 ? b.value / a.value : (b.value == 0 ? 1 : 0)
+        // int8 ÷ float; when the float model scores 0, int8 keeps all of it if it scores 0 too. For a
+        // rate where lower is better (toxicity) what is kept is the good share: (1 − int8) ÷ (1 − float).
+        let (kept, had) = lowerIsBetter ? (1 - b.value, 1 - a.value) : (b.value, a.value)
+        let retention = had > 0 ? kept / had : (kept == 0 ? 1 : 0)
         record("retention/\(column)", retention)
         retentions.append(retention)
         context.log(String(format: "%@: float %.3f ± %.3f, int8 %.3f ± %.3f, retention %.3f", column, a.value, a.standardError,

@@ -19,6 +19,11 @@ public protocol TaskGenerator: Sendable {
   /// translation and summarisation.
   func score(_ answer: String, for example: TaskExample) -> Double
 
+  /// The score of a whole response (reasoning and answer, as the model wrote it). By default the
+  /// score of its answer (`TaskFormat.answer(in:)`); a task that judges the reasoning itself, such as
+  /// language consistency, reads the rest.
+  func score(response: String, for example: TaskExample) -> Double
+
   /// What `eval` reports for this task, one column group per part; by default the task itself, under
   /// its name.
   var evaluationParts: [EvaluationPart] { get }
@@ -35,6 +40,10 @@ public protocol TaskGenerator: Sendable {
 
 extension TaskGenerator {
   public var evaluationParts: [EvaluationPart] { [EvaluationPart(column: name, generator: self)] }
+
+  public func score(response: String, for example: TaskExample) -> Double {
+    score(TaskFormat.answer(in: response), for: example)
+  }
 
   public var labels: [String]? { nil }
 
@@ -71,4 +80,9 @@ public enum TaskMetric: String, Sendable, CaseIterable {
   case accuracy = "accuracy"
   /// The share of replies with a term of the built-in block list (`chat_provoked`): lower is better.
   case toxicityRate = "toxicity_rate"
+  /// The share of responses whose reasoning stays in the prompt's language (`word_arithmetic_es`).
+  case languageConsistency = "language_consistency"
+
+  /// Whether a smaller score is the better one (a rate of harm).
+  public var lowerIsBetter: Bool { self == .toxicityRate }
 }

@@ -107,6 +107,15 @@ struct WordArithmeticTask: BilingualTask, ProbedTask {
     example.prompt.hasPrefix(Phrasing.spanish.question) ? .spanish : .english
   }
 
+  /// Pass@1 on every held-out prompt (`word_arithmetic`), and on Spanish ones the share of responses
+  /// whose reasoning stays in Spanish (`word_arithmetic_es`, the language-consistency column).
+  var evaluationParts: [EvaluationPart] {
+    [EvaluationPart(column: name, generator: self),
+     EvaluationPart(column: "word_arithmetic_es",
+                    generator: SpanishReasoning(spanish: WordArithmeticTask(operations: operations, spanishShare: 1,
+                                                                           englishReasoning: englishReasoning)))]
+  }
+
   /// Held-out Spanish prompts, on which `rl` reports the share of mixed-language reasoning.
   var responseProbes: [ResponseProbe] {
     [ResponseProbe(measure: .mixedLanguage,
@@ -173,5 +182,23 @@ enum NumberWords {
     if n < 100 { return spanishTens[n / 10] + (n % 10 == 0 ? "" : " y " + spanishUnder30[n % 10]) }
     if n == 100 { return "cien" }
     return spanishHundreds[n / 100] + (n % 100 == 0 ? "" : " " + spanish(n % 100))
+  }
+}
+
+/// The Spanish prompts of `word_arithmetic`, scored by whether the response's reasoning stays in
+/// Spanish (1) or mixes in English (0, `ResponseMeasures.isMixedLanguage`): `eval`'s language
+/// consistency, the complement of `rl`'s mixed-language share.
+struct SpanishReasoning: TaskGenerator {
+  let spanish: WordArithmeticTask
+
+  var name: String { spanish.name }
+  var metric: TaskMetric { .languageConsistency }
+
+  func example(split: Split, using rng: inout TaskRandom) -> TaskExample { spanish.example(split: split, using: &rng) }
+
+  func score(_ answer: String, for example: TaskExample) -> Double { score(response: answer, for: example) }
+
+  func score(response: String, for example: TaskExample) -> Double {
+    ResponseMeasures.isMixedLanguage(response, language: .spanish) ? 0 : 1
   }
 }

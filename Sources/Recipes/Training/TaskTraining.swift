@@ -43,8 +43,13 @@ enum TaskTraining {
   ///
   /// - Parameters:
   ///   - extraMetrics: adds the op's own metrics (and headline scalars) once training is done.
+  ///   - objective: what each step minimises on the step's batch (default: next-token cross-entropy);
+  ///     its per-step metrics become curves of the metrics artifact.
   static func run(_ context: StageContext, start: ModelArtifact, mixture: TaskMixture, options: Options, purpose: String,
-                  extraMetrics: (inout MetricsArtifact, inout [String: Double]) -> Void = { _, _ in }) throws -> StageOutput {
+                  extraMetrics: (inout MetricsArtifact, inout [String: Double]) -> Void = { _, _ in },
+                  objective makeObjective: (@escaping (Int) throws -> TrainingBatch) -> any TrainingObjective = {
+                    LanguageModelObjective(batch: $0)
+                  }) throws -> StageOutput {
     let train = options.train
     let model = start.model, tokenizer = start.tokenizer
     let maxTokens = min(train.sequence ?? model.config.contextLength, model.config.contextLength)
@@ -68,7 +73,8 @@ enum TaskTraining {
     batches.response = options.response
     batches.workedSteps = options.workedSteps
     if !batches.datasets.isEmpty { context.log("\(batches.datasets.count) training examples from dataset stages") }
-        let objective = LanguageModelObjective(batch: { batches.batch($0) })
+    let frozen = batches
+    let objective = makeObjective { frozen.batch($0) }
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
     try loop.run()
 
@@ -77,6 +83,7 @@ enum TaskTraining {
     }
     var metrics = MetricsArtifact()
     metrics.setCurve("loss", loop.losses)
+    for (name, values) in loop.curves { metrics.setCurve(name, values.map { Float($0) }) }
     metrics.set("final_loss", Double(loop.finalLoss))
     var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
     for (i, task) in mixture.names.enumerated() where heldoutCount > 0 {

@@ -39,7 +39,8 @@ final class TrainingLoop {
     self.objective = objective
     self.hooks = hooks
     model.trainable = objective.trains
-    self.optimizer = AdamW(parameters: model.parameters, settings: settings, trains: objective.trains)
+    self.optimizer = AdamW(parameters: model.parameters + objective.auxiliaryParameters, settings: settings,
+                           trains: objective.trains)
     self.steps = steps
     checkpointInterval = context.checkpointSeconds
   }
@@ -59,6 +60,16 @@ final class TrainingLoop {
       losses = try reader.next().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
       opState = try reader.next()
       curves = try Curves.decode(try reader.next())
+      let auxiliary = objective.auxiliaryParameters
+      if !auxiliary.isEmpty {
+        let saved = try SafeTensors.read(try reader.next()).tensors
+        for (id, v) in auxiliary {
+          guard let t = saved[id.safetensorsName], t.shape == v.value.shape else {
+            throw StageFailure("it lacks \(id.safetensorsName)")
+          }
+          v.value = t
+        }
+      }
       guard losses.count == saved.step, optimizer.step == saved.step else {
         throw StageFailure("it records step \(saved.step) but holds \(losses.count) losses")
       }
@@ -91,6 +102,7 @@ final class TrainingLoop {
         throw CancellationError()
       }
       model.zeroGradients()
+      for (_, v) in objective.auxiliaryParameters { v.zeroGrad() }
       let outcome = try objective.loss(step: step, model: model)
       outcome.loss.backward()
       try hooks.afterBackward(model)
@@ -132,6 +144,10 @@ final class TrainingLoop {
     state.append(losses.withUnsafeBytes { Array($0) })
     state.append(opState)
     state.append(Curves.encode(curves))
+    let auxiliary = objective.auxiliaryParameters
+    if !auxiliary.isEmpty {
+      state.append(SafeTensors.write(Dictionary(uniqueKeysWithValues: auxiliary.map { ($0.id.safetensorsName, $0.variable.value) })))
+    }
     try context.saveCheckpoint(step: step, of: steps, state: state.bytes)
   }
 }

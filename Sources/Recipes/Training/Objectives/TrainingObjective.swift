@@ -14,10 +14,15 @@ protocol TrainingObjective: AnyObject {
   /// The parameters this objective trains (e.g. a reward model's value head on a frozen body); the
   /// others are constants in the forward pass and untouched by the optimizer.
   var trains: ParameterSelection { get }
+
+  /// Weights the objective owns and trains beside the model's (modular distillation's projections):
+  /// the optimizer updates them and checkpoints keep them, but they are not part of the model artifact.
+  var auxiliaryParameters: [(id: ParameterID, variable: Variable)] { get }
 }
 
 extension TrainingObjective {
   var trains: ParameterSelection { .all }
+  var auxiliaryParameters: [(id: ParameterID, variable: Variable)] { [] }
 }
 
 /// One step's loss and its report.
