@@ -132,7 +132,8 @@ import Testing
   }
 
   /// The SIMD kernel equals the plain loops bit for bit, at shapes with and without a tail.
-  @Test(arguments: [(1, 64, 128, 128), (5, 33, 96, 96), (16, 40, 256, 32), (2, 17, 64, 32), (3, 8, 50, 50)])
+  @Test(arguments: [(1, 64, 128, 128), (5, 33, 96, 96), (16, 40, 256, 32), (2, 17, 64, 32), (3, 8, 50, 50), (1, 512, 128, 32),
+                    (64, 256, 512, 512)])
   func theKernelEqualsTheReferenceLoops(_ rows: Int, _ n: Int, _ k: Int, _ block: Int) {
     var random = RandomStream(seed: 10, purpose: .evaluation)
     let weights = (0..<(n * k)).map { _ in Int8(Int(random.nextUInt32() % 255) - 127) }
@@ -141,6 +142,10 @@ import Testing
     let y = Tensor.int8Linear(x, weights: weights, weightScales: scales, outputs: n, block: block)
     let expected = int8LinearReference(x: x.scalars, weights: weights, weightScales: scales, rows: rows, n: n, k: k, block: block)
     #expect(y.scalars == expected)
+    // The packed layout of the AVX-512 kernel (16 outputs per group, the rest plain), the same bits.
+    let packed = PackedInt8Weights(values: weights, scales: scales, outputs: n, block: block)
+    let fromPacked = Tensor.int8Linear(x, weights: weights, weightScales: scales, outputs: n, block: block, packed: packed)
+    #expect(fromPacked.scalars == expected, "packed groups: \(packed.groups)")
     // The Swift loop, which runs where the C kernels cannot, gives the same bits.
     var portable = [Float](repeating: .nan, count: rows * n)
     x.withUnsafeBufferPointer { px in

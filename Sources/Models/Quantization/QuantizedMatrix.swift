@@ -30,6 +30,8 @@ public struct QuantizedMatrix: Equatable, Sendable {
   public let values: [Int8]
   /// One per block, row-major: `[out]` (per-channel) or `[out, in / 32]` (Q8_0).
   public let scales: [Float]
+  /// The same values and scales in the AVX-512 kernel's layout, made once (empty where it does not run).
+  let packed: PackedInt8Weights
 
   /// Elements sharing one scale: the whole row (per-channel) or 32 (Q8_0).
   public var blockSize: Int { scheme == .perChannel ? shape[1] : QuantizedMatrix.q8_0BlockSize }
@@ -72,6 +74,7 @@ public struct QuantizedMatrix: Equatable, Sendable {
     self.shape = [rows, columns]
     self.values = values
     self.scales = scales
+    packed = PackedInt8Weights(values: values, scales: scales, outputs: rows, block: block)
   }
 
   /// A matrix from stored values and scales (a checkpoint's), validated.
@@ -94,6 +97,8 @@ public struct QuantizedMatrix: Equatable, Sendable {
     self.shape = shape
     self.values = values
     self.scales = scales
+    packed = PackedInt8Weights(values: values, scales: scales, outputs: shape[0],
+                               block: scheme == .perChannel ? shape[1] : QuantizedMatrix.q8_0BlockSize)
   }
 
   /// The float matrix the values and scales stand for: q · d, `[out, in]`.
@@ -112,13 +117,13 @@ public struct QuantizedMatrix: Equatable, Sendable {
   /// - Parameter x: `[n, in]`.
   /// - Returns: `[n, out]`.
   public func apply(_ x: Tensor) -> Tensor {
-    Tensor.int8Linear(x, weights: values, weightScales: scales, outputs: shape[0], block: blockSize)
+    Tensor.int8Linear(x, weights: values, weightScales: scales, outputs: shape[0], block: blockSize, packed: packed)
   }
 
   /// y = x·Wᵀ with int8 products on a variable: no gradient reaches the weights, and a backward pass
   /// through the result is a precondition failure (`Variable.int8Linear`).
   public func apply(_ x: Variable) -> Variable {
-    x.int8Linear(weights: values, weightScales: scales, outputs: shape[0], block: blockSize)
+    x.int8Linear(weights: values, weightScales: scales, outputs: shape[0], block: blockSize, packed: packed)
   }
 }
 

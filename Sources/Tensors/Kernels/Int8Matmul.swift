@@ -10,11 +10,13 @@ internal import CKernels
 /// depends only on its own row of x and of W: the same bits whatever the batch, the split over
 /// threads, or the thread count.
 ///
-/// Two implementations of the same arithmetic, bit-identical (Int32 sums are exact, and the float
-/// steps are the same multiplies and adds in the same order, never fused): where the CPU has AVX2 or
-/// AVX-512 (BW, VNNI), the C kernels of `CKernels` (picked at run time: 16–32 multiply–adds per
-/// instruction); elsewhere, and for a per-channel row whose length is not a multiple of 32, the Swift
-/// loop below.
+/// Several implementations of the same arithmetic, bit-identical (Int32 sums are exact, and the float
+/// steps are the same multiplies and adds in the same order, never fused; tested against the plain
+/// loops): where the CPU has AVX2 or AVX-512 (BW, VNNI), the C kernels of `CKernels` (picked at run
+/// time: 16–32 multiply–adds per instruction), with AVX-512 on weights packed 16 outputs to a vector
+/// (`PackedInt8Weights`: one lane per output, so a block needs no horizontal sum) and the activation
+/// rows quantized in C; elsewhere, and for a per-channel row whose length is not a multiple of 32, the
+/// Swift loop below.
 ///
 /// Why the Swift loop has this shape (TOOLCHAIN.md, measured): the package compiles for baseline x86-64 (SSE2),
 /// where Swift's `SIMD…(truncatingIfNeeded:)` between integer widths is an out-of-line call and 32-bit
@@ -24,6 +26,9 @@ internal import CKernels
 /// their even and odd elements, adds the two products (|sum| ≤ 2·127² < 2¹⁵), and widens to Int32 the
 /// same way. Every step is one SSE2 instruction per 8 lanes (psllw, psraw, pmullw, paddw, pslld,
 /// psrad, paddd): ≈ 0.06 ns per multiply–add on one core here, and a quarter of float32's bytes read.
+/// That is no faster than OpenBLAS's AVX-512 sgemv (≈ 0.05 ns per multiply–add on one core, measured
+/// at the d128 and d256 shapes), which is why the C kernels exist: with `vpmaddwd` / `vpdpwssd` a
+/// 32-element block is one or two instructions.
 ///
 /// Shapes: x `[rows, k]`, weights `[n, k]` int8, weightScales `[n, k / block]`, y `[rows, n]`.
 
@@ -89,13 +94,16 @@ let int8SIMDLevel = Int(lineage_int8_level())
 ///
 /// - Parameter portable: use the Swift loop even where the C kernels run (tests compare the two).
 func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, weightScales: UnsafePointer<Float>,
-                       y: UnsafeMutablePointer<Float>, rows: Int, n: Int, k: Int, block: Int, portable: Bool = false) {
+                       y: UnsafeMutablePointer<Float>, rows: Int, n: Int, k: Int, block: Int, portable: Bool = false,
+                       packed: (values: UnsafePointer<Int8>, scales: UnsafePointer<Float>, groups: Int)? = nil) {
   precondition(block > 0 && k % block == 0 && (block == k || block % 32 == 0), "int8 blocks: \(block) does not fit \(k)")
   precondition(k <= 1 << 17, "int8 products accumulate in Int32: k = \(k) is too long")
   guard rows > 0, n > 0 else { return }
-  /// Outputs are split in halves on both cores when the product is large (the halves fixed by the shape).
+  /// Outputs are split in halves on both cores when the product is large (the halves fixed by the shape):
+  /// from 2¹⁶ multiply–adds, the size at which `sgemm` splits a one-row product, so that a decoding step
+  /// of the d128 reference model splits its MLP matrices as the float path does.
   func halves(_ outputs: @Sendable (Int, Int) -> Void) {
-    if n >= 32 && rows * n * k >= 1 << 17 {
+    if n >= 32 && rows * n * k >= 1 << 16 {
       let split = (n / 2 + 15) / 16 * 16
       parallelFor(2) { $0 == 0 ? outputs(0, split) : outputs(split, n - split) }
     } else {
@@ -104,14 +112,35 @@ func int8LinearForward(x: UnsafePointer<Float>, weights: UnsafePointer<Int8>, we
   }
   let level = int8SIMDLevel
   if level > 0 && block % 32 == 0 && !portable {
-    let activations = QuantizedRows(x, rows: rows, k: k, block: block, split: false)
-    activations.plain.withUnsafeBufferPointer { plain in
-      activations.scales.withUnsafeBufferPointer { xScales in
-        let p = SendableConstPointer(plain.baseAddress!), xs = SendableConstPointer(xScales.baseAddress!)
+    // The activations on the stack when small (a decoding step's), quantized in C with AVX-512.
+    withUnsafeTemporaryAllocation(of: Int16.self, capacity: rows * k) { plain in
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * (k / block)) { xScales in
+        if level >= 2 {
+          lineage_int8_quantize_rows(x, plain.baseAddress!, xScales.baseAddress!, rows, k, block, Int32(level))
+        } else {
+          let a = QuantizedRows(x, rows: rows, k: k, block: block, split: false)
+          _ = plain.initialize(fromContentsOf: a.plain)
+          _ = xScales.initialize(fromContentsOf: a.scales)
+        }
+        let p = SendableConstPointer(UnsafePointer(plain.baseAddress!)), xs = SendableConstPointer(UnsafePointer(xScales.baseAddress!))
         let w = SendableConstPointer(weights), ws = SendableConstPointer(weightScales), out = SendablePointer(y)
+        let pw = packed.map { SendableConstPointer($0.values) }, ps = packed.map { SendableConstPointer($0.scales) }
+        let groups = packed?.groups ?? 0
         halves { o0, count in
-          lineage_int8_linear(w.pointer, ws.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block, o0, o0 + count,
-                              Int32(level))
+          // Whole groups of 16 from the packed weights (the halves start at multiples of 16), the rest plain.
+          var first = o0
+          if let pw, let ps, level >= 2 {
+            let g1 = min((o0 + count) / 16, groups)
+            if g1 > o0 / 16 {
+              lineage_int8_linear_packed(pw.pointer, ps.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block,
+                                         o0 / 16, g1, Int32(level))
+              first = g1 * 16
+            }
+          }
+          if first < o0 + count {
+            lineage_int8_linear(w.pointer, ws.pointer, p.pointer, xs.pointer, out.pointer, rows, n, k, block, first, o0 + count,
+                                Int32(level))
+          }
         }
       }
     }
@@ -243,7 +272,9 @@ extension Tensor {
   ///   - x: `[rows, k]` (any shape whose last axis is k; rows = count / k).
   ///   - block: k (one scale per row: per-channel) or a divisor of k that is a multiple of 32 (Q8_0: 32).
   /// - Returns: `[rows, n]`.
-  public static func int8Linear(_ x: Tensor, weights: [Int8], weightScales: [Float], outputs n: Int, block: Int) -> Tensor {
+  ///   - packed: the same weights in the AVX-512 kernel's layout (`PackedInt8Weights`), when the caller keeps them.
+  public static func int8Linear(_ x: Tensor, weights: [Int8], weightScales: [Float], outputs n: Int, block: Int,
+                                packed: PackedInt8Weights? = nil) -> Tensor {
     let k = weights.count / max(n, 1)
     precondition(weights.count == n * k && x.count % max(k, 1) == 0, "int8Linear: \(x.shape) does not end in \(k)")
     precondition(weightScales.count == n * (k / block), "int8Linear: \(weightScales.count) scales for [\(n), \(k)] in blocks of \(block)")
@@ -253,8 +284,19 @@ extension Tensor {
       x.withUnsafeBufferPointer { px in
         weights.withUnsafeBufferPointer { pw in
           weightScales.withUnsafeBufferPointer { ps in
-            int8LinearForward(x: px.baseAddress!, weights: pw.baseAddress!, weightScales: ps.baseAddress!,
-                              y: py.baseAddress!, rows: rows, n: n, k: k, block: block)
+            guard let packed, packed.groups > 0 else {
+              int8LinearForward(x: px.baseAddress!, weights: pw.baseAddress!, weightScales: ps.baseAddress!,
+                                y: py.baseAddress!, rows: rows, n: n, k: k, block: block)
+              return
+            }
+            precondition(packed.shape == [n, k, block], "int8Linear: packed weights of another matrix")
+            packed.values.withUnsafeBufferPointer { pv in
+              packed.scales.withUnsafeBufferPointer { pps in
+                int8LinearForward(x: px.baseAddress!, weights: pw.baseAddress!, weightScales: ps.baseAddress!,
+                                  y: py.baseAddress!, rows: rows, n: n, k: k, block: block,
+                                  packed: (pv.baseAddress!, pps.baseAddress!, packed.groups))
+              }
+            }
           }
         }
       }
@@ -269,11 +311,57 @@ extension Variable {
   /// is a graph node whose backward is a precondition failure, so that training through int8 weights
   /// stops at the first backward pass instead of silently skipping the layers behind it. (Stages check
   /// for a quantized model before training and fail with a message; reaching this is a bug.)
-  public func int8Linear(weights: [Int8], weightScales: [Float], outputs n: Int, block: Int) -> Variable {
-    let y = Tensor.int8Linear(value, weights: weights, weightScales: weightScales, outputs: n, block: block)
+  public func int8Linear(weights: [Int8], weightScales: [Float], outputs n: Int, block: Int,
+                         packed: PackedInt8Weights? = nil) -> Variable {
+    let y = Tensor.int8Linear(value, weights: weights, weightScales: weightScales, outputs: n, block: block, packed: packed)
     guard requiresGrad else { return Variable(y) }
     return Variable(y, op: "int8Linear", parents: [self]) { _ in
       preconditionFailure("int8 projections have no gradient: a quantized model cannot be trained")
     }
+  }
+}
+
+/// Int8 weights and their scales laid out for the AVX-512 kernel (`lineage_int8_linear_packed`): per
+/// group of 16 output rows and pair of elements, the 16 rows' two values side by side, so that each
+/// 32-bit lane of an accumulator is one output and no horizontal sum is needed. A copy of the plain
+/// `[n, k]` values (the same bytes again), made once per matrix; empty where the kernel cannot run
+/// (no AVX-512 here, or blocks that are not multiples of 32), and then the plain kernels run instead.
+/// The results are the same bits either way.
+public struct PackedInt8Weights: Sendable, Equatable {
+  /// `[n / 16, k / 2, 16, 2]`.
+  let values: [Int8]
+  /// `[n / 16, k / block, 16]`.
+  let scales: [Float]
+  /// Whole groups of 16 outputs packed (0: none).
+  let groups: Int
+  /// `[n, k, block]` of the matrix packed.
+  let shape: [Int]
+
+  /// - Parameters:
+  ///   - values: `[n, k]` row-major.
+  ///   - scales: `[n, k / block]`.
+  public init(values: [Int8], scales: [Float], outputs n: Int, block: Int) {
+    let k = n == 0 ? 0 : values.count / n
+    shape = [n, k, block]
+    guard int8SIMDLevel >= 2, n >= 16, k > 0, block % 32 == 0, k % block == 0 else {
+      (self.values, self.scales, groups) = ([], [], 0)
+      return
+    }
+    let groups = n / 16, blocks = k / block
+    var packed = [Int8](repeating: 0, count: groups * 16 * k)
+    var packedScales = [Float](repeating: 0, count: groups * 16 * blocks)
+    for g in 0..<groups {
+      for l in 0..<16 {
+        let o = g * 16 + l
+        for i in 0..<(k / 2) {
+          packed[g * 16 * k + i * 32 + l * 2] = values[o * k + 2 * i]
+          packed[g * 16 * k + i * 32 + l * 2 + 1] = values[o * k + 2 * i + 1]
+        }
+        for b in 0..<blocks { packedScales[(g * blocks + b) * 16 + l] = scales[o * blocks + b] }
+      }
+    }
+    self.values = packed
+    self.scales = packedScales
+    self.groups = groups
   }
 }
