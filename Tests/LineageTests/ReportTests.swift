@@ -254,6 +254,25 @@ extension CLITests {
     #expect(load.bars == 2)
   }
 
+  /// eval's model facts (parameters, size) read as counts and bytes, with no standard error and no
+  /// winner; rates as percentages, toxicity lowest-best.
+  @Test func evalTablesShowModelFactsAsCountsAndBytes() throws {
+    var metrics = try StageMetrics(json: Array("{}".utf8))
+    metrics.scalars = ["big/parameters": 922_752, "big/parameters_se": 0, "big/size": 3_698_064, "big/size_se": 0,
+                       "big/chat_provoked/toxicity_rate": 0.02, "big/chat_provoked/toxicity_rate_se": 0.01,
+                       "small/parameters": 541_536, "small/parameters_se": 0, "small/size": 763_000, "small/size_se": 0,
+                       "small/chat_provoked/toxicity_rate": 0.01, "small/chat_provoked/toxicity_rate_se": 0.007]
+    let table = try #require(EvalTable(metrics: metrics, models: ["big", "small"],
+                                       order: ["parameters", "size", "chat_provoked/toxicity_rate"]))
+    let columns = Dictionary(uniqueKeysWithValues: table.columns.map { ($0.name, $0) })
+    let parameters = try #require(columns["parameters"]), size = try #require(columns["size"])
+    let toxicity = try #require(columns["chat_provoked/toxicity_rate"])
+    #expect(parameters.scale.format(922_752) == "0.92M" && size.scale.format(763_000) == "0.76 MB")
+    #expect(table.best(parameters) == nil && table.best(size) == nil, "no model wins a fact")
+    #expect(table.best(toxicity) == 0.01, "the lowest toxicity is the best")
+    #expect(toxicity.scale.format(0.02) == "2.0")
+  }
+
   @Test func axesTickAtRoundNumbersCoveringTheData() {
     let scale = ChartScale(values: [0.13, 2.71], from: 0, to: 100)
     #expect(scale.ticks == [0, 1, 2, 3] && scale.lower <= 0.13 && scale.upper >= 2.71)

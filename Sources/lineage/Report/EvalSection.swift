@@ -23,7 +23,7 @@ enum EvalSection {
           attributes.append("style" => "--p: \(coordinate(min(100, max(0, cell.value * 100))))%")
         }
         var content: [Markup] = [.el(.span, ["class" => "v"], text: column.scale.format(cell.value))]
-        if let se = cell.standardError { content.append(.el(.span, ["class" => "se"], text: "± " + column.scale.format(se))) }
+        if let se = cell.standardError, !column.scale.isFact { content.append(.el(.span, ["class" => "se"], text: "± " + column.scale.format(se))) }
         return .el(.td, attributes.filter { !$0.value.isEmpty }, content)
       })
     }
@@ -47,6 +47,6 @@ enum EvalSection {
   }
 
   /// The note under the tables.
-  static let note = "Scores in % (perplexity as is) with ± 1 standard error; the best of each column in bold "
+  static let note = "Scores in % (perplexity as is; parameters in millions, size in MB) with ± 1 standard error; the best of each column in bold "
     + "(lowest for perplexity and toxicity). A difference smaller than a couple of standard errors says nothing."
 }

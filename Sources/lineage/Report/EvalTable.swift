@@ -15,12 +15,24 @@ struct EvalTable: Equatable {
     case percent(higherIsBetter: Bool)
     /// Perplexity: lower is better, shown with two decimals.
     case perplexity
+    /// What a model is rather than how it scores (eval's `parameters`, `active_parameters`, `size`):
+    /// exact, so shown without a standard error, and neither better nor worse.
+    case fact(Fact)
+
+    enum Fact: Equatable {
+      /// A count of weights, shown in millions.
+      case parameters
+      /// Bytes on disk, shown in MB (10⁶).
+      case bytes
+    }
 
     init(column: String) {
-      if column == "perplexity" || column.hasSuffix("/perplexity") {
-        self = .perplexity
-      } else {
-        self = .percent(higherIsBetter: !column.contains("toxicity"))
+      switch column {
+      case "parameters", "active_parameters": self = .fact(.parameters)
+      case "size": self = .fact(.bytes)
+      case "perplexity": self = .perplexity
+      default:
+        self = column.hasSuffix("/perplexity") ? .perplexity : .percent(higherIsBetter: !column.contains("toxicity"))
       }
     }
 
@@ -28,15 +40,21 @@ struct EvalTable: Equatable {
       switch self {
       case .percent: return String(format: "%.1f", value * 100)
       case .perplexity: return String(format: "%.2f", value)
+      case .fact(.parameters): return String(format: "%.2fM", value / 1e6)
+      case .fact(.bytes): return String(format: "%.2f MB", value / 1e6)
       }
     }
 
-    var higherIsBetter: Bool {
+    /// Nil for a fact, which no model wins.
+    var higherIsBetter: Bool? {
       switch self {
       case .percent(let higher): return higher
       case .perplexity: return false
+      case .fact: return nil
       }
     }
+
+    var isFact: Bool { if case .fact = self { true } else { false } }
   }
 
   struct Cell: Equatable {
@@ -91,8 +109,8 @@ struct EvalTable: Equatable {
   /// scores the same, where no one is best.
   func best(_ column: Column) -> Double? {
     let values = models.compactMap { cells[$0]?[column.name]?.value }
-    guard let low = values.min(), let high = values.max(), low < high else { return nil }
-    return column.scale.higherIsBetter ? high : low
+    guard let higher = column.scale.higherIsBetter, let low = values.min(), let high = values.max(), low < high else { return nil }
+    return higher ? high : low
   }
 
   /// The column names of the Markdown table `eval` writes: its first line, `| model | a | b |`.
