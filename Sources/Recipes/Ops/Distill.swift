@@ -20,7 +20,7 @@ struct DistillOp: TypedOperation {
   let version = 1
   let summary = "Knowledge distillation from a teacher into a (smaller) student: soft targets, modules, own outputs"
 
-  struct Settings: SettingsGroup {
+  struct Settings: ChatTrainingSettings {
     var temperature = 2.0
     var alpha = 0.5
     var logits = true
@@ -48,15 +48,7 @@ struct DistillOp: TypedOperation {
       .float("module_weight", \.moduleWeight, range: 0...1000, doc: "Weight of the module-matching loss"),
       .optionalGroup("student", \.student, fieldDefaults: ModelSettings(),
                      doc: "The student's shape, initialised from the seed (or give from: instead)"),
-      .taskWeights(\.tasks, doc: "Built-in task → mixture weight (examples in the chat format, also the held-out report)"),
-      .choice("response", \.response, doc: "How responses are written: <think>…</think><answer>…</answer>, or plain"),
-      .float("worked_steps", \.workedSteps, range: 0...1, doc: "Share of task examples written with their worked steps"),
-      .float("dataset_share", \.datasetShare, range: 0...1, doc: "Share of rows taken from the dataset: stages"),
-      .corpusShare(\.corpusShare),
-      .world(\.world),
-      .heldoutExamples(\.heldoutExamples),
-      .group("train", \.train, doc: "Optimisation settings"),
-    ]
+    ] + chatTrainingFields(tasksDoc: "Built-in task → mixture weight (examples in the chat format, also the held-out report)")
   }
 
   let defaults = Settings()
@@ -93,9 +85,7 @@ struct DistillOp: TypedOperation {
 
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let teacher = try ModelArtifact.input("teacher", of: context)
-    if settings.datasetShare > 0 && context.inputs("dataset").isEmpty {
-      throw StageFailure("dataset_share is \(settings.datasetShare) but no dataset: stage is given")
-    }
+    let (mixture, options) = try settings.taskTraining(context)
     let student: ModelArtifact
     if let shape = settings.student {
       let config = shape.config(vocabulary: teacher.tokenizer.vocabularySize)
@@ -117,11 +107,6 @@ struct DistillOp: TypedOperation {
                   + matching.layers.map { "\($0.student)→\($0.teacher)" }.joined(separator: ", "))
     }
 
-    let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
-    var options = TaskTraining.Options(train: settings.train, heldoutExamples: settings.heldoutExamples,
-                                       corpusShare: settings.corpusShare, datasetShare: settings.datasetShare)
-    options.response = settings.response
-    options.workedSteps = settings.workedSteps
     let pad = student.tokenizer.id(of: .pad)
     return try TaskTraining.run(context, start: student, mixture: mixture, options: options, purpose: "distill",
       extraMetrics: { metrics, headline in

@@ -13,7 +13,7 @@ struct SupervisedFinetuneOp: TypedOperation {
   let version = 1
   let summary = "Supervised fine-tuning on chat-format examples, loss on the response (R1's cold start)"
 
-  struct Settings: SettingsGroup {
+  struct Settings: ChatTrainingSettings {
     var tasks: [String: Double] = [:]
     var response = TaskFormat.Response.thinkAnswer
     var workedSteps = 1.0
@@ -22,17 +22,7 @@ struct SupervisedFinetuneOp: TypedOperation {
     var world = Int(BuiltinCorpus.defaultWorld)
     var heldoutExamples = 64
     var train = TrainSettings(steps: 200, batch: 16, lr: 5e-4, warmup: 10)
-    static let fields: [SettingField<Self>] = [
-      .taskWeights(\.tasks, doc: "Built-in task → mixture weight (their examples carry worked solutions)"),
-      .choice("response", \.response, doc: "How responses are written: <think>…</think><answer>…</answer>, or plain"),
-      .float("worked_steps", \.workedSteps, range: 0...1,
-             doc: "Share of task examples written with their worked steps; the others give the answer alone"),
-      .float("dataset_share", \.datasetShare, range: 0...1, doc: "Share of rows taken from the dataset: stages"),
-      .corpusShare(\.corpusShare),
-      .world(\.world),
-      .heldoutExamples(\.heldoutExamples),
-      .group("train", \.train, doc: "Optimisation settings"),
-    ]
+    static let fields = chatTrainingFields(tasksDoc: "Built-in task → mixture weight (their examples carry worked solutions)")
   }
 
   let defaults = Settings()
@@ -49,14 +39,7 @@ struct SupervisedFinetuneOp: TypedOperation {
 
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let start = try ModelArtifact.input("from", of: context)
-    if settings.datasetShare > 0 && context.inputs("dataset").isEmpty {
-      throw StageFailure("dataset_share is \(settings.datasetShare) but no dataset: stage is given")
-    }
-    let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
-    var options = TaskTraining.Options(train: settings.train, heldoutExamples: settings.heldoutExamples,
-                                       corpusShare: settings.corpusShare, datasetShare: settings.datasetShare)
-    options.response = settings.response
-    options.workedSteps = settings.workedSteps
+    let (mixture, options) = try settings.taskTraining(context)
     return try TaskTraining.run(context, start: start, mixture: mixture, options: options, purpose: "sft")
   }
 }

@@ -98,3 +98,49 @@ enum TaskTraining {
                        metrics: headline)
   }
 }
+
+/// The settings of an op that trains on chat-format task batches (`sft`, `distill`): the mixture, how
+/// responses are written, the dataset and corpus shares, the held-out report and `train:`. Declared
+/// once here, so both ops read and validate them alike.
+protocol ChatTrainingSettings: SettingsGroup {
+  var tasks: [String: Double] { get set }
+  var response: TaskFormat.Response { get set }
+  var workedSteps: Double { get set }
+  var datasetShare: Double { get set }
+  var corpusShare: Double { get set }
+  var world: Int { get set }
+  var heldoutExamples: Int { get set }
+  var train: TrainSettings { get set }
+}
+
+extension ChatTrainingSettings {
+  /// `tasks`, `response`, `worked_steps`, `dataset_share`, `corpus_share`, `world`,
+  /// `heldout_examples`, `train`, in that order.
+  static func chatTrainingFields(tasksDoc: String) -> [SettingField<Self>] {
+    [
+      .taskWeights(\.tasks, doc: tasksDoc),
+      .choice("response", \.response, doc: "How responses are written: <think>…</think><answer>…</answer>, or plain"),
+      .float("worked_steps", \.workedSteps, range: 0...1,
+             doc: "Share of task examples written with their worked steps; the others give the answer alone"),
+      .float("dataset_share", \.datasetShare, range: 0...1, doc: "Share of rows taken from the dataset: stages"),
+      .corpusShare(\.corpusShare),
+      .world(\.world),
+      .heldoutExamples(\.heldoutExamples),
+      .group("train", \.train, doc: "Optimisation settings"),
+    ]
+  }
+
+  /// The task mixture and the options of `TaskTraining.run`.
+  ///
+  /// - Throws: `StageFailure` when `dataset_share` asks for rows but no `dataset:` stage is given.
+  func taskTraining(_ context: StageContext) throws -> (mixture: TaskMixture, options: TaskTraining.Options) {
+    if datasetShare > 0 && context.inputs("dataset").isEmpty {
+      throw StageFailure("dataset_share is \(datasetShare) but no dataset: stage is given")
+    }
+    var options = TaskTraining.Options(train: train, heldoutExamples: heldoutExamples, corpusShare: corpusShare,
+                                       datasetShare: datasetShare)
+    options.response = response
+    options.workedSteps = workedSteps
+    return (TaskMixture(weights: tasks, world: UInt64(world)), options)
+  }
+}
