@@ -15,7 +15,12 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   public var contextLength: Int
   public var ropeBase: Float
   public var ropeScaling: RoPEScaling
+  /// The attention pattern of every layer that `layerAttention` does not set.
   public var attention: AttentionPattern
+  /// One pattern per layer, when layers differ (e.g. sliding windows with a few full-attention layers
+  /// that retrieve from anywhere in a long context); nil: every layer uses `attention`. Omitted from the
+  /// JSON when nil, so uniform models' configs (and their artifacts' hashes) are unchanged.
+  public var layerAttention: [AttentionPattern]?
   /// Whether the LM head reuses the embedding table.
   public var tiedEmbeddings: Bool
   public var normEps: Float
@@ -54,6 +59,12 @@ public struct ModelConfig: Codable, Hashable, Sendable {
 
   public var headDim: Int { modelDim / headCount }
 
+  /// The attention pattern of layer `layer`.
+  public func attention(layer: Int) -> AttentionPattern { layerAttention?[layer] ?? attention }
+
+  /// Every layer's pattern, in order.
+  public var attentionByLayer: [AttentionPattern] { (0..<layerCount).map { attention(layer: $0) } }
+
   /// Problems that make the configuration unbuildable, as sentences (empty when valid).
   public var problems: [String] {
     var out: [String] = []
@@ -61,6 +72,9 @@ public struct ModelConfig: Codable, Hashable, Sendable {
       out.append("d_model \(modelDim) is not divisible by heads \(headCount)")
     } else if (modelDim / max(1, headCount)) % 2 != 0 {  // only meaningful when the heads divide d_model
       out.append("the head dimension \(modelDim / max(1, headCount)) must be even for RoPE")
+    }
+    if let layerAttention, layerAttention.count != layerCount {
+      out.append("\(layerAttention.count) per-layer attention patterns for \(layerCount) layers")
     }
     if headCount % kvHeadCount != 0 { out.append("heads \(headCount) is not a multiple of kv heads \(kvHeadCount)") }
     if let moe, moe.topK < 1 || moe.topK > moe.routedExperts {

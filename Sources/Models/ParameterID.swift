@@ -146,6 +146,8 @@ public struct ParameterID: Hashable, Sendable, CustomStringConvertible {
 /// reads them as constants, so backward skips their weight gradients.
 public struct ParameterSelection: Hashable, Sendable {
   private let groups: Set<ParameterID.Group>
+  /// When set, only parameters of these layers (a parameter of no layer, like the embedding, is out).
+  private var layers: Set<Int>?
 
   /// Every parameter.
   public static let all = ParameterSelection(groups: Set(ParameterID.Group.allCases))
@@ -158,5 +160,19 @@ public struct ParameterSelection: Hashable, Sendable {
     ParameterSelection(groups: Set(ParameterID.Group.allCases).subtracting(groups))
   }
 
-  public func contains(_ id: ParameterID) -> Bool { groups.contains(id.role.group) }
+  /// Only the parameters of these layers (their attention, MLP or experts, and norms): e.g. a
+  /// retrieval layer learning on a frozen model.
+  public static func layers(_ layers: Set<Int>) -> ParameterSelection {
+    var selection = ParameterSelection.all
+    selection.layers = layers
+    return selection
+  }
+
+  private init(groups: Set<ParameterID.Group>) { self.groups = groups }
+
+  public func contains(_ id: ParameterID) -> Bool {
+    guard groups.contains(id.role.group) else { return false }
+    guard let layers else { return true }
+    return id.layer.map { layers.contains($0) } ?? false
+  }
 }

@@ -258,8 +258,9 @@ public final class TransformerLM {
     let flat = tokens.flatMap { $0 }
     let c = config
     return forward(tokens: flat, positions: (0..<flat.count).map { Int32($0 % seq) }, weights: trainingWeights,
-                   attend: { _, q, k, v in
-      Variable.attention(q: q, k: k, v: v, batch: batch, heads: c.headCount, kvHeads: c.kvHeadCount, pattern: c.attention)
+                   attend: { l, q, k, v in
+      Variable.attention(q: q, k: k, v: v, batch: batch, heads: c.headCount, kvHeads: c.kvHeadCount,
+                         pattern: c.attention(layer: l))
     }, observe: observe)
   }
 

@@ -71,6 +71,22 @@ import Testing
     check([random([4, 6], seed: 1), random([6], seed: 2)]) { $0[0].rmsNorm($0[1]) }
   }
 
+  /// A frozen norm scale under a trained input (a retrieval layer trained on a frozen model: the final
+  /// norm): the input's gradient is the same as when the scale trains too, and nothing is written for
+  /// the scale. (The kernel once wrote its scale's shares into an empty buffer here, corrupting the heap.)
+  @Test func rmsNormWithAFrozenScale() {
+    let x = random([300, 6], seed: 1), w = random([6], seed: 2), c = random([300, 6], seed: 3)
+    func inputGradient(scaleTrains: Bool) -> (dx: [Float], dw: Tensor?) {
+      let xv = Variable(x, requiresGrad: true), wv = Variable(w, requiresGrad: scaleTrains)
+      (xv.rmsNorm(wv) * Variable(c)).sum().backward()
+      return (xv.grad!.scalars, wv.grad)
+    }
+    let frozen = inputGradient(scaleTrains: false), trained = inputGradient(scaleTrains: true)
+    #expect(frozen.dx == trained.dx)
+    #expect(frozen.dw == nil)
+    #expect(trained.dw != nil)
+  }
+
   @Test func swiglu() {
     check([random([10], seed: 1), random([10], seed: 2)]) { Variable.swiglu(gate: $0[0], up: $0[1]) }
   }

@@ -154,7 +154,7 @@ public final class Generator {
         let (keys, values) = cache.gather(layer: l, sequences: sequences)
         return Variable(Tensor.cachedAttention(q: q.value, keys: keys, values: values, positions: positions,
                                                batch: rows, queries: 1, keyStride: cache.capacity, heads: c.headCount,
-                                               kvHeads: c.kvHeadCount, pattern: c.attention))
+                                               kvHeads: c.kvHeadCount, pattern: c.attention(layer: l)))
       }
       var attended = [Float](repeating: 0, count: rows * c.modelDim)
       for start in groups {
@@ -163,7 +163,7 @@ public final class Generator {
         let a = Tensor.cachedAttention(q: Tensor(shape: [queriesPerSequence, c.modelDim], scalars: Array(q.value.scalars[span])),
                                        keys: keys, values: values, positions: Array(positions[start..<(start + queriesPerSequence)]),
                                        batch: 1, queries: queriesPerSequence, keyStride: cache.capacity, heads: c.headCount,
-                                       kvHeads: c.kvHeadCount, pattern: c.attention)
+                                       kvHeads: c.kvHeadCount, pattern: c.attention(layer: l))
         attended.replaceSubrange(span, with: a.scalars)
       }
       return Variable(Tensor(shape: [rows, c.modelDim], scalars: attended))

@@ -183,14 +183,23 @@ extension Tensor {
     let shape = AttentionShape(batch: batch, queries: queries, keyStride: keyStride, heads: heads, kvHeads: kvHeads,
                                headDim: headDim, pattern: pattern, scale: 1 / Float(headDim).squareRoot(),
                                headMajorKeys: true)
+    // A prompt read at once (many consecutive queries) under dense attention runs as matrix products.
+    let blocked = pattern == .dense && queries >= 16 && (0..<batch).allSatisfy { b in
+      (0..<queries).allSatisfy { positions[b * queries + $0] == positions[b * queries] + Int32($0) }
+    }
     var out = Tensor(zeros: q.shape)
     q.withUnsafeBufferPointer { pq in
       keys.withUnsafeBufferPointer { pk in
         values.withUnsafeBufferPointer { pv in
           out.withUnsafeMutableBufferPointer { po in
             positions.withUnsafeBufferPointer { pp in
-              attentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
-                               probs: nil, positions: pp.baseAddress!, shape: shape)
+              if blocked {
+                denseCachedAttentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!,
+                                            out: po.baseAddress!, positions: pp.baseAddress!, shape: shape)
+              } else {
+                attentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
+                                 probs: nil, positions: pp.baseAddress!, shape: shape)
+              }
             }
           }
         }

@@ -77,3 +77,54 @@ func denseAttentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>,
     }
   }
 }
+
+/// Queries per block of `denseCachedAttentionForward`.
+private let cachedQueryBlock = 64
+
+/// Dense causal attention of a run of consecutive queries over a decoding cache (a prompt read at
+/// once), through matrix products over blocks of 64 queries: each block scores its queries against
+/// every key up to its last query's position with one sgemm, masks each row at its own position, and
+/// multiplies by the values with another. The pair-by-pair kernel reads the keys once per query with
+/// dot products; this reads them once per block at sgemm speed, and its scratch is one block's
+/// scores (64 × positions), never the [queries, keys] square. Same results as that kernel up to
+/// summation order (tested).
+///
+/// - Precondition: `s.pattern == .dense`, `s.headMajorKeys`, and each sequence's query positions are
+///   consecutive (`positions[b·queries + i] == positions[b·queries] + i`).
+func denseCachedAttentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                 out: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, shape s: AttentionShape) {
+  precondition(s.pattern == .dense && s.headMajorKeys)
+  let d = s.headDim, group = s.heads / s.kvHeads, qStride = s.heads * d
+  let qp = SendableConstPointer(q), kp = SendableConstPointer(k), vp = SendableConstPointer(v)
+  let op = SendablePointer(out), pos = SendableConstPointer(positions)
+  // Work split by (batch, kv head), each task writing only its own heads' rows: results never depend on the cores.
+  parallelFor(s.batch * s.kvHeads, workPerItem: group * s.queries * s.keyStride * d * 2) { task in
+    let b = task / s.kvHeads, kvh = task % s.kvHeads
+    let first = Int(pos.pointer[b * s.queries])
+    let kBase = kp.pointer + s.keyOffset(batch: b, kvHead: kvh, position: 0)
+    let vBase = vp.pointer + s.keyOffset(batch: b, kvHead: kvh, position: 0)
+    var scores = [Float](repeating: 0, count: cachedQueryBlock * (first + s.queries))
+    scores.withUnsafeMutableBufferPointer { buffer in
+      let p = buffer.baseAddress!
+      for h in (kvh * group)..<((kvh + 1) * group) {
+        for i0 in stride(from: 0, to: s.queries, by: cachedQueryBlock) {
+          let rows = min(cachedQueryBlock, s.queries - i0)
+          let keys = first + i0 + rows  // every key up to the block's last query, itself included
+          let qBlock = qp.pointer + (b * s.queries + i0) * qStride + h * d
+          sgemmStrided(qBlock, lda: qStride, transposeA: false, kBase, ldb: d, transposeB: true, p, ldc: keys,
+                       m: rows, n: keys, k: d, alpha: s.scale)
+          for r in 0..<rows {
+            let row = p + r * keys, seen = first + i0 + r + 1
+            var m = -Float.infinity
+            for j in 0..<seen { m = max(m, row[j]) }
+            let inv = 1 / expShifted(row, row, seen, shift: m)
+            for j in 0..<seen { row[j] *= inv }
+            for j in seen..<keys { row[j] = 0 }
+          }
+          sgemmStrided(p, lda: keys, transposeA: false, vBase, ldb: d, transposeB: false,
+                       op.pointer + (b * s.queries + i0) * qStride + h * d, ldc: qStride, m: rows, n: d, k: keys)
+        }
+      }
+    }
+  }
+}

@@ -30,7 +30,8 @@ func rmsNormBackward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: 
   let dyp = SendableConstPointer(dy), xp = SendableConstPointer(x), wp = SendableConstPointer(weight)
   let ip = SendableConstPointer(invRMS), dxp = dx.map { SendablePointer($0) }
   shares.withUnsafeMutableBufferPointer { buffer in
-    let sp = buffer.baseAddress.map { SendablePointer($0) }
+    // An empty array's buffer may still have a base address: without dWeight there are no shares to write.
+    let sp = dWeight == nil ? nil : buffer.baseAddress.map { SendablePointer($0) }
     parallelFor(chunks, workPerItem: normRowChunk * dim * 6) { chunk in
       let dy = dyp.pointer, x = xp.pointer, weight = wp.pointer
       let share = sp.map { $0.pointer + chunk * dim }
