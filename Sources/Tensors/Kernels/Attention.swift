@@ -57,7 +57,8 @@ public enum AttentionPattern: Hashable, Codable, Sendable {
   ///
   /// A query in block `o` scores every block strictly between the first and its own (`o − 1` of them)
   /// whenever it has any to choose from, even when `topBlocks` would keep them all: that is what the
-  /// kernels compute. Each score is a headDim-long dot product, as an attended pair is, so the two add
+  /// kernels compute (in each forward pass; training's backward pass chooses again, from the same
+  /// means). Each score is a headDim-long dot product, as an attended pair is, so the two add
   /// up (`scoredPairs(length:)`). It grows with length² / (2 · block), the attended pairs with
   /// length · block · (2 + topBlocks): the scores overtake them near length 2 · block² · (2 + topBlocks)
   /// (49,152 tokens for blocks of 64 and top 4; 3,072 for blocks of 16). Not counted: the block means
