@@ -2,6 +2,7 @@ import ArtifactStore
 import Foundation
 import Pipeline
 @testable import Recipes
+import Tensors
 import Testing
 
 /// The training ops on tiny models: each moves its metric the right way against its input model, is
@@ -86,6 +87,14 @@ import Testing
           cost_context: 4096
           heldout_examples: 16
           train: {steps: 1, lr: 1e-7}
+        blocks:
+          op: sparse_attention
+          from: v1
+          attention: {kind: block_sparse, block: 16, top_blocks: 2}
+          tasks: {arithmetic: 1}
+          cost_context: 4096
+          heldout_examples: 16
+          train: {steps: 1, lr: 1e-7}
         whole:
           op: sparse_attention
           from: v1
@@ -101,6 +110,19 @@ import Testing
     let dense = try #require(sparse["attention_pairs_dense"] as? Double)
     #expect(dense == 4096 * 4097 / 2)
     #expect(pairs < dense / 7, "a 256-token window at 4096 tokens scores \(pairs) of \(dense) pairs")
+    // A window scores no blocks: its cost is its attended pairs, with no block-score metric.
+    let window = AttentionPattern.slidingWindow(window: 256, globalTokens: 4)
+    #expect(pairs == Double(window.attendedPairs(length: 4096)))
+    #expect(sparse["attention_block_scores"] == nil)
+
+    // Block-sparse attention's cost includes the q · mean(k) scores that choose its blocks: with
+    // blocks of 16 at 4096 tokens, about 4096² / 32 of them, more than the 4096 · 64 attended pairs.
+    let blocks = try h.metrics("blocks")
+    let blockPattern = AttentionPattern.blockSparse(block: 16, topBlocks: 2)
+    let scores = try #require(blocks["attention_block_scores"] as? Double)
+    #expect(scores == Double(blockPattern.blockScores(length: 4096)))
+    #expect(scores > Double(blockPattern.attendedPairs(length: 4096)))
+    #expect(blocks["attention_pairs"] as? Double == Double(blockPattern.attendedPairs(length: 4096)) + scores)
 
     // A window as long as the context attends to everything: before adapting, the sparse model's
     // held-out loss is the dense model's.

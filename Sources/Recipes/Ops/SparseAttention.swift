@@ -6,9 +6,10 @@ import Tensors
 /// `sparse_attention` (V2): switches a model to a sparse attention pattern and adapts it with a short
 /// training on its task mixture (and corpus text).
 ///
-/// Reports the attention cost against dense at the stage's context (query–key pairs scored, which is
-/// what time and memory grow with), and the held-out task loss of the dense input, of the sparse model
-/// before adapting, and after.
+/// Reports the attention cost against dense at the stage's context (query–key dot products, which
+/// time grows with: the attended pairs, plus for block_sparse the q · mean(k) block scores that choose
+/// them, recorded on their own as `attention_block_scores`), and the held-out task loss of the dense
+/// input, of the sparse model before adapting, and after.
 struct SparseAttentionOp: TypedOperation {
   let name = "sparse_attention"
   /// 2: its task examples changed (QA, summarisation and entailment split by fact; new sentiment and
@@ -60,10 +61,15 @@ struct SparseAttentionOp: TypedOperation {
     let sparse = ModelArtifact(model: try TransformerLM(config: config, tensors: dense.model.tensors), tokenizer: dense.tokenizer)
 
     let length = settings.costContext ?? config.contextLength
-    let densePairs = AttentionPattern.dense.attendedPairs(length: length)
-    let sparsePairs = pattern.attendedPairs(length: length)
+    let densePairs = AttentionPattern.dense.scoredPairs(length: length)
+    let sparsePairs = pattern.scoredPairs(length: length)
+    // Only block_sparse scores blocks; the other patterns' metrics and log line stay as they were.
+    let blockScores: Int?
+    if case .blockSparse = pattern { blockScores = pattern.blockScores(length: length) } else { blockScores = nil }
+    let ratio = Double(densePairs) / Double(sparsePairs)
     context.log("attention at \(length) tokens: \(sparsePairs) of \(densePairs) query–key pairs "
-                + String(format: "(%.1f× fewer)", Double(densePairs) / Double(sparsePairs)))
+                + (blockScores.map { "(\($0) of them block scores) " } ?? "")
+                + (ratio >= 1 ? String(format: "(%.1f× fewer)", ratio) : String(format: "(%.1f× more)", 1 / ratio)))
 
     let mixture = TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
     let maxTokens = min(settings.train.sequence ?? config.contextLength, config.contextLength)
@@ -77,6 +83,7 @@ struct SparseAttentionOp: TypedOperation {
                                 purpose: "sparse_attention") { metrics, headline in
       metrics.set("attention_pairs_dense", Double(densePairs))
       metrics.set("attention_pairs", Double(sparsePairs))
+      if let blockScores { metrics.set("attention_block_scores", Double(blockScores)) }
       metrics.set("cost_context", Double(length))
       headline["attention_cost_reduction"] = Double(densePairs) / Double(sparsePairs)
       for (i, task) in mixture.names.enumerated() where !heldout[i].isEmpty {

@@ -321,15 +321,15 @@ extension Variable {
 
   /// Causal self-attention of `q [batch·seq, heads·headDim]` over `k, v [batch·seq, kvHeads·headDim]`.
   ///
-  /// - Returns: `[batch·seq, heads·headDim]`. Memory for the saved weights grows with the pattern's
-  ///   attended pairs: seq · min(seq, window + global tokens) per head.
+  /// - Returns: `[batch·seq, heads·headDim]`. Memory for the saved weights grows with the most keys a
+  ///   query attends to: seq · `pattern.maximumKeys(length: seq)` per head.
   public static func attention(q: Variable, k: Variable, v: Variable, batch: Int, heads: Int, kvHeads: Int,
                                pattern: AttentionPattern) -> Variable {
     attention(q: q, k: k, v: v, batch: batch, heads: heads, kvHeads: kvHeads, pattern: pattern, pairwise: false)
   }
 
-  /// `pairwise: true` runs dense and sliding-window attention through the pair-by-pair kernel instead of
-  /// matrix products (tests compare the two).
+  /// `pairwise: true` runs every pattern through the pair-by-pair kernel instead of matrix products
+  /// (tests compare the two).
   static func attention(q: Variable, k: Variable, v: Variable, batch: Int, heads: Int, kvHeads: Int,
                         pattern: AttentionPattern, pairwise: Bool) -> Variable {
     let rows = q.shape[0], seq = rows / batch, headDim = q.value.count / (rows * heads)
@@ -342,6 +342,9 @@ extension Variable {
     // Sliding windows run as matrix products over blocks of queries.
     let useWindow: Bool
     if case .slidingWindow = pattern { useWindow = !pairwise } else { useWindow = false }
+    // Block-sparse attention too, over blocks of queries that share an own block.
+    let useBlocks: Bool
+    if case .blockSparse = pattern { useBlocks = !pairwise } else { useBlocks = false }
     var out = Tensor(zeros: q.shape)
     var probs = [Float](repeating: 0, count: batch * heads * seq * shape.maxKeys)
     q.value.withUnsafeBufferPointer { pq in
@@ -356,6 +359,9 @@ extension Variable {
                 } else if useWindow {
                   windowAttentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
                                          probs: pp.baseAddress!, shape: shape)
+                } else if useBlocks {
+                  blockSparseAttentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!,
+                                              out: po.baseAddress!, probs: pp.baseAddress!, shape: shape)
                 } else {
                   attentionForward(q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: po.baseAddress!,
                                    probs: pp.baseAddress!, positions: ppos.baseAddress!, shape: shape)
@@ -387,6 +393,11 @@ extension Variable {
                             windowAttentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
                                                     v: pv.baseAddress!, probs: pp.baseAddress!, dq: dq ?? s.baseAddress!,
                                                     dk: dk ?? s.baseAddress!, dv: dv ?? s.baseAddress!, shape: shape)
+                          } else if useBlocks {
+                            blockSparseAttentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
+                                                         v: pv.baseAddress!, probs: pp.baseAddress!,
+                                                         dq: dq ?? s.baseAddress!, dk: dk ?? s.baseAddress!,
+                                                         dv: dv ?? s.baseAddress!, shape: shape)
                           } else {
                             attentionBackward(dOut: g.baseAddress!, q: pq.baseAddress!, k: pk.baseAddress!,
                                               v: pv.baseAddress!, probs: pp.baseAddress!, positions: ppos.baseAddress!,

@@ -51,6 +51,29 @@ public enum AttentionPattern: Hashable, Codable, Sendable {
       return total + g.count + w.count + middle
     }
   }
+
+  /// Block scores computed for a sequence of `length`: the q · mean(k) dot products by which
+  /// block-sparse attention chooses its middle blocks; 0 for the other patterns.
+  ///
+  /// A query in block `o` scores every block strictly between the first and its own (`o − 1` of them)
+  /// whenever it has any to choose from, even when `topBlocks` would keep them all: that is what the
+  /// kernels compute (in each forward pass; training's backward pass chooses again, from the same
+  /// means). Each score is a headDim-long dot product, as an attended pair is, so the two add
+  /// up (`scoredPairs(length:)`). It grows with length² / (2 · block), the attended pairs with
+  /// length · block · (2 + topBlocks): the scores overtake them near length 2 · block² · (2 + topBlocks)
+  /// (49,152 tokens for blocks of 64 and top 4; 3,072 for blocks of 16). Not counted: the block means
+  /// (one headDim-long addition per key and kv head, less than one attended pair per query).
+  public func blockScores(length: Int) -> Int {
+    guard case .blockSparse(let block, let topBlocks) = self, topBlocks > 0 else { return 0 }
+    return (0..<length).reduce(0) { total, i in total + max(0, i / block - 1) }
+  }
+
+  /// Query–key dot products computed for a sequence of `length`: the attended pairs plus the block
+  /// scores, both headDim long. The attention cost to report; equal to `attendedPairs(length:)` for
+  /// dense and sliding-window attention.
+  public func scoredPairs(length: Int) -> Int {
+    attendedPairs(length: length) + blockScores(length: length)
+  }
 }
 
 /// Sizes of one attention call. q [batch, queries, heads, headDim]; k, v [batch, keyStride, kvHeads,
@@ -244,20 +267,27 @@ struct BlockChooser {
     let (global, window) = pattern.keys(for: position)
     var n = 0
     for j in global { keys[n] = j; n += 1 }
-    if case .blockSparse(let block, let topBlocks) = pattern, topBlocks > 0 {
-      let own = position / block
-      if own > 1 {
-        blockScores.removeAll(keepingCapacity: true)
-        means.withUnsafeBufferPointer { m in
-          for j in 1..<own { blockScores.append((dot(query, m.baseAddress! + j * headDim, headDim), j)) }
-        }
-        blockScores.sort { $0.score != $1.score ? $0.score > $1.score : $0.block < $1.block }
-        for chosen in blockScores.prefix(topBlocks).map(\.block).sorted() {
-          for j in (chosen * block)..<((chosen + 1) * block) { keys[n] = j; n += 1 }
-        }
+    if case .blockSparse(let block, _) = pattern {
+      for chosen in chosenBlocks(position: position, query: query) {
+        for j in (chosen * block)..<((chosen + 1) * block) { keys[n] = j; n += 1 }
       }
     }
     for j in window { keys[n] = j; n += 1 }
     return n
+  }
+
+  /// The middle blocks the query at `position` attends to, ascending: the `topBlocks` of the blocks
+  /// strictly between the first and its own with the highest q · mean(k) (ties: the earlier block).
+  /// Every block kernel chooses through here, so all of them, and decoding, choose alike.
+  mutating func chosenBlocks(position: Int, query: UnsafePointer<Float>) -> [Int] {
+    guard case .blockSparse(let block, let topBlocks) = pattern, topBlocks > 0 else { return [] }
+    let own = position / block
+    guard own > 1 else { return [] }
+    blockScores.removeAll(keepingCapacity: true)
+    means.withUnsafeBufferPointer { m in
+      for j in 1..<own { blockScores.append((dot(query, m.baseAddress! + j * headDim, headDim), j)) }
+    }
+    blockScores.sort { $0.score != $1.score ? $0.score > $1.score : $0.block < $1.block }
+    return blockScores.prefix(topBlocks).map(\.block).sorted()
   }
 }

@@ -183,6 +183,24 @@ struct EngineBench: AsyncParsableCommand {
                    "", "", String(format: "saved weights %@ vs %@", byteCount(long.bytes), byteCount(window.bytes))])
       report.append(["kind": "long_attention", "dense_seconds": long.seconds, "window_seconds": window.seconds,
                      "dense_bytes": long.bytes, "window_bytes": window.bytes])
+      // Block-sparse attention (blocks of 64, the top 4 chosen) beside them at 2,048 and 8,192 tokens. Random
+      // inputs make a block's queries choose different blocks (the thin gathered products of its kernel);
+      // a trained model's neighbouring queries agree more.
+      let blockSparse = AttentionPattern.blockSparse(block: 64, topBlocks: 4)
+      for length in [2048, 8192] {
+        let dense = length == 8192 ? long : attentionSeconds(length: length, pattern: .dense, clock: clock)
+        let windowed = length == 8192
+          ? window : attentionSeconds(length: length, pattern: .slidingWindow(window: 256, globalTokens: 0), clock: clock)
+        let blocks = attentionSeconds(length: length, pattern: blockSparse, clock: clock)
+        let pairs = blockSparse.scoredPairs(length: length), scores = blockSparse.blockScores(length: length)
+        rows.append(["block_sparse at \(length) tokens, fwd+bwd (4 heads × 32)",
+                     String(format: "block 64 top 4 %.0f ms, window 256 %.0f ms, dense %.0f ms", blocks.seconds * 1000,
+                            windowed.seconds * 1000, dense.seconds * 1000),
+                     "", "", String(format: "%d pairs scored per head, %d of them block scores", pairs, scores)])
+        report.append(["kind": "block_sparse_attention", "length": length, "block_sparse_seconds": blocks.seconds,
+                       "window_seconds": windowed.seconds, "dense_seconds": dense.seconds, "block_sparse_bytes": blocks.bytes,
+                       "scored_pairs": pairs, "block_scores": scores])
+      }
     }
 
     if wants("int8") {
