@@ -3,33 +3,42 @@ import Models
 import Pipeline
 import Tensors
 
-/// `long_context` (V2): extends a model's context (RoPE scaling: linear, NTK or YaRN) and adapts it on
-/// long documents with passkeys hidden in them.
+/// `long_context` (V2): extends a model's context (RoPE scaling: linear, NTK or YaRN), optionally turns
+/// some layers into retrieval layers that attend beyond the sliding window (full attention, or blocks
+/// chosen by content), and adapts it on long documents with passkeys hidden in them.
 ///
-/// Reports passkey-retrieval accuracy at each of `passkey_lengths` tokens, and how attention memory
-/// grows with length; the measured time per token goes to the log (it varies from run to run, so it is
-/// kept out of the artifacts).
+/// Reports passkey-retrieval accuracy at each of `passkey_lengths` tokens on held-out passkeys and
+/// filler (with its standard error); held-out perplexity on long library documents by position, for
+/// the input model and the extended one; and what attention costs per token at each length (the bytes
+/// of saved attention weights and the query–key products, block scoring included). Measured times go
+/// to the log (they vary from run to run, so they are kept out of the artifacts).
 struct LongContextOp: TypedOperation {
   let name = "long_context"
   /// 2: reports the held-out long-document loss before and after.
   /// 3: its packed task examples changed (QA, summarisation and entailment split by fact; new sentiment
   /// and entailment).
-  let version = 3
-  let summary = "Extend the context with RoPE scaling and adapt on long documents; passkey eval (V2)"
+  /// 4: retrieval layers; held-out passkeys and filler disjoint from training; perplexity by position
+  /// and attention cost by length.
+  let version = 4
+  let summary = "Extend the context with RoPE scaling and retrieval layers; adapt on long documents; passkey eval (V2)"
 
   struct Settings: SettingsGroup {
     var context = 8192
     var ropeScaling = RopeScalingSettings()
+    var retrieval: RetrievalSettings?
     var passkeyShare = 0.5
     var tasks: [String: Double] = [:]
     var taskShare = 0.3
     var world = Int(BuiltinCorpus.defaultWorld)
     var passkeyLengths = [1024, 2048, 4096, 8192]
-    var passkeyExamples = 8
+    var passkeyExamples = 32
+    var perplexityDocuments = 2
     var train = TrainSettings(steps: 20, batch: 1, lr: 3e-4, warmup: 2)
     static let fields: [SettingField<Self>] = [
       .int("context", \.context, range: 16...1_048_576, doc: "The new context in tokens"),
       .group("rope_scaling", \.ropeScaling, doc: "How RoPE stretches to the longer context"),
+      .optionalGroup("retrieval", \.retrieval, fieldDefaults: RetrievalSettings(),
+                     doc: "Layers that attend beyond the input's pattern (omit to keep every layer's pattern)"),
       .float("passkey_share", \.passkeyShare, range: 0...1, doc: "Share of training sequences that are passkey documents"),
       .taskWeights(\.tasks, required: false,
                    doc: "Task → weight of packed task sequences, so short-task skills survive the change"),
@@ -37,7 +46,9 @@ struct LongContextOp: TypedOperation {
              doc: "Share of training sequences packed with task examples (when tasks: is given)"),
       .world(\.world),
       .ints("passkey_lengths", \.passkeyLengths, count: 1...16, doc: "Lengths (tokens) at which passkey retrieval is measured"),
-      .int("passkey_examples", \.passkeyExamples, range: 1...1000, doc: "Passkeys per length"),
+      .int("passkey_examples", \.passkeyExamples, range: 1...1000, doc: "Held-out passkeys per length"),
+      .int("perplexity_documents", \.perplexityDocuments, range: 0...64,
+           doc: "Held-out library sequences of the full context for perplexity by position (0: none)"),
       .group("train", \.train, doc: "Optimisation settings"),
     ]
   }
@@ -63,6 +74,48 @@ struct LongContextOp: TypedOperation {
     }
   }
 
+  /// `retrieval:` — the layers that reach the whole context. The other layers keep the input's
+  /// pattern (a sliding window is cheap and local); these see every earlier token (`dense`) or, at
+  /// less cost, their own block, the first and the `top_blocks` earlier blocks whose mean key best
+  /// matches the query (`block_sparse`).
+  struct RetrievalSettings: SettingsGroup {
+    enum Kind: String, SettingChoice {
+      case dense
+      case blockSparse = "block_sparse"
+    }
+    /// What the adaptation updates.
+    enum Trains: String, SettingChoice {
+      /// Only the retrieval layers: the rest of the model is frozen, so short-task skill can change
+      /// only through them (and the backward pass stops at the lowest of them).
+      case retrieval
+      /// Every weight.
+      case all
+    }
+    var layers: [Int] = [3]
+    var kind = Kind.dense
+    var block = 64
+    var topBlocks = 4
+    var trains = Trains.retrieval
+    static let fields: [SettingField<Self>] = [
+      .ints("layers", \.layers, count: 1...64, doc: "Indices of the retrieval layers (0 is the first)"),
+      .choice("kind", \.kind, doc: "Full attention, or blocks chosen by content"),
+      .choice("trains", \.trains, doc: "Update only the retrieval layers, or every weight"),
+      .int("block", \.block, range: 1...65_536, doc: "block_sparse: tokens per block"),
+      .int("top_blocks", \.topBlocks, range: 0...65_536, doc: "block_sparse: earlier blocks chosen per query"),
+    ]
+
+    var pattern: AttentionPattern {
+      switch kind {
+      case .dense: return .dense
+      case .blockSparse: return .blockSparse(block: block, topBlocks: topBlocks)
+      }
+    }
+  }
+
+  /// Tokens a passkey answer may take ("Answer: " and five digits, with room to spare); the prompt
+  /// leaves them room within the measured length.
+  static let answerTokens = 12
+
   let defaults = Settings()
   let inputs = [
     InputSlot("from", kinds: [.model], doc: "The model to extend (sparse attention keeps long sequences cheap)"),
@@ -70,7 +123,8 @@ struct LongContextOp: TypedOperation {
               doc: "Text the long training documents are made of"),
   ]
   let outputs = [OutputSpec("model", kind: .model, doc: "The model with the longer context"),
-                 OutputSpec("metrics", kind: .metrics, doc: "Passkey accuracy by length, attention memory, loss curve")]
+                 OutputSpec("metrics", kind: .metrics,
+                            doc: "Passkey accuracy by length, perplexity by position, attention cost by length, loss curve")]
 
   func problems(in settings: Settings) -> [ParameterProblem] {
     let context = settings.context
@@ -81,18 +135,44 @@ struct LongContextOp: TypedOperation {
     if let sequence = settings.train.sequence, sequence > context {
       problems.append(ParameterProblem(path: "train.sequence", "train.sequence \(sequence) exceeds context \(context)"))
     }
+    if let retrieval = settings.retrieval {
+      if let negative = retrieval.layers.first(where: { $0 < 0 }) {
+        problems.append(ParameterProblem(path: "retrieval.layers", "layer \(negative) is not a layer index (0 is the first)"))
+      }
+      if Set(retrieval.layers).count != retrieval.layers.count {
+        problems.append(ParameterProblem(path: "retrieval.layers", "a layer is listed twice"))
+      }
+    }
     return problems
+  }
+
+  /// The extended model's configuration: the new context and RoPE scaling, and the retrieval layers'
+  /// pattern in place of the input's.
+  ///
+  /// - Throws: `StageFailure` when a retrieval layer is past the model's last layer.
+  static func extended(_ input: ModelConfig, settings: Settings) throws -> ModelConfig {
+    var config = input
+    config.ropeScaling = settings.ropeScaling.scaling(from: input.contextLength, to: settings.context)
+    config.contextLength = settings.context
+    if let retrieval = settings.retrieval {
+      if let beyond = retrieval.layers.first(where: { $0 >= input.layerCount }) {
+        throw StageFailure("retrieval.layers: layer \(beyond) does not exist (the model has \(input.layerCount) layers, 0–\(input.layerCount - 1))")
+      }
+      var patterns = input.attentionByLayer
+      for layer in retrieval.layers { patterns[layer] = retrieval.pattern }
+      config.layerAttention = patterns
+    }
+    return config
   }
 
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let start = try ModelArtifact.input("from", of: context)
     let tokenizer = start.tokenizer
-    var config = start.model.config
-    let oldContext = config.contextLength, newContext = settings.context
-    config.ropeScaling = settings.ropeScaling.scaling(from: oldContext, to: newContext)
-    config.contextLength = newContext
+    let oldContext = start.model.config.contextLength, newContext = settings.context
+    let config = try Self.extended(start.model.config, settings: settings)
     let model = try TransformerLM(config: config, tensors: start.model.tensors)
-    context.log("context \(oldContext) → \(newContext), RoPE \(config.ropeScaling), attention \(config.attention)")
+    let patterns = config.attentionByLayer.map { "\($0)" }.joined(separator: ", ")
+    context.log("context \(oldContext) → \(newContext), RoPE \(config.ropeScaling), attention by layer [\(patterns)]")
 
     let stream = TokenStream(documents: try CorpusText.documents(slot: "corpus", of: context), tokenizer: tokenizer)
     let passkeys = PasskeyDocuments(tokenizer: tokenizer)
@@ -101,19 +181,19 @@ struct LongContextOp: TypedOperation {
     let share = settings.passkeyShare
     let mixture = settings.tasks.isEmpty ? nil : TaskMixture(weights: settings.tasks, world: UInt64(settings.world))
     let taskShare = mixture == nil ? 0 : settings.taskShare
-    // Held-out passkey documents at the training length: their loss before and after adapting.
-    var heldoutRng = TaskRandom(seed: context.seed, stream: "long_context/heldout")
-    let heldout = (0..<4).map { _ in
-      let row = passkeys.row(tokens: sequence, split: .heldout, using: &heldoutRng)
-      return (tokens: row.tokens, weights: [Float](repeating: 1, count: row.tokens.count))  // every token, not only the key
-    }
-    let heldoutBatch = paddedBatch(heldout, pad: tokenizer.id(of: .pad))
-    func heldoutLoss() -> Double {
-      Double(model.loss(heldoutBatch.tokens, weights: heldoutBatch.weights).value.scalars[0])
-    }
-    let before = heldoutLoss()
 
-    let objective = LanguageModelObjective(batch: { step in
+    // Held-out long library documents, the full context each: perplexity by position before and after.
+    let perplexityRows = LongDocuments.heldout(count: settings.perplexityDocuments, tokens: newContext,
+                                               tokenizer: tokenizer, world: UInt64(settings.world), seed: context.seed)
+    let buckets = PositionBuckets(context: newContext)
+    var before = start.model.config
+    before.contextLength = newContext  // the input as it is, only allowed to read further
+    let beforeModel = try TransformerLM(config: before, tensors: start.model.tensors)
+    let perplexityBefore = buckets.perplexity(of: beforeModel, on: perplexityRows)
+
+    var trains = ParameterSelection.all
+    if let retrieval = settings.retrieval, retrieval.trains == .retrieval { trains = .layers(Set(retrieval.layers)) }
+    let objective = LanguageModelObjective(trains: trains, batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "long_context/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
       for _ in 0..<train.batch {
@@ -133,14 +213,21 @@ struct LongContextOp: TypedOperation {
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
     try loop.run()
 
-    let after = heldoutLoss()
-    context.log("held-out long-document loss at \(sequence) tokens: \(String(format: "%.4f", before)) → \(String(format: "%.4f", after))")
     var metrics = MetricsArtifact()
     metrics.setCurve("loss", loop.losses)
     metrics.set("final_loss", Double(loop.finalLoss))
-    metrics.set("heldout_loss_before", before)
-    metrics.set("heldout_loss", after)
-    var headline: [String: Double] = ["final_loss": Double(loop.finalLoss), "heldout_loss": after]
+    var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
+
+    let perplexityAfter = buckets.perplexity(of: model, on: perplexityRows)
+    for (index, range) in buckets.ranges.enumerated() where !perplexityRows.isEmpty {
+      let label = buckets.label(index)
+      metrics.set("perplexity_before/\(label)", perplexityBefore[index])
+      metrics.set("perplexity/\(label)", perplexityAfter[index])
+      context.log("held-out perplexity at positions \(range.lowerBound)–\(range.upperBound): "
+                  + String(format: "%.3f → %.3f", perplexityBefore[index], perplexityAfter[index]))
+    }
+    if let last = perplexityAfter.last, !perplexityRows.isEmpty { headline["perplexity@\(buckets.label(buckets.ranges.count - 1))"] = last }
+
     let generator = Generator(model: model)
     for length in settings.passkeyLengths {
       if context.isCancelled { throw CancellationError() }
@@ -149,27 +236,123 @@ struct LongContextOp: TypedOperation {
       let started = Date()
       var tokens = 0
       for _ in 0..<settings.passkeyExamples {
-        let (prompt, answer) = passkeys.prompt(tokens: length - 8, split: .heldout, using: &rng)
+        let (prompt, answer) = passkeys.prompt(tokens: length - Self.answerTokens, split: .heldout, using: &rng)
         tokens += prompt.count
         var random = RandomStream(seed: context.seed, purpose: .evaluation)
-        let out = generator.generate(prompts: [prompt], settings: SamplingSettings(maxNewTokens: 8),
+        let out = generator.generate(prompts: [prompt], settings: SamplingSettings(maxNewTokens: Self.answerTokens),
                                      tokenizer: tokenizer, random: &random)[0]
         if TextMetrics.exactMatch(TaskFormat.answer(in: out.text), answer) { correct += 1 }
       }
       let seconds = Date().timeIntervalSince(started)
-      let accuracy = Double(correct) / Double(settings.passkeyExamples)
-      // Attention probabilities of one layer for a whole prompt: heads × length × attended keys.
-      let attentionBytes = config.headCount * length * config.attention.maximumKeys(length: length) * 4
+      let n = Double(settings.passkeyExamples)
+      let accuracy = Double(correct) / n
       metrics.set("passkey_accuracy/\(length)", accuracy)
-      metrics.set("attention_bytes_per_layer/\(length)", Double(attentionBytes))
+      metrics.set("passkey_accuracy/\(length)_se", (accuracy * (1 - accuracy) / n).squareRoot())
       headline["passkey@\(length)"] = accuracy
       context.log("passkey at \(length) tokens: \(correct)/\(settings.passkeyExamples) retrieved; "
-                  + String(format: "%.1f µs per prompt token; attention %.1f MiB per layer",
-                           seconds / Double(max(1, tokens)) * 1e6, Double(attentionBytes) / 1_048_576))
+                  + String(format: "%.1f µs per prompt token", seconds / Double(max(1, tokens)) * 1e6))
+    }
+    for length in AttentionCost.lengths(upTo: newContext) {
+      let cost = AttentionCost(config: config, length: length)
+      metrics.set("attention_bytes_per_token/\(length)", cost.bytesPerToken)
+      metrics.set("attention_flops_per_token/\(length)", cost.flopsPerToken)
+      context.log("attention at \(length) tokens: " + String(format: "%.1f KiB saved and %.2f MFLOP per token",
+                                                             cost.bytesPerToken / 1024, cost.flopsPerToken / 1e6))
     }
     return StageOutput(artifacts: ["model": ModelArtifact(model: model, tokenizer: tokenizer).bytes,
                                    "metrics": metrics.bytes],
                        metrics: headline)
+  }
+}
+
+/// What attention costs a model per token of a sequence, summed over its layers: the attention weights
+/// a training step saves for the backward pass (heads × the most keys a query sees, 4 bytes each, as
+/// the kernels allocate), and the forward pass's floating-point operations (q·k and p·v over the
+/// attended pairs, 2 · headDim each; q·mean(k) for each block score of block-sparse layers).
+struct AttentionCost {
+  var bytesPerToken: Double
+  var flopsPerToken: Double
+
+  init(config: ModelConfig, length: Int) {
+    var bytes = 0.0, flops = 0.0
+    for pattern in config.attentionByLayer {
+      bytes += Double(config.headCount * pattern.maximumKeys(length: length) * 4)
+      // q·k and p·v over the attended pairs; q·mean(k) over the block scores.
+      let products = 4 * pattern.attendedPairs(length: length) + 2 * pattern.blockScores(length: length)
+      flops += Double(config.headCount * config.headDim) * Double(products) / Double(length)
+    }
+    bytesPerToken = bytes
+    flopsPerToken = flops
+  }
+
+  /// 512, 1024, … up to `context` (and `context` itself).
+  static func lengths(upTo context: Int) -> [Int] {
+    var out: [Int] = []
+    var length = 512
+    while length < context { out.append(length); length *= 2 }
+    return out + [context]
+  }
+}
+
+/// Positions of a long sequence in doubling buckets: 0–1k, 1–2k, 2–4k, 4–8k, … up to the context.
+struct PositionBuckets {
+  let ranges: [Range<Int>]
+
+  init(context: Int) {
+    var ranges: [Range<Int>] = []
+    var low = 0, high = min(1024, context)
+    while low < context {
+      ranges.append(low..<high)
+      low = high
+      high = min(context, high * 2)
+    }
+    self.ranges = ranges
+  }
+
+  func label(_ index: Int) -> String {
+    func k(_ n: Int) -> String { n % 1024 == 0 ? "\(n / 1024)k" : "\(n)" }
+    return "\(k(ranges[index].lowerBound))-\(k(ranges[index].upperBound))"
+  }
+
+  /// Perplexity of each bucket's next-token predictions (position t predicts token t + 1) over `rows`,
+  /// through the generation path (no autograd graph, so an 8k sequence needs no saved attention weights).
+  func perplexity(of model: TransformerLM, on rows: [[Int32]]) -> [Double] {
+    var sums = [Double](repeating: 0, count: ranges.count), counts = [Int](repeating: 0, count: ranges.count)
+    let generator = Generator(model: model)
+    let vocabulary = model.config.vocabularySize
+    for row in rows {
+      let inputs = Array(row.dropLast())
+      let logits = generator.incrementalLogits(inputs, prefix: inputs.count)
+      for (bucket, range) in ranges.enumerated() {
+        for t in range where t < inputs.count {
+          let rowLogits = logits[(t * vocabulary)..<((t + 1) * vocabulary)]
+          let m = rowLogits.max()!
+          let logSum = Double(m) + log(rowLogits.reduce(0.0) { $0 + exp(Double($1 - m)) })
+          sums[bucket] += logSum - Double(logits[t * vocabulary + Int(row[t + 1])])
+          counts[bucket] += 1
+        }
+      }
+    }
+    return zip(sums, counts).map { exp($0 / Double(max(1, $1))) }
+  }
+}
+
+/// Long sequences of held-out library documents (never in a training corpus: the library keeps one
+/// document in ten out, by a hash of its text), joined until each row holds `tokens + 1` tokens.
+enum LongDocuments {
+  static func heldout(count: Int, tokens: Int, tokenizer: TextTokenizer, world: UInt64, seed: UInt64) -> [[Int32]] {
+    guard count > 0 else { return [] }
+    let documents = BuiltinCorpus.library(documents: 400, world: world, split: .heldout, seed: seed)
+    var rows: [[Int32]] = []
+    var current: [Int32] = []
+    for document in documents where rows.count < count {
+      current += tokenizer.encode(document + "\n\n")
+      if current.count >= tokens + 1 {
+        rows.append(Array(current.prefix(tokens + 1)))
+        current = []
+      }
+    }
+    return rows
   }
 }
 

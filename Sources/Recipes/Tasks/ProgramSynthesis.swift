@@ -153,6 +153,10 @@ public struct ProgramSynthesisTask: TaskGenerator {
 
 /// Passkey retrieval at a given length (name "passkey", exact match): a long filler text with
 /// "The pass key is 73914. Remember it." at a random depth; the model must give the digits back.
+///
+/// Held-out documents share nothing with training ones but the form: the passkey decides the split
+/// (one key in ten is held out, so a held-out key never appears in a training document) and each split
+/// draws its filler from its own sentences.
 public struct PasskeyTask: TaskGenerator {
   /// Target prompt length in bytes (within a few per cent).
   public var length: Int
@@ -167,29 +171,35 @@ public struct PasskeyTask: TaskGenerator {
   public var name: String { "passkey" }
   public var metric: TaskMetric { .exactMatch }
 
-  static let fillers = ["The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
-                        "There and back again.", "The river flows to the sea.", "Birds sing in the trees."]
+  /// Filler sentences of training documents.
+  static let trainingFillers = ["The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
+                                "There and back again.", "The river flows to the sea.", "Birds sing in the trees."]
+  /// Filler sentences of held-out documents: none of them is ever in a training document.
+  static let heldoutFillers = ["The moon is white.", "Snow falls in winter.", "The road turns left.", "Bread is warm.",
+                               "A cat sleeps by the fire.", "The bell rings at noon.", "Leaves fall in the wind."]
   static let question = " What is the pass key? The pass key is"
 
+  /// Whether `key` is a held-out passkey.
+  static func split(ofKey key: String) -> Split { Split.of(problem: "passkey " + key) }
+
   public func example(split: Split, using rng: inout TaskRandom) -> TaskExample {
-    while true {
-      let low = (1..<digits).reduce(1) { acc, _ in acc * 10 }
-      let key = String(Int.random(in: low..<(low * 10), using: &rng))
-      let needle = "The pass key is \(key). Remember it. \(key) is the pass key."
-      let room = length - needle.utf8.count - PasskeyTask.question.utf8.count - 1
-      var filler: [String] = []
-      var size = 0
-      while size < room - 12 {
-        let sentence = PasskeyTask.fillers.randomElement(using: &rng)!
-        guard size + sentence.utf8.count + 1 <= room else { break }
-        filler.append(sentence)
-        size += sentence.utf8.count + 1
-      }
-      filler.insert(needle, at: Int.random(in: 0...filler.count, using: &rng))
-      let prompt = filler.joined(separator: " ") + PasskeyTask.question
-      guard Split.of(problem: prompt) == split else { continue }
-      return TaskExample(task: name, split: split, prompt: prompt, reasoning: "", answer: key)
+    let low = (1..<digits).reduce(1) { acc, _ in acc * 10 }
+    var key: String
+    repeat { key = String(Int.random(in: low..<(low * 10), using: &rng)) } while PasskeyTask.split(ofKey: key) != split
+    let fillers = split == .heldout ? PasskeyTask.heldoutFillers : PasskeyTask.trainingFillers
+    let needle = "The pass key is \(key). Remember it. \(key) is the pass key."
+    let room = length - needle.utf8.count - PasskeyTask.question.utf8.count - 1
+    var filler: [String] = []
+    var size = 0
+    while size < room - 12 {
+      let sentence = fillers.randomElement(using: &rng)!
+      guard size + sentence.utf8.count + 1 <= room else { break }
+      filler.append(sentence)
+      size += sentence.utf8.count + 1
     }
+    filler.insert(needle, at: Int.random(in: 0...filler.count, using: &rng))
+    let prompt = filler.joined(separator: " ") + PasskeyTask.question
+    return TaskExample(task: name, split: split, prompt: prompt, reasoning: "", answer: key)
   }
 
   public func score(_ answer: String, for example: TaskExample) -> Double {
