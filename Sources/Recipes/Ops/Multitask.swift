@@ -49,7 +49,8 @@ struct MultitaskOp: TypedOperation {
               doc: "Dataset stages (e.g. your JSONL examples) mixed in at dataset_share"),
   ]
   let outputs = [OutputSpec("model", kind: .model, doc: "The continued model"),
-                 OutputSpec("metrics", kind: .metrics, doc: "Loss curve and held-out loss per task, before and after")]
+                 OutputSpec("metrics", kind: .metrics,
+                            doc: "Loss curve and held-out loss per task, before and after; an MoE model's expert load and routing bias")]
 
   func problems(in settings: Settings) -> [ParameterProblem] {
     TaskTraining.problems(settings.tasks) + (settings.experts?.problems ?? [])
