@@ -17,7 +17,7 @@ struct TrainingBatch {
 ///
 /// An objective's loss is a pure function of the step number and state it restores (each step draws
 /// from its own seeded stream), so the checkpoint needs only the weights, the optimizer's moments, the
-/// curves so far and the op's own state.
+/// curves so far (an MoE model's expert-load log among them) and the op's own state.
 final class TrainingLoop {
   let context: StageContext
   let model: TransformerLM
