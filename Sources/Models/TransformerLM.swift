@@ -17,6 +17,8 @@ public final class TransformerLM {
   public private(set) var routingBias: [[Float]] = []
   /// Per MoE layer, the tokens each expert received in the last forward pass.
   public private(set) var lastExpertLoad: [[Int]] = []
+  /// Per MoE layer, the tokens of the last forward pass given fewer than top-k experts (dropped).
+  public private(set) var lastDroppedTokens: [Int] = []
   /// The parameters training updates; the others are read as constants by `loss` and `scores`, so no
   /// gradient is computed for them. All by default.
   public var trainable: ParameterSelection = .all
@@ -274,7 +276,7 @@ public final class TransformerLM {
     let c = config
     var x = Variable.embedding(w.vector(.embedding), tokens)                       // [n, d]
     var auxiliary: Variable?
-    var loads: [[Int]] = []
+    var loads: [[Int]] = [], dropped: [Int] = []
     for l in 0..<c.layerCount {
       func id(_ role: ParameterID.Role) -> ParameterID { ParameterID(layer: l, role: role) }
       let h = x.rmsNorm(w.vector(id(.attentionNorm)), eps: c.normEps)
@@ -289,6 +291,7 @@ public final class TransformerLM {
         let out = MixtureOfExperts.forward(h2, layer: l, config: moe, bias: routingBias[l], projection: w.projection)
         x = x + out.y
         loads.append(out.load)
+        dropped.append(out.dropped)
         if let a = out.auxiliaryLoss { auxiliary = auxiliary.map { $0 + a } ?? a }
       } else {
         let gate = w.projection(id(.mlp(.gate))).apply(h2)                         // [n, f]
@@ -298,6 +301,7 @@ public final class TransformerLM {
       observe(l, .hidden, x)
     }
     lastExpertLoad = loads
+    lastDroppedTokens = dropped
     return (x.rmsNorm(w.vector(.finalNorm), eps: c.normEps), auxiliary)
   }
 

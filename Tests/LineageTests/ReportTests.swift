@@ -201,6 +201,35 @@ extension CLITests {
     #expect(table.title.contains("final"))
   }
 
+  /// An MoE stage's routing, as `recordExpertMetrics` writes it, becomes a table per layer and its
+  /// load curves per layer; none of its keys is left to the generic charts.
+  @Test func anMoEStagesRoutingIsATableAndCurvesPerLayer() throws {
+    let rows = (1...30).map { step in "[\(step), \(0.5 - Double(step) * 0.01), \(0.4 - Double(step) * 0.005)]" }.joined(separator: ",")
+    let json = """
+      {"loss": [[1, 3.0], [2, 2.5]], "parameters": 142000, "active_parameters": 86600, "moe_top_k": 1,
+       "moe_tokens_dropped": 0, "moe_expert_assignments": 243328, "moe_layers": ["layer 1", "layer 2"],
+       "moe_load_cv": [\(rows)], "moe_load_max_share": [\(rows)], "moe_load_min_share": [\(rows)],
+       "moe_final_cv/1": 0.183, "moe_final_min_share/1": 0.199, "moe_final_max_share/1": 0.32,
+       "moe_final_cv/2": 0.139, "moe_final_min_share/2": 0.209, "moe_final_max_share/2": 0.301,
+       "moe_load_share/1": [0.25, 0.235, 0.248, 0.267], "moe_load_share/2": [0.239, 0.249, 0.244, 0.268],
+       "moe_bias/1": [0.006, 0.01, 0.012, -0.002], "moe_bias/2": [0.01, 0.014, -0.002, -1e-9]}
+      """
+    let metrics = try StageMetrics(json: Array(json.utf8))
+    let model = ReportModel(title: "moe", stages: [Self.stage("v2", "multitask", metrics: metrics)], lastRun: nil, generatedAt: 0)
+    let page = try ReportPageReader(html: ReportPage(model: model).html)
+    let table = try #require(page.figures(.moeRouting).first)
+    #expect(table.rowHeaders == ["layer 1", "layer 2"], "\(table.rowHeaders)")
+    #expect(table.subtitle.contains("top-1 of 4 routed experts") && table.subtitle.contains("tokens dropped: 0 (of 243328"), "\(table.subtitle)")
+    #expect(table.text.contains("32.0%") && table.text.contains("26.8%") && table.text.contains("+0.0140") && table.text.contains(" 0.0000"),
+            "\(table.text)")
+    let curves = page.figures(.moeLoad)
+    #expect(curves.map(\.metric) == ["moe_load_cv", "moe_load_max_share"])
+    #expect(curves.last?.legend.prefix(4) == ["layer 1 max", "layer 2 max", "layer 1 min", "layer 2 min"], "\(curves.last?.legend ?? [])")
+    #expect(page.figures(.curve).isEmpty && page.figures(.list).isEmpty, "every moe_ key is drawn by the MoE section")
+    #expect(metrics.routing?.rows.first?[4] == "25.0% 23.5% 24.8% 26.7%")
+    #expect(try StageMetrics(json: Array(#"{"loss": [[1, 2.0]], "parameters": 5}"#.utf8)).routing == nil, "a dense stage has none")
+  }
+
   @Test func theGraphLayoutKeepsBoxesApartAndEdgesGoingDown() {
     // A diamond with a long edge and a source read late.
     let dependencies = [[], [0], [0], [1, 2], [0, 3], [], [5, 4]]

@@ -3,7 +3,7 @@ import Pipeline
 @testable import Recipes
 import Testing
 
-/// `Examples/quick`, the whole lineage shrunk (V1 → V2 → sparse → long → V3 → R1-Zero → R1 with a
+/// `Examples/quick`, the whole lineage shrunk (V1 → V2 upcycled to MoE → sparse → long → V3 → R1-Zero → R1 with a
 /// reward model → R1-Lite → int8 → the table), runs end to end as shipped, and a second run finds
 /// everything cached.
 @Suite struct QuickExampleTests {
@@ -34,6 +34,13 @@ import Testing
     #expect(lite < r1)
     let liteSize = try #require(table["r1-lite/size"] as? Double), int8Size = try #require(table["r1-lite-int8/size"] as? Double)
     #expect(int8Size < 0.5 * liteSize, "int8 \(int8Size) bytes against float \(liteSize)")
+
+    // V2 is upcycled into a Mixture of Experts, and the MoE travels down the lineage to R1.
+    let v2 = try h.metrics("v2")
+    #expect(v2["moe_tokens_dropped"] as? Double == 0 && (v2["moe_load_cv"] as? [[Double]])?.isEmpty == false)
+    let r1Active = try #require(table["r1/active_parameters"] as? Double)
+    #expect(r1Active < r1, "R1 is an MoE: \(r1Active) of its \(r1) parameters active per token")
+    #expect(try h.metrics("r1")["moe_tokens_dropped"] as? Double == 0, "the RL stage reports its routing")
 
     let second = try await h.run()
     #expect(second.order.allSatisfy { if case .upToDate? = second.outcomes[$0] { true } else { false } },

@@ -40,6 +40,8 @@ enum MixtureOfExperts {
     var auxiliaryLoss: Variable?
     /// Tokens routed to each expert.
     var load: [Int]
+    /// Tokens given fewer than top-k experts (none without an expert capacity; counted, not assumed).
+    var dropped: Int
   }
 
   /// - Parameters:
@@ -86,6 +88,7 @@ enum MixtureOfExperts {
       y = y.map { $0 + shared } ?? shared
     }
     let load = rowsOf.map(\.count)
+    let dropped = chosen.reduce(0) { $0 + ($1.count < k ? 1 : 0) }
     var auxiliary: Variable?
     if case .auxiliaryLoss(let coefficient) = config.balancing, coefficient > 0 {
       // E · Σₑ fₑ·Pₑ with Pₑ = mean score (differentiable) and fₑ = routed share (a constant).
@@ -93,6 +96,6 @@ enum MixtureOfExperts {
       let shares = Tensor(shape: [1, experts], scalars: load.map { Float($0) / Float(n * k) })
       auxiliary = (meanScores * Variable(shares)).sum().scaled(by: coefficient * Float(experts))
     }
-    return Output(y: y ?? x.scaled(by: 0), auxiliaryLoss: auxiliary, load: load)
+    return Output(y: y ?? x.scaled(by: 0), auxiliaryLoss: auxiliary, load: load, dropped: dropped)
   }
 }

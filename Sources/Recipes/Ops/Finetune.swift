@@ -155,6 +155,7 @@ struct FinetuneOp: TypedOperation {
     metrics["mixture_weights"] = .list(history.map { row in .list(row.map { .float($0) }) })
     metrics["mixture_tasks"] = .list(mixture.names.map { .string($0) })
     var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
+    loop.recordExpertMetrics(into: &metrics, headline: &headline)
     for (i, task) in mixture.names.enumerated() {
       metrics.set("initial_weight/\(task)", initialWeights[i] / initialWeights.reduce(0, +))
       metrics.set("final_weight/\(task)", mixture.weights[i] / mixture.weights.reduce(0, +))

@@ -67,6 +67,7 @@ struct PretrainOp: TypedOperation {
     metrics.set("active_parameters", Double(config.activeParameterCount))
     metrics.set("corpus_tokens", Double(stream.tokens.count))
     var headline: [String: Double] = ["final_loss": Double(loop.finalLoss), "parameters": Double(config.parameterCount)]
+    loop.recordExpertMetrics(into: &metrics, headline: &headline)
     if let moe = config.moe {
       // Each expert's share of the routed tokens of one fixed batch, summed over layers.
       var rng = TaskRandom(seed: context.seed, stream: "pretrain/expert-load")

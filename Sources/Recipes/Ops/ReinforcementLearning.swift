@@ -140,6 +140,7 @@ struct ReinforcementLearningOp: TypedOperation {
     metrics.setCurve("loss", loop.losses)
     for (name, curve) in loop.curves.sorted(by: { $0.key < $1.key }) { metrics.setCurve(name, curve.map { Float($0) }) }
     var headline: [String: Double] = [:]
+    loop.recordExpertMetrics(into: &metrics, headline: &headline)
     for (i, task) in mixture.names.enumerated() where settings.heldoutExamples > 0 {
       metrics.set("heldout_pass@1_before/\(task)", before[i].value)
       metrics.set("heldout_pass@1_before_se/\(task)", before[i].standardError)

@@ -189,6 +189,7 @@ struct RewardModelOp: TypedOperation {
     var headline: [String: Double] = [
       "human_labels": Double(humanLabels), "pairs_labelled": Double(trainLabels.decided), "final_loss": Double(loop.finalLoss),
     ]
+    loop.recordExpertMetrics(into: &metrics, headline: &headline)
     if !heldoutPairs.isEmpty {
       headline["heldout_accuracy"] = labelled.value
       headline["heldout_true_accuracy"] = truth.value

@@ -86,6 +86,7 @@ enum TaskTraining {
     for (name, values) in loop.curves { metrics.setCurve(name, values.map { Float($0) }) }
     metrics.set("final_loss", Double(loop.finalLoss))
     var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
+    loop.recordExpertMetrics(into: &metrics, headline: &headline)
     for (i, task) in mixture.names.enumerated() where heldoutCount > 0 {
       metrics.set("heldout_loss_before/\(task)", before[i])
       metrics.set("heldout_loss/\(task)", after[i])

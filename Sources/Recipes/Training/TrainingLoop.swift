@@ -17,7 +17,7 @@ struct TrainingBatch {
 ///
 /// An objective's loss is a pure function of the step number and state it restores (each step draws
 /// from its own seeded stream), so the checkpoint needs only the weights, the optimizer's moments, the
-/// curves so far and the op's own state.
+/// curves so far (an MoE model's expert-load log among them) and the op's own state.
 final class TrainingLoop {
   let context: StageContext
   let model: TransformerLM
@@ -29,6 +29,8 @@ final class TrainingLoop {
   private(set) var losses: [Float] = []
   /// The objective's further per-step values (`ObjectiveStep.metrics`), one curve per name.
   private(set) var curves: [String: [Double]] = [:]
+  /// An MoE model's routing per step and layer (empty for a dense model): `recordExpertMetrics` reports it.
+  private(set) var expertLoad = ExpertLoadLog()
   /// Bytes an op keeps across a checkpoint (e.g. adaptive mixture weights); restored before `run` goes on.
   var opState: [UInt8] = []
 
@@ -59,7 +61,7 @@ final class TrainingLoop {
       try optimizer.restore(try reader.next())
       losses = try reader.next().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
       opState = try reader.next()
-      curves = try Curves.decode(try reader.next())
+      (curves, expertLoad) = try ExpertLoadLog.split(try Curves.decode(try reader.next()))
       let auxiliary = objective.auxiliaryParameters
       if !auxiliary.isEmpty {
         let saved = try SafeTensors.read(try reader.next()).tensors
@@ -72,6 +74,9 @@ final class TrainingLoop {
       }
       guard losses.count == saved.step, optimizer.step == saved.step else {
         throw StageFailure("it records step \(saved.step) but holds \(losses.count) losses")
+      }
+      guard model.config.moe == nil || expertLoad.steps == saved.step else {
+        throw StageFailure("it records step \(saved.step) but the expert load of \(expertLoad.steps) steps")
       }
       context.log("resumed at step \(saved.step) of \(steps)")
       return saved.step
@@ -107,7 +112,9 @@ final class TrainingLoop {
       outcome.loss.backward()
       try hooks.afterBackward(model)
       let (_, lr) = optimizer.update()
-      model.updateRoutingBias(load: try hooks.expertLoad(model.lastExpertLoad))
+      let load = try hooks.expertLoad(model.lastExpertLoad)
+      model.updateRoutingBias(load: load)
+      if model.config.moe != nil && !load.isEmpty { expertLoad.record(load: load, dropped: model.lastDroppedTokens) }
       let value = outcome.loss.value.scalars[0]
       guard value.isFinite else { throw StageFailure("the loss became \(value) at step \(step + 1); lower train.lr") }
       losses.append(value)
@@ -143,7 +150,8 @@ final class TrainingLoop {
     state.append(optimizer.serialized())
     state.append(losses.withUnsafeBytes { Array($0) })
     state.append(opState)
-    state.append(Curves.encode(curves))
+    // The routing log rides with the curves under its own prefix: a dense model's checkpoint is unchanged.
+    state.append(Curves.encode(curves.merging(expertLoad.curves) { objective, _ in objective }))
     let auxiliary = objective.auxiliaryParameters
     if !auxiliary.isEmpty {
       state.append(SafeTensors.write(Dictionary(uniqueKeysWithValues: auxiliary.map { ($0.id.safetensorsName, $0.variable.value) })))

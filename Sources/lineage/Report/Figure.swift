@@ -14,6 +14,10 @@ enum ChartKind: String, CaseIterable {
   case quantizeRetention = "quantize-retention"
   case quantizeSize = "quantize-size"
   case evalTable = "eval-table"
+  /// An MoE stage's routing per layer (load balance, expert shares, routing bias), as a table.
+  case moeRouting = "moe-routing"
+  /// An MoE stage's expert load per layer over training.
+  case moeLoad = "moe-load"
   /// A curve (or a group of curves over the same steps) no section above claims, drawn on its own.
   case curve
   /// A list of numbers not over steps (each expert's share of the load), as bars.

@@ -1,9 +1,9 @@
 import Foundation
 
 /// The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched. The
-/// sections: the graph, every training stage's loss, each `rl` stage's curves, `distill` and
-/// `quantize` comparisons, every `eval` table (the last one is the lineage's final table), and
-/// every curve no section drew.
+/// sections: the graph, every training stage's loss, each `rl` stage's curves, each MoE stage's
+/// routing, `distill` and `quantize` comparisons, every `eval` table (the last one is the lineage's
+/// final table), and every curve no section drew.
 struct ReportPage {
   var model: ReportModel
 
@@ -42,6 +42,10 @@ struct ReportPage {
     let rl = perStage("rl", TrainingSections.reinforcementLearning)
     let distill = perStage("distill", CompressionSections.distillation)
     let quantize = perStage("quantize", CompressionSections.quantization)
+    let experts: [Section.Group] = stages.compactMap { stage in
+      let figures = take(stage, ExpertSection.figures(stage))
+      return figures.isEmpty ? nil : Section.Group(heading: "\(stage.name) (\(stage.op))", note: noteFor(stage), figures: figures)
+    }
     let evals = stages.filter { $0.op == "eval" }
     let finalEval = evals.last?.name
     let tables = evals.compactMap { EvalSection.figure($0, isFinal: $0.name == finalEval && evals.count > 1) }
@@ -57,6 +61,7 @@ struct ReportPage {
       Section(id: "rl", title: "Reinforcement learning",
               intro: "GRPO curves per step: each reward component scores 0…1 before its weight; the KL is to the frozen starting model.",
               groups: rl),
+      Section(id: "experts", title: "Mixture of Experts", intro: ExpertSection.note, groups: experts),
       Section(id: "distill", title: "Distillation", intro: nil, groups: distill),
       Section(id: "quantize", title: "Quantization", intro: nil, groups: quantize),
       Section(id: "eval", title: "Evaluation", intro: EvalSection.note, groups: tables.map { .init(figures: [$0]) }),

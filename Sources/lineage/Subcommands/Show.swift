@@ -80,6 +80,17 @@ struct Show: AsyncParsableCommand {
         lines.append("\nmetrics:")
         lines.append(table(record.metrics.keys.sorted().map { ["  " + $0, Console.number(record.metrics[$0]!)] }))
       }
+      if let ref = record.outputs["metrics"], record.metrics["moe_tokens_dropped"] != nil {
+        // An MoE stage's routing per layer: the headline metrics above hold only its summary.
+        do {
+          if let routing = try StageMetrics(json: try store.blob(ref.hash)).routing {
+            lines.append("\nmixture of experts: " + routing.summary)
+            lines.append(table(([ExpertRouting.header] + routing.rows).map { ["  " + $0[0]] + $0.dropFirst() }))
+          }
+        } catch {
+          lines.append("\nmixture of experts: its metrics artifact cannot be read (\(error))")
+        }
+      }
       lines.append("\nlast run took \(Console.duration(record.durationSeconds))")
     } else {
       lines.append("\noutputs: none yet (run it with `lineage run \(definition.name)`)")
