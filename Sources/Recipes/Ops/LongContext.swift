@@ -217,6 +217,7 @@ struct LongContextOp: TypedOperation {
     metrics.setCurve("loss", loop.losses)
     metrics.set("final_loss", Double(loop.finalLoss))
     var headline: [String: Double] = ["final_loss": Double(loop.finalLoss)]
+    loop.recordExpertMetrics(into: &metrics, headline: &headline)
 
     let perplexityAfter = buckets.perplexity(of: model, on: perplexityRows)
     for (index, range) in buckets.ranges.enumerated() where !perplexityRows.isEmpty {
