@@ -72,7 +72,7 @@ import Testing
 
   @Test func positionBucketsDoubleUpToTheContext() {
     #expect(PositionBuckets(context: 8192).ranges == [0..<1024, 1024..<2048, 2048..<4096, 4096..<8192])
-    #expect((0..<4).map { PositionBuckets(context: 8192).label($0) } == ["0-1k", "1k-2k", "2k-4k", "4k-8k"])
+    #expect((0..<4).map { PositionBuckets(context: 8192).label($0) } == ["0k-1k", "1k-2k", "2k-4k", "4k-8k"])
     #expect(PositionBuckets(context: 1536).ranges == [0..<1024, 1024..<1536])
     #expect(PositionBuckets(context: 512).ranges == [0..<512])
   }

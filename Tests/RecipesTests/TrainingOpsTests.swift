@@ -270,7 +270,7 @@ import Testing
     let layer1 = ParameterID(layer: 1, role: .attention(.query))
     #expect(long.model.tensorsByID[layer1] != input.model.tensorsByID[layer1], "the retrieval layer trained")
     let m = try h.metrics("long")
-    for bucket in ["0-1k", "1k-1536"] {
+    for bucket in ["0k-1k", "1k-1536"] {
       let before = try #require(m["perplexity_before/\(bucket)"] as? Double)
       let after = try #require(m["perplexity/\(bucket)"] as? Double)
       #expect(before > 1 && before.isFinite && after > 1 && after.isFinite, "\(bucket): \(before) → \(after)")

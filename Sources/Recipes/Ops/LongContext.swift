@@ -310,6 +310,8 @@ struct PositionBuckets {
     self.ranges = ranges
   }
 
+  /// The bucket's positions in metric names: "0k-1k", "1k-2k", … (a bound that is not a whole number
+  /// of 1,024 tokens in tokens: "1k-1536").
   func label(_ index: Int) -> String {
     func k(_ n: Int) -> String { n % 1024 == 0 ? "\(n / 1024)k" : "\(n)" }
     return "\(k(ranges[index].lowerBound))-\(k(ranges[index].upperBound))"
