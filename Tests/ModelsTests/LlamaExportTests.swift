@@ -79,6 +79,18 @@ import Testing
     #expect(difference(tokens.count) > 1e-3, "beyond it the two differ")
   }
 
+  /// A model whose layers attend differently (a retrieval layer among sliding windows) is refused with
+  /// each layer's pattern named; one pattern in every layer's list is not a difference.
+  @Test func perLayerAttentionPatternsAreRefused() throws {
+    let mixed = LlamaExportTests.config {
+      $0.layerAttention = (0..<$0.layerCount).map { $0 == 1 ? .dense : .slidingWindow(window: 8, globalTokens: 1) }
+    }
+    #expect(throws: LlamaExportError.attentionDiffersByLayer(mixed.attentionByLayer.map { "\($0)" })) { try LlamaLayout(mixed) }
+    #expect("\(LlamaExportError.attentionDiffersByLayer(["dense", "dense"]))".contains("attend differently"))
+    let uniform = LlamaExportTests.config { $0.layerAttention = Array(repeating: .dense, count: $0.layerCount) }
+    _ = try LlamaLayout(uniform)
+  }
+
   /// Mixture of Experts has no Llama form; a reward model is LlamaForSequenceClassification (its score
   /// head, no LM head), which llama.cpp's llama architecture cannot hold.
   @Test func mixtureOfExpertsIsRefusedAndARewardModelIsASequenceClassifier() throws {

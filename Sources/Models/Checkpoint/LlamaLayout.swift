@@ -59,6 +59,7 @@ public struct LlamaLayout: Sendable {
   /// - Throws: `LlamaExportError` for a model Llama cannot express.
   public init(_ config: ModelConfig) throws(LlamaExportError) {
     if let moe = config.moe { throw .mixtureOfExperts(routedExperts: moe.routedExperts) }
+    if Set(config.attentionByLayer).count > 1 { throw .attentionDiffersByLayer(config.attentionByLayer.map { "\($0)" }) }
     self.config = config
     var theta = Double(config.ropeBase)
     var warnings: [String] = []
@@ -142,6 +143,8 @@ public struct LlamaLayout: Sendable {
 public enum LlamaExportError: Error, Equatable, CustomStringConvertible {
   case mixtureOfExperts(routedExperts: Int)
   case valueHead
+  /// Layers with different attention patterns (retrieval layers): the formats record one per model.
+  case attentionDiffersByLayer([String])
 
   public var description: String {
     switch self {
@@ -151,6 +154,9 @@ public enum LlamaExportError: Error, Equatable, CustomStringConvertible {
     case .valueHead:
       return "the model is a reward model (a value head beside the LM head), which llama.cpp's llama architecture "
         + "cannot express; --format safetensors exports it as LlamaForSequenceClassification"
+    case .attentionDiffersByLayer(let patterns):
+      return "the model's layers attend differently (\(patterns.joined(separator: ", "))), and the exported "
+        + "config records one attention pattern for every layer"
     }
   }
 }
