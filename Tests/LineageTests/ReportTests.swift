@@ -120,6 +120,68 @@ extension CLITests {
     #expect(page.figures.map(\.kind) == [.graph])
     #expect(Set(page.nodes.values.map(\.state)) == ["never-run"])
   }
+
+  /// A `long_context` stage gets its section: passkey retrieval by length, perplexity by position
+  /// before and after, attention cost by length, each with the values of its metrics artifact.
+  @Test func reportDrawsALongContextStagesRetrievalPerplexityAndCost() throws {
+    let folder = try Folder()
+    try folder.write("t.txt", (0..<30).map { "Document \($0) about the mill and 2 + 3 = 5." }.joined(separator: "\n\n"))
+    try folder.write("s.yaml", """
+      stages:
+        text: {op: corpus, source: t.txt}
+        m:
+          op: pretrain
+          corpus: text
+          model: {d_model: 32, layers: 1, heads: 2, context: 64}
+          train: {steps: 3, batch: 2}
+        long:
+          op: long_context
+          from: m
+          corpus: text
+          context: 1536
+          rope_scaling: {kind: ntk}
+          passkey_lengths: [256, 512]
+          passkey_examples: 2
+          perplexity_documents: 1
+          train: {steps: 2, batch: 1, sequence: 256}
+
+      """)
+    let run = try lineage(["run"], in: folder)
+    try #require(run.status == 0, "\(run.stderr)")
+    let shown = try lineage(["show", "long", "--output", "metrics"], in: folder)
+    let metrics = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+    func value(_ key: String) throws -> Double { try #require(metrics[key].flatMap(jsonNumber), "\(key) in the metrics") }
+
+    let page = try ReportPageReader(path: folder.path + "/r.html", after: lineage(["report", "-o", "r.html"], in: folder))
+    page.expectSelfContained()
+    #expect(page.html.contains("<section id=\"long-context\">") && page.text.contains("Long context"))
+    let passkey = try #require(page.figures(.longContextPasskey).first)
+    #expect(passkey.stage == "long" && passkey.bars == 2, "a bar per passkey length: \(passkey.bars)")
+    #expect(passkey.text.contains("256") && passkey.text.contains("512"))
+    for length in [256, 512] {
+      let accuracy = try value("passkey_accuracy/\(length)")
+      #expect(passkey.text.contains("passkeys retrieved, \(length): \(ValueFormat.percent.text(accuracy))"), "\(passkey.text)")
+    }
+    let perplexity = try #require(page.figures(.longContextPerplexity).first)
+    #expect(perplexity.bars == 4 && perplexity.legend.prefix(2) == ["before (input model)", "after (extended)"], "\(perplexity.legend)")
+    let before = try value("perplexity_before/1k-1536"), after = try value("perplexity/1k-1536")
+    #expect(perplexity.subtitle.contains("at 1k-1536: \(ValueFormat.plain.text(before)) → \(ValueFormat.plain.text(after))"),
+            "\(perplexity.subtitle)")
+    #expect(try perplexity.text.contains("after (extended), 0k-1k: \(ValueFormat.plain.text(value("perplexity/0k-1k")))"))
+    let cost = page.figures(.longContextCost)
+    #expect(cost.map(\.metric) == ["attention_bytes_per_token", "attention_flops_per_token"])
+    for figure in cost {
+      #expect(figure.bars == 3 && figure.text.contains("512") && figure.text.contains("1024") && figure.text.contains("1536"))
+    }
+    let bytes = try value("attention_bytes_per_token/1536"), flops = try value("attention_flops_per_token/1536")
+    #expect(cost.first?.text.contains(ValueFormat.bytes.text(bytes)) == true, "\(cost.first?.text ?? "")")
+    #expect(cost.last?.text.contains(": " + ValueFormat.plain.text(flops / 1e6)) == true, "\(cost.last?.text ?? "")")
+    for figure in page.figures.filter({ $0.kind.rawValue.hasPrefix("long-context") }) {
+      #expect(figure.svgCount == 1 && figure.tickLabels >= 4 && !figure.legend.isEmpty, "\(figure.kind)")
+    }
+    #expect(page.figures(.curve).filter { $0.stage == "long" }.isEmpty, "nothing of long is drawn twice")
+    #expect(page.figures(.loss).map(\.stage) == ["m", "long"])
+  }
 }
 
 /// The report rendered from values: ops that other stages of the lineage do not run yet (`distill`,
@@ -228,6 +290,44 @@ extension CLITests {
     #expect(page.figures(.curve).isEmpty && page.figures(.list).isEmpty, "every moe_ key is drawn by the MoE section")
     #expect(metrics.routing?.rows.first?[4] == "25.0% 23.5% 24.8% 26.7%")
     #expect(try StageMetrics(json: Array(#"{"loss": [[1, 2.0]], "parameters": 5}"#.utf8)).routing == nil, "a dense stage has none")
+  }
+
+  /// Position buckets are ordered by their first position, not by name; lengths numerically; a stage
+  /// whose artifact lacks some keys (an earlier version's) gets only the charts it has keys for.
+  @Test func longContextChartsOrderBucketsAndLengthsAndSkipWhatIsMissing() throws {
+    let json = """
+      {"loss": [[1, 3.0], [2, 2.5]], "final_loss": 2.5,
+       "passkey_accuracy/8192": 0.25, "passkey_accuracy/8192_se": 0.153, "passkey_accuracy/1024": 0.875,
+       "passkey_accuracy/1024_se": 0.117, "passkey_accuracy/2048": 0.5, "passkey_accuracy/2048_se": 0.177,
+       "perplexity_before/4k-8k": 310.25, "perplexity/4k-8k": 24.3, "perplexity_before/0k-1k": 20.5, "perplexity/0k-1k": 19.75,
+       "perplexity_before/2k-4k": 150, "perplexity/2k-4k": 22, "perplexity_before/1k-2k": 60, "perplexity/1k-2k": 21,
+       "attention_bytes_per_token/512": 8192, "attention_bytes_per_token/1024": 12288, "attention_bytes_per_token/8192": 40960,
+       "attention_flops_per_token/512": 262144, "attention_flops_per_token/1024": 393216, "attention_flops_per_token/8192": 1310720}
+      """
+    let metrics = try StageMetrics(json: Array(json.utf8))
+    let old = StageMetrics(scalars: ["passkey_accuracy/1024": 0.5, "final_loss": 2])
+    let model = ReportModel(title: "long", stages: [Self.stage("long", "long_context", metrics: metrics),
+                                                    Self.stage("old", "long_context", metrics: old)],
+                            lastRun: nil, generatedAt: 0)
+    let page = try ReportPageReader(html: ReportPage(model: model).html)
+    #expect(page.figures(.longContextPasskey).map(\.stage) == ["long", "old"])
+    #expect(page.figures(.longContextPerplexity).map(\.stage) == ["long"] && page.figures(.longContextCost).map(\.stage) == ["long", "long"],
+            "the old stage's artifact has no perplexity and no cost")
+    let passkey = try #require(page.figures(.longContextPasskey).first)
+    #expect(passkey.bars == 3 && passkey.whiskers == 3)
+    #expect(passkey.text.contains("passkeys retrieved, 1024: 87.5% ± 11.7%"), "\(passkey.text)")
+    let order = [1024, 2048, 8192].compactMap { passkey.text.range(of: "passkeys retrieved, \($0):")?.lowerBound }
+    #expect(order.count == 3 && order == order.sorted(), "lengths in increasing order: \(passkey.text)")
+    let perplexity = try #require(page.figures(.longContextPerplexity).first)
+    let buckets = ["0k-1k", "1k-2k", "2k-4k", "4k-8k"].compactMap { perplexity.text.range(of: "before (input model), \($0):")?.lowerBound }
+    #expect(buckets.count == 4 && buckets == buckets.sorted(), "buckets by position: \(perplexity.text)")
+    #expect(perplexity.bars == 8 && perplexity.subtitle.contains("at 4k-8k: 310 → 24.3"), "\(perplexity.subtitle)")
+    let cost = page.figures(.longContextCost)
+    #expect(cost.first?.text.contains("40 KiB") == true && cost.first?.subtitle.contains("×5.0 from 512 to 8192 tokens") == true)
+    #expect(cost.last?.text.contains("1.31") == true, "1,310,720 FLOP as MFLOP: \(cost.last?.text ?? "")")
+    #expect(page.figures(.curve).isEmpty && page.figures(.list).isEmpty)
+    #expect(LongContextSection.bucketStart("1k-1536") == 1024 && LongContextSection.bucketStart("1536-2k") == 1536)
+    #expect(LongContextSection.bucketStart("tail") == nil)
   }
 
   @Test func theGraphLayoutKeepsBoxesApartAndEdgesGoingDown() {

@@ -19,6 +19,11 @@ struct BarChart {
   var series: [Series]
   var format: ValueFormat = .plain
   var references: [LineChart.Reference] = []
+  /// What the categories are, under their labels (nil: they say it themselves).
+  var xLabel: String?
+  /// Values the y axis reaches whatever the bars do: 0…1 keeps a share's axis at 0–100%, so that
+  /// charts of different stages compare at a glance.
+  var axisCovers: [Double] = []
 
   static let height = 250.0
 
@@ -30,7 +35,7 @@ struct BarChart {
 
   func render(title: String) -> (svg: Markup, legend: [Figure.LegendEntry]) {
     let m = LineChart.margin, w = width, h = BarChart.height
-    var extents: [Double] = references.map(\.value)
+    var extents: [Double] = references.map(\.value) + axisCovers
     for s in series {
       for bar in s.values.compactMap({ $0 }) {
         extents.append(bar.value + (bar.standardError ?? 0))
@@ -39,7 +44,7 @@ struct BarChart {
     }
     let y = ChartScale(values: extents, includingZero: true, tickCount: 5, unit: format.tickUnit(for: extents),
                        from: h - m.bottom, to: m.top + 10)
-    var parts = ChartAxes.grid(x: nil, y: y, format: format, width: w, height: h, xLabel: nil)
+    var parts = ChartAxes.grid(x: nil, y: y, format: format, width: w, height: h, xLabel: xLabel)
     let groupWidth = (w - m.left - m.right) / Double(max(1, categories.count))
     let barWidth = min(34, groupWidth * 0.8 / Double(max(1, series.count)))
     let showValues = categories.count * series.count <= 16

@@ -14,6 +14,12 @@ enum ChartKind: String, CaseIterable {
   case quantizeRetention = "quantize-retention"
   case quantizeSize = "quantize-size"
   case evalTable = "eval-table"
+  /// A `long_context` stage's passkey accuracy per prompt length.
+  case longContextPasskey = "long-context-passkey"
+  /// A `long_context` stage's held-out perplexity per position bucket, before and after.
+  case longContextPerplexity = "long-context-perplexity"
+  /// A `long_context` stage's attention cost per token by length (bytes or FLOPs, as `data-metric`).
+  case longContextCost = "long-context-cost"
   /// An MoE stage's routing per layer (load balance, expert shares, routing bias), as a table.
   case moeRouting = "moe-routing"
   /// An MoE stage's expert load per layer over training.

@@ -2,8 +2,9 @@ import Foundation
 
 /// The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched. The
 /// sections: the graph, every training stage's loss, each `rl` stage's curves, each MoE stage's
-/// routing, `distill` and `quantize` comparisons, every `eval` table (the last one is the lineage's
-/// final table), and every curve no section drew.
+/// routing, `distill` and `quantize` comparisons, each `long_context` stage's passkey retrieval,
+/// perplexity by position and attention cost by length, every `eval` table (the last one is the
+/// lineage's final table), and every curve no section drew.
 struct ReportPage {
   var model: ReportModel
 
@@ -42,6 +43,7 @@ struct ReportPage {
     let rl = perStage("rl", TrainingSections.reinforcementLearning)
     let distill = perStage("distill", CompressionSections.distillation)
     let quantize = perStage("quantize", CompressionSections.quantization)
+    let longContext = perStage("long_context", LongContextSection.figures)
     let experts: [Section.Group] = stages.compactMap { stage in
       let figures = take(stage, ExpertSection.figures(stage))
       return figures.isEmpty ? nil : Section.Group(heading: "\(stage.name) (\(stage.op))", note: noteFor(stage), figures: figures)
@@ -64,6 +66,7 @@ struct ReportPage {
       Section(id: "experts", title: "Mixture of Experts", intro: ExpertSection.note, groups: experts),
       Section(id: "distill", title: "Distillation", intro: nil, groups: distill),
       Section(id: "quantize", title: "Quantization", intro: nil, groups: quantize),
+      Section(id: "long-context", title: "Long context", intro: LongContextSection.note, groups: longContext),
       Section(id: "eval", title: "Evaluation", intro: EvalSection.note, groups: tables.map { .init(figures: [$0]) }),
       Section(id: "curves", title: "Other curves", intro: "Curves the sections above do not draw, as each op recorded them.",
               groups: others),
