@@ -82,7 +82,8 @@ struct BarChart {
                                "stroke" => Palette.axis, "stroke-dasharray" => "5 4", "stroke-width" => "1.2"]))
       legend.append(.init(label: reference.label, colour: Palette.axis, mark: .dashed))
     }
-    if series.contains(where: { $0.values.contains { $0?.standardError != nil } }) {
+    // Only when a whisker is drawn: an error of 0 (e.g. 0 of 32 retrieved) draws none.
+    if series.contains(where: { $0.values.contains { ($0?.standardError ?? 0) > 0 } }) {
       legend.append(.init(label: "whiskers: ± 1 standard error", colour: "#1f2937", mark: .line))
     }
     return (ChartAxes.svg(width: w, height: h, label: title, parts), legend)
