@@ -229,4 +229,38 @@ import Testing
     #expect(pattern.blockScores(length: 100) == expected)
     #expect(expected == 16 * (1 + 2 + 3 + 4) + 4 * 5)
   }
+
+  /// The chooser's partial selection picks what a full sort by (score descending, block ascending)
+  /// picks, ties included: each block's keys are all one vector (so its mean is that vector), and
+  /// blocks 2 and 5, and 3 and 6, are the same vector, so they tie for every query.
+  @Test func theChooserPicksTheBestBlocksWithTiesToTheEarlier() {
+    let block = 4, blocks = 9, d = 4, t = block * blocks
+    var vectors = (0..<blocks).map { random(d, seed: UInt32(100 + $0)) }
+    vectors[5] = vectors[2]
+    vectors[6] = vectors[3]
+    let keys = (0..<t).flatMap { vectors[$0 / block] }
+    let positions = (0..<t).map { Int32($0) }
+    for top in [1, 2, 3, 5, 8] {
+      let s = AttentionShape(batch: 1, queries: t, keyStride: t, heads: 1, kvHeads: 1, headDim: d,
+                             pattern: .blockSparse(block: block, topBlocks: top), scale: 1)
+      keys.withUnsafeBufferPointer { pk in
+        positions.withUnsafeBufferPointer { pp in
+          var chooser = BlockChooser(shape: s, keys: pk.baseAddress!, positions: pp.baseAddress!, batch: 0, kvHead: 0)
+          for probe in 0..<20 {
+            let query = random(d, seed: UInt32(500 + probe))
+            // Queries equal to a tied vector make the tied pair the best, so the tie decides.
+            let q = probe < 2 ? vectors[2 + probe] : query
+            for position in stride(from: 2 * block, to: t, by: 3) {
+              let own = position / block
+              let scored = (1..<own).map { j in (score: zip(q, vectors[j]).reduce(Float(0)) { $0 + $1.0 * $1.1 }, block: j) }
+              let reference = scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.block < $1.block }
+                .prefix(top).map(\.block).sorted()
+              let chosen = q.withUnsafeBufferPointer { chooser.chosenBlocks(position: position, query: $0.baseAddress!) }
+              #expect(chosen == reference, "top \(top), position \(position), probe \(probe)")
+            }
+          }
+        }
+      }
+    }
+  }
 }

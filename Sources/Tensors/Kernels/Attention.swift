@@ -241,7 +241,10 @@ struct BlockChooser {
   let pattern: AttentionPattern
   let headDim: Int
   private var means: [Float] = []
-  private var blockScores: [(score: Float, block: Int)] = []
+  /// The best blocks so far of the current query, best first, and their scores (reused across queries,
+  /// so choosing allocates nothing).
+  private var bestBlocks: [Int] = []
+  private var bestScores: [Float] = []
 
   init(shape s: AttentionShape, keys: UnsafePointer<Float>, positions: UnsafePointer<Int32>, batch b: Int, kvHead kvh: Int) {
     pattern = s.pattern
@@ -280,14 +283,30 @@ struct BlockChooser {
   /// strictly between the first and its own with the highest q · mean(k) (ties: the earlier block).
   /// Every block kernel chooses through here, so all of them, and decoding, choose alike.
   mutating func chosenBlocks(position: Int, query: UnsafePointer<Float>) -> [Int] {
-    guard case .blockSparse(let block, let topBlocks) = pattern, topBlocks > 0 else { return [] }
+    bestBlocks.removeAll(keepingCapacity: true)
+    bestScores.removeAll(keepingCapacity: true)
+    guard case .blockSparse(let block, let topBlocks) = pattern, topBlocks > 0 else { return bestBlocks }
     let own = position / block
-    guard own > 1 else { return [] }
-    blockScores.removeAll(keepingCapacity: true)
+    guard own > 1 else { return bestBlocks }
+    // Keeps the `topBlocks` best as they come (a partial selection, not a sort of every block). Blocks
+    // come in ascending order and a later one must score strictly higher to pass one ahead of it, so
+    // ties go to the earlier block, as a full sort by (score descending, block ascending) would.
     means.withUnsafeBufferPointer { m in
-      for j in 1..<own { blockScores.append((dot(query, m.baseAddress! + j * headDim, headDim), j)) }
+      for j in 1..<own {
+        let score = dot(query, m.baseAddress! + j * headDim, headDim)
+        if bestScores.count == topBlocks, !(score > bestScores[topBlocks - 1]) { continue }
+        var at = bestScores.count
+        while at > 0 && score > bestScores[at - 1] { at -= 1 }
+        bestScores.insert(score, at: at)
+        bestBlocks.insert(j, at: at)
+        if bestScores.count > topBlocks {
+          bestScores.removeLast()
+          bestBlocks.removeLast()
+        }
+      }
     }
-    blockScores.sort { $0.score != $1.score ? $0.score > $1.score : $0.block < $1.block }
-    return blockScores.prefix(topBlocks).map(\.block).sorted()
+    bestBlocks.sort()
+    return bestBlocks
   }
+
 }
