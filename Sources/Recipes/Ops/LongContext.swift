@@ -341,22 +341,33 @@ struct PositionBuckets {
 }
 
 /// Long sequences of held-out library documents (never in a training corpus: the library keeps one
-/// document in ten out, by a hash of its text), joined until each row holds `tokens + 1` tokens.
+/// document in ten out, by a hash of its text), joined until each row holds `tokens + 1` tokens; at
+/// most `count` rows, from at most `maximumDocuments` documents.
 enum LongDocuments {
   static func heldout(count: Int, tokens: Int, tokenizer: TextTokenizer, world: UInt64, seed: UInt64) -> [[Int32]] {
     guard count > 0 else { return [] }
-    let documents = BuiltinCorpus.library(documents: 400, world: world, split: .heldout, seed: seed)
-    var rows: [[Int32]] = []
-    var current: [Int32] = []
-    for document in documents where rows.count < count {
-      current += tokenizer.encode(document + "\n\n")
-      if current.count >= tokens + 1 {
-        rows.append(Array(current.prefix(tokens + 1)))
-        current = []
+    // The library's held-out documents come in a fixed order (a longer draw starts with a shorter
+    // one), so draw a few and double until they fill the rows: one in ten drawn documents is held
+    // out, and two 8k rows need about fifty, not the cap of 400.
+    var drawn = 32
+    while true {
+      let documents = BuiltinCorpus.library(documents: drawn, world: world, split: .heldout, seed: seed)
+      var rows: [[Int32]] = []
+      var current: [Int32] = []
+      for document in documents where rows.count < count {
+        current += tokenizer.encode(document + "\n\n")
+        if current.count >= tokens + 1 {
+          rows.append(Array(current.prefix(tokens + 1)))
+          current = []
+        }
       }
+      if rows.count == count || drawn >= maximumDocuments { return rows }
+      drawn = min(2 * drawn, maximumDocuments)
     }
-    return rows
   }
+
+  /// The most held-out documents drawn; rows they cannot fill are left out.
+  static let maximumDocuments = 400
 }
 
 /// Passkey documents measured in tokens of a given tokenizer.
