@@ -26,6 +26,10 @@ let package = Package(
                    providers: [.apt(["liblmdb-dev"])]),
     .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
                    providers: [.apt(["libyaml-dev"])]),
+    // Open MPI, for stages on several ranks (`lineage worker`): static inline wrappers over its
+    // handle macros, which Swift cannot import; linked by the `lineage` executable only.
+    .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                   providers: [.apt(["libopenmpi-dev"])]),
 
     // The engine. CKernels: int8 products in C, for AVX2 / AVX-512 chosen at run time (Swift compiles
     // for baseline x86-64 here); imported by Tensors/Kernels/Int8Matmul.swift only.
@@ -45,7 +49,7 @@ let package = Package(
     .executableTarget(name: "lineage-fuzz", dependencies: ["Recipes", "Pipeline", "ArtifactStore"],
                       swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     .executableTarget(name: "lineage", dependencies: [
-      "Recipes", "Pipeline", "ArtifactStore", "Models", "Tensors",
+      "CMPI", "Recipes", "Pipeline", "ArtifactStore", "Models", "Tensors",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
 

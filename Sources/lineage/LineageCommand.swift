@@ -14,7 +14,7 @@ struct LineageCommand: AsyncParsableCommand {
       Exit status: 0 success, 1 a stage failed, 2 the recipe is invalid, 130 interrupted.
       """,
     subcommands: [Run.self, Status.self, Dag.self, Show.self, Diff.self, Checkout.self, Export.self, Generate.self, Metrics.self, Report.self, Ops.self, GC.self, Fsck.self, Verify.self, Push.self, Pull.self,
-                  BundleCommand.self, Bench.self])
+                  BundleCommand.self, Bench.self, Worker.self])
 
   /// ArgumentParser's own entry point, after the allocator setting that must precede every thread.
   static func main() async {

@@ -10,6 +10,7 @@ extension LoadSession {
     var variables: [YAMLPair] = []
     /// op → (defaults value, where).
     var defaults: [String: YAMLNode] = [:]
+    var mpi = MPISettings()
   }
 
   mutating func readSettings(_ root: YAMLNode) -> Settings {
@@ -37,6 +38,8 @@ extension LoadSession {
         }
       case "data_roots":
         settings.dataRoots = readDataRoots(pair.value)
+      case "mpi":
+        settings.mpi = readMPI(pair.value)
       case "vars":
         if case .mapping(let vars) = pair.value.content { settings.variables = vars } else if !pair.value.isNull {
           diagnostics.append(Diagnostic("'vars' must be a map of names to values, not \(pair.value.description)",
@@ -80,6 +83,47 @@ extension LoadSession {
     return settings
   }
 
+  /// `mpi:`: hostfile, oversubscribe, arguments, threads_per_rank, stall_timeout.
+  mutating func readMPI(_ node: YAMLNode) -> MPISettings {
+    var mpi = MPISettings()
+    guard case .mapping(let pairs) = node.content else {
+      if !node.isNull {
+        diagnostics.append(Diagnostic("'mpi' must be a map (hostfile, oversubscribe, arguments, threads_per_rank, "
+                                        + "stall_timeout), not \(node.description)", at: node.location))
+      }
+      return mpi
+    }
+    let keys = ["hostfile", "oversubscribe", "arguments", "threads_per_rank", "stall_timeout"]
+    for pair in pairs {
+      let key = pair.key.string ?? "", value = pair.value
+      switch (key, value.content) {
+      case ("hostfile", .scalar(.string(let path))) where !path.isEmpty:
+        mpi.hostfile = path
+      case ("oversubscribe", .scalar(.bool(let flag))):
+        mpi.oversubscribe = flag
+      case ("arguments", .sequence(let items)):
+        for item in items {
+          if case .scalar(let scalar) = item.content, let text = scalar.text { mpi.arguments.append(text) } else {
+            diagnostics.append(Diagnostic("'mpi.arguments' lists \(item.description); each entry must be one argument",
+                                          at: item.location))
+          }
+        }
+      case ("threads_per_rank", .scalar(.int(let n))) where (1...256).contains(n):
+        mpi.threadsPerRank = n
+      case ("stall_timeout", .scalar(let scalar)) where (scalar.number ?? 0) > 0:
+        mpi.stallTimeout = scalar.number ?? mpi.stallTimeout
+      case ("hostfile", _), ("oversubscribe", _), ("arguments", _), ("threads_per_rank", _), ("stall_timeout", _):
+        let wanted = ["hostfile": "a file path", "oversubscribe": "true or false", "arguments": "a list of arguments",
+                      "threads_per_rank": "an int from 1 to 256", "stall_timeout": "seconds, above 0"][key]!
+        diagnostics.append(Diagnostic("'mpi.\(key)' must be \(wanted), got \(value.description)", at: value.location))
+      default:
+        diagnostics.append(Diagnostic("unknown key '\(key)' in mpi\(Suggestion.phrase(for: key, among: keys))",
+                                      at: pair.key.location))
+      }
+    }
+    return mpi
+  }
+
   /// `data_roots:`: a list of absolute folders. A relative entry would depend on the folder lineage
   /// runs in, so it is an error rather than resolved against anything.
   mutating func readDataRoots(_ node: YAMLNode) -> [String] {
@@ -106,5 +150,26 @@ extension LoadSession {
       roots.append(folder)
     }
     return roots
+  }
+}
+
+private extension YAMLScalar {
+  /// A scalar written as one command-line argument: a string, number or bool as written.
+  var text: String? {
+    switch self {
+    case .string(let s): return s
+    case .int(let i): return String(i)
+    case .float(let x): return String(x)
+    case .bool(let b): return String(b)
+    case .null: return nil
+    }
+  }
+
+  var number: Double? {
+    switch self {
+    case .int(let i): return Double(i)
+    case .float(let x): return x
+    default: return nil
+    }
   }
 }

@@ -36,6 +36,15 @@ extension LoadSession {
                                       at: s.value.location))
       }
     }
+    var ranks: Int?
+    var ranksLocation = raw.location
+    if let r = raw.value.entry("ranks") {
+      ranksLocation = r.value.location ?? raw.location
+      if case .int(let v)? = r.value.scalar, (1...Ranks.maximum).contains(v) { ranks = v } else {
+        diagnostics.append(Diagnostic("'ranks' must be an int from 1 to \(Ranks.maximum) (the MPI processes the stage runs on), got \(r.value.kindDescription)",
+                                      at: r.value.location))
+      }
+    }
     let schema = op.schema
     var validator = SchemaValidator(recipeDirectory: directory, dataRoots: dataRoots)
     let slotNames = Set(schema.inputs.map(\.name))
@@ -91,6 +100,9 @@ extension LoadSession {
         let place = problem.path.isEmpty ? raw.location : location(of: problem.path, in: raw.value)
         diagnostics.append(Diagnostic(problem.message, at: place ?? raw.location))
       }
+      if let ranks, diagnostics.count == before, let problem = op.rankProblem(ranks: ranks, parameters: parameters) {
+        diagnostics.append(Diagnostic("ranks: \(problem)", at: ranksLocation))
+      }
     }
     guard diagnostics.count == before else {
       // Its references are still checked, so that one pass reports every problem.
@@ -98,7 +110,7 @@ extension LoadSession {
       return nil
     }
     return Stage(name: raw.name, op: op, doc: doc, parameters: parameters, origins: validator.origins,
-                 inputs: inputs, pathParameters: validator.pathParameters, seed: seed, location: raw.location,
+                 inputs: inputs, pathParameters: validator.pathParameters, seed: seed, ranks: ranks, location: raw.location,
                  matrixGroup: raw.group)
   }
 

@@ -11,6 +11,10 @@ public struct Recipe: Sendable {
   /// `data_roots:` in recipe.yaml: absolute folders outside the recipe folder that `path` parameters
   /// were allowed to name (bundles still refuse them: such files cannot travel with the recipe).
   public var dataRoots: [String]
+  /// `mpi:` in recipe.yaml: how stages with `ranks` are launched.
+  public var mpi = MPISettings()
+  /// The `--set` overrides it was loaded with (a stage's ranks load it again with the same ones).
+  public var overrides: [String] = []
   /// Stages in definition order: files by name, stages in the order written.
   public var stages: [Stage]
   /// Matrix groups: base name → expanded stage names.
@@ -55,6 +59,9 @@ public struct Stage: Sendable {
   /// Dotted paths of `path` parameters, whose file contents belong to the stage's key.
   public var pathParameters: [String]
   public var seed: UInt64
+  /// `ranks:`: the MPI processes the stage runs on (nil: one, or `lineage run --ranks`). Not part of the
+  /// cache key: an op that accepts ranks gives the same bits on any number of them.
+  public var ranks: Int?
   /// Where the stage's name is written.
   public var location: SourceLocation
   /// The matrix group a stage was expanded from, with its matrix values.
@@ -88,4 +95,22 @@ public struct StageReference: Hashable, Sendable, CustomStringConvertible {
     hasher.combine(stage)
     hasher.combine(output)
   }
+}
+
+/// `mpi:` in recipe.yaml: how `mpirun` starts the ranks of a stage that sets `ranks` (Open MPI).
+public struct MPISettings: Sendable, Equatable {
+  /// `hostfile:`: Open MPI's host file (absolute, or relative to the recipe folder); nil: this machine.
+  public var hostfile: String?
+  /// `oversubscribe:`: allow more ranks than a host has slots (cores).
+  public var oversubscribe = false
+  /// `arguments:`: further `mpirun` arguments, written before the program (e.g. `[--mca, btl, tcp,self]`).
+  public var arguments: [String] = []
+  /// `threads_per_rank:`: kernel threads in each rank; nil: this machine's cores divided by the ranks
+  /// (at least 1) when there is no host file, else each rank's own default.
+  public var threadsPerRank: Int?
+  /// `stall_timeout:`: seconds without a progress or log line from rank 0 after which the stage is
+  /// stopped as hung (a rank blocked on a peer that will never answer).
+  public var stallTimeout = 600.0
+
+  public init() {}
 }

@@ -20,8 +20,8 @@ public struct RecipeLoader: Sendable {
   }
 
   /// Keys of a stage that are not op parameters.
-  static let reservedKeys: Set<String> = ["op", "doc", "seed", "matrix"]
-  static let recipeKeys = ["seed", "vars", "defaults", "remote", "data_roots"]
+  static let reservedKeys: Set<String> = ["op", "doc", "seed", "matrix", "ranks"]
+  static let recipeKeys = ["seed", "vars", "defaults", "remote", "data_roots", "mpi"]
   /// Stage names: letters, digits, `_` and `-` (`.` separates an output, `@` a matrix expansion).
   static func isValidStageName(_ name: String) -> Bool {
     !name.isEmpty && name.unicodeScalars.allSatisfy {
@@ -169,7 +169,7 @@ struct LoadSession {
     guard let (graph, resolved) = buildGraph(stages, allNames: Set(names), groups: groupsOf(raw)) else { return nil }
     guard diagnostics.isEmpty, resolved.count == raw.count else { return nil }
     return Recipe(directory: directory, seed: settings.seed, remote: settings.remote, dataRoots: settings.dataRoots,
-                  stages: resolved,
+                  mpi: settings.mpi, overrides: loader.overrides, stages: resolved,
                   groups: groupsOf(raw), graph: graph)
   }
 

@@ -21,6 +21,11 @@ public struct Executor: Sendable {
   public var writesLockfile = true
   /// How often long stages save a checkpoint, in seconds (they also save one when interrupted).
   public var checkpointSeconds: Double = 30
+  /// `lineage run --ranks N`: the ranks of every stage whose op splits over ranks and that sets no
+  /// `ranks:` of its own.
+  public var defaultRanks = 1
+  /// The `lineage` program that `mpirun` starts for a stage on several ranks (nil: such a stage fails).
+  public var workerExecutable: String?
 
   public init(recipe: Recipe, store: Store, events: any EventSink, jobs: Int = 1, forced: Set<String> = [],
               control: RunControl = RunControl(), commandLine: String = "lineage run") {
@@ -221,7 +226,24 @@ public struct Executor: Sendable {
     control.register(context)
     defer { control.unregister(context) }
     let started = Date()
-    let result = await Executor.onOwnThread { Result { try stage.op.run(context) } }
+    let ranks = ranks(of: stage, context: context)
+    let result: Result<StageOutput, any Error>
+    if ranks > 1 {
+      let launch = workerExecutable.map {
+        RankedLaunch(stage: stage, ranks: ranks, job: WorkerJob(stage: stage, key: key, inputs: prepared.inputs,
+                                                                checkpointSeconds: checkpointSeconds, overrides: recipe.overrides),
+                     settings: recipe.mpi, recipeDirectory: recipe.directory, storePath: store.path, executable: $0)
+      }
+      result = await Executor.onOwnThread { [store] in
+        Result {
+          guard let launch else { throw StageFailure("this program cannot start ranks (no worker executable)") }
+          context.log("running on \(ranks) ranks (mpirun)")
+          return try launch.run(context, store: store)
+        }
+      }
+    } else {
+      result = await Executor.onOwnThread { Result { try stage.op.run(context) } }
+    }
     let seconds = Date().timeIntervalSince(started)
     switch result {
     case .failure(let error):
@@ -253,6 +275,18 @@ public struct Executor: Sendable {
         return .failed(message)
       }
     }
+  }
+
+  /// The ranks a stage runs on: its own `ranks:`, else `defaultRanks` when its op splits and its settings
+  /// allow that many (else one, with a line in its log saying why).
+  private func ranks(of stage: Stage, context: StageContext) -> Int {
+    if let ranks = stage.ranks { return ranks }
+    guard defaultRanks > 1, stage.op.splitsOverRanks else { return 1 }
+    if let problem = stage.op.rankProblem(ranks: defaultRanks, parameters: stage.parameters) {
+      context.log("runs on one process, not --ranks \(defaultRanks): \(problem)")
+      return 1
+    }
+    return defaultRanks
   }
 
   /// Stores a stage's outputs and action record in one transaction, and drops its checkpoint.

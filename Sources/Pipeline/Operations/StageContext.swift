@@ -17,6 +17,9 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   public let key: ContentHash
   /// How often a long op should save a checkpoint, in seconds (`lineage run --checkpoint-every`).
   public let checkpointSeconds: Double
+  /// The MPI ranks this execution runs on (`ranks: N`), or nil on one process. Every rank runs the op;
+  /// only rank 0 saves checkpoints (the others' calls do nothing) and reports progress.
+  public let processes: (any ProcessGroup)?
 
   private let inputsBySlot: [String: [InputArtifact]]
   private let store: Store
@@ -29,7 +32,8 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
 
   init(stage: String, parameters: ParamValue, seed: UInt64, checkpointSeconds: Double = 30,
        recipeDirectory: String, key: ContentHash,
-       inputs: [String: [InputArtifact]], store: Store, events: any EventSink) {
+       inputs: [String: [InputArtifact]], store: Store, events: any EventSink, processes: (any ProcessGroup)? = nil) {
+    self.processes = processes
     self.stage = stage
     self.parameters = parameters
     self.seed = seed
@@ -83,6 +87,9 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
     events.emit(.stageLog(stage: stage, line: line))
   }
 
+  /// Passes on an event a stage's ranks reported.
+  func emit(_ event: RunEvent) { events.emit(event) }
+
   var logText: String {
     lock.lock()
     defer { lock.unlock() }
@@ -109,6 +116,7 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   /// Saves the op's state after `step` of `total`, replacing the previous checkpoint of this stage's key.
   /// A rerun of the same key resumes from it; a finished stage's checkpoint is deleted with its commit.
   public func saveCheckpoint(step: Int, of total: Int, state: [UInt8]) throws {
+    guard (processes?.rank ?? 0) == 0 else { return }
     try store.write { txn in
       let hash = try txn.putBlob(state)
       try txn.putCheckpoint(Checkpoint(step: step, total: total, state: hash,
@@ -118,6 +126,7 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
 
   /// Deletes this stage's checkpoint (e.g. one that cannot be read): the next execution starts over.
   public func discardCheckpoint() throws {
+    guard (processes?.rank ?? 0) == 0 else { return }
     try store.write { try $0.deleteCheckpoint(for: key) }
   }
 

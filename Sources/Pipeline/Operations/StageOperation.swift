@@ -28,6 +28,14 @@ public protocol StageOperation: Sendable {
   /// - Returns: bytes for every output the schema declares, and headline metrics.
   /// - Throws: `StageFailure` (or any error) to fail the stage; `CancellationError` when cancelled.
   func run(_ context: StageContext) throws -> StageOutput
+
+  /// Why `ranks` processes cannot share this stage's work with these parameters, or nil when they can
+  /// (`ranks: N`, `lineage run --ranks N`). By default an op runs on one process only.
+  func rankProblem(ranks: Int, parameters: ParamValue) -> String?
+
+  /// Whether the op can split its work over ranks at all: `lineage run --ranks N` applies to these ops'
+  /// stages only (and says so when a stage's settings cannot be split N ways).
+  var splitsOverRanks: Bool { get }
 }
 
 extension StageOperation {
@@ -36,6 +44,12 @@ extension StageOperation {
   public func validate(_ parameters: ParamValue, filledSlots: Set<String>) -> [ParameterProblem] {
     validate(parameters)
   }
+
+  public func rankProblem(ranks: Int, parameters: ParamValue) -> String? {
+    ranks == 1 ? nil : "op \(name) runs on one process; only training ops split their work over ranks"
+  }
+
+  public var splitsOverRanks: Bool { false }
 }
 
 /// A cross-parameter problem an op found in its parameters.

@@ -24,6 +24,10 @@ public protocol TypedOperation: StageOperation {
 
   /// Computes the stage's outputs from its inputs and settings.
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput
+
+  /// Why `ranks` processes cannot share the work these settings describe, or nil when they can. By
+  /// default an op runs on one process only; training ops answer from their batch's micro-batches.
+  func rankProblem(ranks: Int, settings: Settings) -> String?
 }
 
 extension TypedOperation {
@@ -32,6 +36,15 @@ extension TypedOperation {
   }
 
   public func problems(in settings: Settings) -> [ParameterProblem] { [] }
+
+  public func rankProblem(ranks: Int, settings: Settings) -> String? {
+    ranks == 1 ? nil : "op \(name) runs on one process; only training ops split their work over ranks"
+  }
+
+  public func rankProblem(ranks: Int, parameters: ParamValue) -> String? {
+    guard let settings = try? Settings.decode(parameters, defaults: defaults) else { return nil }
+    return rankProblem(ranks: ranks, settings: settings)
+  }
 
   public func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem] { problems(in: settings) }
 

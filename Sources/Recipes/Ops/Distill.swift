@@ -64,6 +64,10 @@ struct DistillOp: TypedOperation {
 
   func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem] {
     var problems = TaskTraining.problems(settings.tasks)
+    if settings.train.microBatch != nil {
+      problems.append(ParameterProblem(path: "train.micro_batch",
+                                       "distill computes each step's teacher matching on the whole batch; it takes no micro_batch (and runs on one process)"))
+    }
     switch (filledSlots.contains("from"), settings.student) {
     case (true, .some):
       problems.append(ParameterProblem(path: "student", "give either from: (a model stage) or student: (a shape), not both"))

@@ -16,7 +16,7 @@ import Tensors
 ///    from the train split; the held-out split stays unseen) moves its weight:
 ///    wᵢ ← wᵢ · exp(rate · (Lᵢ − L̄) / L̄), then renormalised with a floor of `adaptive.min_weight`,
 ///    so the tasks the model is worst at get more of the batch. The weights over time are in the metrics.
-struct FinetuneOp: TypedOperation {
+struct FinetuneOp: MicroBatchedTraining {
   let name = "finetune"
   /// 2: samples until each task has its share of `count` verified samples (or reaches `max_attempts`).
   /// 3: its task examples and prompts changed (QA, summarisation and entailment split by fact; new
@@ -77,7 +77,9 @@ struct FinetuneOp: TypedOperation {
   let outputs = [OutputSpec("model", kind: .model, doc: "The fine-tuned model"),
                  OutputSpec("metrics", kind: .metrics, doc: "Synthetic yield, mixture weights over time, losses")]
 
-  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) }
+  func trainSettings(_ settings: Settings) -> TrainSettings { settings.train }
+
+  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) + settings.train.problems() }
 
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let train = settings.train
@@ -114,7 +116,7 @@ struct FinetuneOp: TypedOperation {
     if corpus == nil && corpusShare > 0 { throw StageFailure("corpus_share is \(corpusShare) but no corpus: is given") }
     let share = settings.syntheticShare
     var history: [[Double]] = [[0] + mixture.weights]   // [step, weights…]
-    let objective = LanguageModelObjective(batch: { step in
+    let objective = LanguageModelObjective(microBatches: train.microBatches, batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "finetune/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
       for _ in 0..<train.batch {

@@ -12,7 +12,7 @@ import Tensors
 /// the input model and the extended one; and what attention costs per token at each length (the bytes
 /// of saved attention weights and the query–key products, block scoring included). Measured times go
 /// to the log (they vary from run to run, so they are kept out of the artifacts).
-struct LongContextOp: TypedOperation {
+struct LongContextOp: MicroBatchedTraining {
   let name = "long_context"
   /// 2: reports the held-out long-document loss before and after.
   /// 3: its packed task examples changed (QA, summarisation and entailment split by fact; new sentiment
@@ -126,9 +126,11 @@ struct LongContextOp: TypedOperation {
                  OutputSpec("metrics", kind: .metrics,
                             doc: "Passkey accuracy by length, perplexity by position, attention cost by length, loss curve")]
 
+  func trainSettings(_ settings: Settings) -> TrainSettings { settings.train }
+
   func problems(in settings: Settings) -> [ParameterProblem] {
     let context = settings.context
-    var problems: [ParameterProblem] = []
+    var problems = settings.train.problems()
     if let too = settings.passkeyLengths.first(where: { $0 > context || $0 < 64 }) {
       problems.append(ParameterProblem(path: "passkey_lengths", "passkey length \(too) must be between 64 and the context \(context)"))
     }
@@ -193,7 +195,7 @@ struct LongContextOp: TypedOperation {
 
     var trains = ParameterSelection.all
     if let retrieval = settings.retrieval, retrieval.trains == .retrieval { trains = .layers(Set(retrieval.layers)) }
-    let objective = LanguageModelObjective(trains: trains, batch: { step in
+    let objective = LanguageModelObjective(trains: trains, microBatches: train.microBatches, batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "long_context/step/\(step)")
       var rows: [(tokens: [Int32], weights: [Float])] = []
       for _ in 0..<train.batch {

@@ -13,7 +13,7 @@ import Pipeline
 /// model's active parameters. An input that is an MoE already fails the stage, whatever its experts:
 /// upcycling it again would be a different model, and accepting it silently would hide that the
 /// setting does nothing.
-struct MultitaskOp: TypedOperation {
+struct MultitaskOp: MicroBatchedTraining {
   let name = "multitask"
   /// 2: its task examples changed (QA, summarisation and entailment split by fact; new sentiment and
   /// entailment), so its model and held-out losses did.
@@ -52,8 +52,10 @@ struct MultitaskOp: TypedOperation {
                  OutputSpec("metrics", kind: .metrics,
                             doc: "Loss curve and held-out loss per task, before and after; an MoE model's expert load and routing bias")]
 
+  func trainSettings(_ settings: Settings) -> TrainSettings { settings.train }
+
   func problems(in settings: Settings) -> [ParameterProblem] {
-    TaskTraining.problems(settings.tasks) + (settings.experts?.problems ?? [])
+    TaskTraining.problems(settings.tasks) + (settings.experts?.problems ?? []) + settings.train.problems()
   }
 
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput {

@@ -6,7 +6,7 @@ import Pipeline
 /// Each step draws `train.batch` windows of `train.sequence` tokens at random places in the corpus
 /// (documents as `<s>…</s>`, one stream); the step's stream is seeded by the stage seed and the step, so
 /// a resumed run draws exactly what an uninterrupted one would.
-struct PretrainOp: TypedOperation {
+struct PretrainOp: MicroBatchedTraining {
   init() {}
 
   let name = "pretrain"
@@ -32,8 +32,10 @@ struct PretrainOp: TypedOperation {
   let outputs = [OutputSpec("model", kind: .model, doc: "Weights (safetensors) with config and tokenizer"),
                  OutputSpec("metrics", kind: .metrics, doc: "Loss curve, parameter counts, expert load")]
 
+  func trainSettings(_ settings: Settings) -> TrainSettings { settings.train }
+
   func problems(in settings: Settings) -> [ParameterProblem] {
-    var problems = settings.model.problems()
+    var problems = settings.model.problems() + settings.train.problems()
     if let sequence = settings.train.sequence, sequence > settings.model.context {
       problems.append(ParameterProblem(path: "train.sequence", "train.sequence \(sequence) exceeds model.context \(settings.model.context)"))
     }
@@ -53,7 +55,7 @@ struct PretrainOp: TypedOperation {
     let train = settings.train
     let length = (train.sequence ?? config.contextLength) + 1
     let batch = train.batch
-    let objective = LanguageModelObjective(batch: { step in
+    let objective = LanguageModelObjective(microBatches: train.microBatches, batch: { step in
       var rng = TaskRandom(seed: context.seed, stream: "pretrain/step/\(step)")
       return TrainingBatch(tokens: stream.windows(batch, length: length, using: &rng), weights: nil)
     })

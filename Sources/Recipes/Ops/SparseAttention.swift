@@ -10,7 +10,7 @@ import Tensors
 /// time grows with: the attended pairs, plus for block_sparse the q · mean(k) block scores that choose
 /// them, recorded on their own as `attention_block_scores`), and the held-out task loss of the dense
 /// input, of the sparse model before adapting, and after.
-struct SparseAttentionOp: TypedOperation {
+struct SparseAttentionOp: MicroBatchedTraining {
   let name = "sparse_attention"
   /// 2: its task examples changed (QA, summarisation and entailment split by fact; new sentiment and
   /// entailment), so its model and held-out losses did.
@@ -45,8 +45,10 @@ struct SparseAttentionOp: TypedOperation {
   let outputs = [OutputSpec("model", kind: .model, doc: "The model with sparse attention"),
                  OutputSpec("metrics", kind: .metrics, doc: "Attention cost and held-out losses")]
 
+  func trainSettings(_ settings: Settings) -> TrainSettings { settings.train }
+
   func problems(in settings: Settings) -> [ParameterProblem] {
-    var problems = TaskTraining.problems(settings.tasks)
+    var problems = TaskTraining.problems(settings.tasks) + settings.train.problems()
     if settings.attention.kind == .dense {
       problems.append(ParameterProblem(path: "attention.kind", "sparse_attention needs sliding_window or block_sparse"))
     }

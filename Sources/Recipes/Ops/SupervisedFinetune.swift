@@ -8,7 +8,7 @@ import Pipeline
 /// Its data: built-in tasks (`tasks:`, whose examples carry their worked solutions: the cold-start
 /// data of R1), `dataset:` stages (e.g. a `sample` stage's verified outputs, or your JSONL), or both
 /// (`dataset_share`). Reports each task's held-out loss before and after in the same format.
-struct SupervisedFinetuneOp: TypedOperation {
+struct SupervisedFinetuneOp: MicroBatchedTraining {
   let name = "sft"
   let version = 1
   let summary = "Supervised fine-tuning on chat-format examples, loss on the response (R1's cold start)"
@@ -35,7 +35,9 @@ struct SupervisedFinetuneOp: TypedOperation {
   let outputs = [OutputSpec("model", kind: .model, doc: "The fine-tuned model"),
                  OutputSpec("metrics", kind: .metrics, doc: "Loss curve and held-out loss per task, before and after")]
 
-  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) }
+  func trainSettings(_ settings: Settings) -> TrainSettings { settings.train }
+
+  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) + settings.train.problems() }
 
   func run(_ context: StageContext, settings: Settings) throws -> StageOutput {
     let start = try ModelArtifact.input("from", of: context)

@@ -101,6 +101,7 @@ struct TrainSettings: SettingsGroup {
   var weightDecay = 0.1
   var gradientClip = 1.0
   var sequence: Int?
+  var microBatch: Int?
 
   init(steps: Int, batch: Int, lr: Double, warmup: Int) {
     self.steps = steps
@@ -118,7 +119,32 @@ struct TrainSettings: SettingsGroup {
     .float("weight_decay", \.weightDecay, range: 0...10, doc: "Decoupled weight decay"),
     .float("grad_clip", \.gradientClip, range: 0...1000, doc: "Global gradient-norm clip (0: none)"),
     .int("sequence", \.sequence, range: 8...65_536, doc: "Tokens per training sequence; default: the model's context"),
+    .int("micro_batch", \.microBatch, range: 1...4096,
+         doc: "Sequences per micro-batch: the step's gradient is summed over micro-batches in a fixed tree, so that `ranks` can share it; default: the whole batch at once"),
   ]
+
+  /// Micro-batches per step: 1 without `micro_batch` (the whole batch in one pass, as before it existed).
+  var microBatches: Int { microBatch.map { max(1, batch / $0) } ?? 1 }
+
+  /// `micro_batch` must divide `batch`.
+  func problems(at path: String = "train") -> [ParameterProblem] {
+    guard let microBatch, batch % microBatch != 0 else { return [] }
+    return [ParameterProblem(path: path + ".micro_batch",
+                             "micro_batch \(microBatch) does not divide batch \(batch); choose a divisor, e.g. \(TrainSettings.divisor(of: batch, near: microBatch))")]
+  }
+
+  /// Why `ranks` cannot share these steps, or nil.
+  func rankProblem(ranks: Int) -> String? {
+    guard ranks > 1 else { return nil }
+    guard microBatch != nil else {
+      return "ranks \(ranks) need the batch split into micro-batches: set train.micro_batch (sequences per micro-batch, dividing batch \(batch)). The gradient is then summed in one fixed tree, the same bits on any power-of-two ranks that divide the micro-batches"
+    }
+    return Ranks.problem(ranks: ranks, microBatches: microBatches)
+  }
+
+  static func divisor(of n: Int, near wanted: Int) -> Int {
+    (1...n).filter { n % $0 == 0 }.min { abs($0 - wanted) < abs($1 - wanted) } ?? 1
+  }
 
   var optimizer: AdamW.Settings {
     TrainSettings.optimizer(steps: steps, lr: learningRate, warmup: warmup, schedule: schedule,
@@ -136,6 +162,16 @@ struct TrainSettings: SettingsGroup {
     let rates = LearningRateSchedule(peak: Float(learningRate), warmupSteps: min(warmup, steps), totalSteps: steps, shape: shape)
     return AdamW.Settings(schedule: rates, weightDecay: Float(weightDecay), gradientClip: Float(gradientClip))
   }
+}
+
+/// A training op whose `train:` batch splits into micro-batches, and so over ranks.
+protocol MicroBatchedTraining: TypedOperation {
+  func trainSettings(_ settings: Settings) -> TrainSettings
+}
+
+extension MicroBatchedTraining {
+  var splitsOverRanks: Bool { true }
+  func rankProblem(ranks: Int, settings: Settings) -> String? { trainSettings(settings).rankProblem(ranks: ranks) }
 }
 
 // MARK: - attention

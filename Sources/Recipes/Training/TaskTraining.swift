@@ -47,9 +47,7 @@ enum TaskTraining {
   ///     its per-step metrics become curves of the metrics artifact.
   static func run(_ context: StageContext, start: ModelArtifact, mixture: TaskMixture, options: Options, purpose: String,
                   extraMetrics: (inout MetricsArtifact, inout [String: Double]) -> Void = { _, _ in },
-                  objective makeObjective: (@escaping (Int) throws -> TrainingBatch) -> any TrainingObjective = {
-                    LanguageModelObjective(batch: $0)
-                  }) throws -> StageOutput {
+                  objective makeObjective: ((@escaping (Int) throws -> TrainingBatch) -> any TrainingObjective)? = nil) throws -> StageOutput {
     let train = options.train
     let model = start.model, tokenizer = start.tokenizer
     let maxTokens = min(train.sequence ?? model.config.contextLength, model.config.contextLength)
@@ -74,7 +72,8 @@ enum TaskTraining {
     batches.workedSteps = options.workedSteps
     if !batches.datasets.isEmpty { context.log("\(batches.datasets.count) training examples from dataset stages") }
     let frozen = batches
-    let objective = makeObjective { frozen.batch($0) }
+    let batch: (Int) throws -> TrainingBatch = { frozen.batch($0) }
+    let objective = makeObjective?(batch) ?? LanguageModelObjective(microBatches: train.microBatches, batch: batch)
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer, steps: train.steps)
     try loop.run()
 

@@ -101,25 +101,27 @@ final class TrainingLoop {
     let started = Date()
     var tokensSeen = 0
     var smoothed: Float?
+    let group = context.processes
+    if let problem = Ranks.problem(ranks: group?.size ?? 1, microBatches: objective.microBatches) {
+      throw StageFailure(problem)
+    }
     for step in first..<steps {
-      if context.isCancelled {
+      // Every rank stops at the same step: a stop seen by one is agreed by all before the step's collectives.
+      if try group?.any(context.isCancelled) ?? context.isCancelled {
         try save(step: step)
         throw CancellationError()
       }
-      model.zeroGradients()
-      for (_, v) in objective.auxiliaryParameters { v.zeroGrad() }
-      let outcome = try objective.loss(step: step, model: model)
-      outcome.loss.backward()
+      let taken = objective.microBatches > 1 || group != nil ? try microBatchedStep(step) : try wholeBatchStep(step)
       try hooks.afterBackward(model)
       let (_, lr) = optimizer.update()
-      let load = try hooks.expertLoad(model.lastExpertLoad)
+      let load = try hooks.expertLoad(taken.load)
       model.updateRoutingBias(load: load)
-      if model.config.moe != nil && !load.isEmpty { expertLoad.record(load: load, dropped: model.lastDroppedTokens) }
-      let value = outcome.loss.value.scalars[0]
+      if model.config.moe != nil && !load.isEmpty { expertLoad.record(load: load, dropped: taken.dropped) }
+      let value = taken.loss
       guard value.isFinite else { throw StageFailure("the loss became \(value) at step \(step + 1); lower train.lr") }
       losses.append(value)
-      for (name, x) in outcome.metrics { curves[name, default: []].append(x) }
-      tokensSeen += outcome.tokens
+      for (name, x) in taken.metrics { curves[name, default: []].append(x) }
+      tokensSeen += taken.tokens
       let shown = smoothed.map { 0.9 * $0 + 0.1 * value } ?? value
       smoothed = shown
       try afterStep(step, value)
@@ -137,6 +139,92 @@ final class TrainingLoop {
                          first + 1, steps, Double(tokensSeen) / max(elapsed, 1e-9), Double(finalLoss)))
     }
   }
+
+  /// One step's gradients (left in the parameters' `grad`) and what it reports.
+  private struct TakenStep {
+    var loss: Float
+    var tokens: Int
+    var metrics: [(name: String, value: Double)]
+    /// Routed tokens `[layer][expert]` and dropped tokens per layer (empty for a dense model).
+    var load: [[Int]]
+    var dropped: [Int]
+  }
+
+  /// The whole batch in one pass.
+  private func wholeBatchStep(_ step: Int) throws -> TakenStep {
+    model.zeroGradients()
+    for (_, v) in objective.auxiliaryParameters { v.zeroGrad() }
+    let outcome = try objective.loss(step: step, model: model)
+    outcome.loss.backward()
+    return TakenStep(loss: outcome.loss.value.scalars[0], tokens: outcome.tokens, metrics: outcome.metrics,
+                     load: model.lastExpertLoad, dropped: model.lastDroppedTokens)
+  }
+
+  /// The step's micro-batches, this rank's share of them: each one's gradient, summed in `FixedTree`'s
+  /// order here and then over the ranks (`ProcessGroup.treeSum`), so that every rank holds the same
+  /// gradient — the same bits as one process computing every micro-batch.
+  ///
+  /// One vector per micro-batch carries the trained parameters' gradients, a flag per parameter
+  /// (whether it got a gradient at all: one that none got stays without, as on one pass) and the loss.
+  /// Token counts and expert loads are summed exactly; each metric is averaged over the micro-batches
+  /// in their order, after every rank has them all.
+  private func microBatchedStep(_ step: Int) throws -> TakenStep {
+    let group = context.processes
+    let count = objective.microBatches
+    let share = FixedTree.share(of: count, rank: group?.rank ?? 0, ranks: group?.size ?? 1)
+    let trained = gradientVariables
+    let sizes = trained.map(\.value.scalars.count)
+    let gradientLength = sizes.reduce(0, +)
+    var tokens = 0
+    var load = model.config.moe.map { [[Int]](repeating: [Int](repeating: 0, count: $0.routedExperts), count: model.config.layerCount) } ?? []
+    var dropped = [Int](repeating: 0, count: load.count)
+    var metrics: [[UInt8]] = []
+    var sum = try FixedTree.sum(share) { index in
+      model.zeroGradients()
+      for (_, v) in objective.auxiliaryParameters { v.zeroGrad() }
+      let outcome = try objective.loss(step: step, microBatch: index, model: model)
+      outcome.loss.backward()
+      tokens += outcome.tokens
+      metrics.append(MicroBatchMetrics.encode(index: index, outcome.metrics))
+      for (l, layer) in model.lastExpertLoad.enumerated() where l < load.count {
+        for (e, n) in layer.enumerated() where e < load[l].count { load[l][e] += n }
+      }
+      for (l, n) in model.lastDroppedTokens.enumerated() where l < dropped.count { dropped[l] += n }
+      var vector = [Float]()
+      vector.reserveCapacity(gradientLength + trained.count + 1)
+      for (k, variable) in trained.enumerated() {
+        if let g = variable.grad { vector += g.scalars } else { vector += repeatElement(0, count: sizes[k]) }
+      }
+      for variable in trained { vector.append(variable.grad == nil ? 0 : 1) }
+      vector.append(outcome.loss.value.scalars[0])
+      return vector
+    }
+    try group?.treeSum(&sum)
+    var offset = 0
+    for (k, variable) in trained.enumerated() {
+      variable.grad = sum[gradientLength + k] > 0
+        ? Tensor(shape: variable.value.shape, scalars: Array(sum[offset..<(offset + sizes[k])])) : nil
+      offset += sizes[k]
+    }
+    var counts = [tokens] + load.flatMap { $0 } + dropped
+    var everyMetric = metrics
+    if let group {
+      counts = try group.sum(counts)
+      everyMetric = try group.allGather(metrics.flatMap { $0 }).flatMap { try MicroBatchMetrics.split($0) }
+    }
+    var cursor = 1
+    for l in load.indices {
+      for e in load[l].indices { load[l][e] = counts[cursor]; cursor += 1 }
+    }
+    for l in dropped.indices { dropped[l] = counts[cursor]; cursor += 1 }
+    return TakenStep(loss: sum[sum.count - 1], tokens: counts[0], metrics: try MicroBatchMetrics.mean(everyMetric, count: count),
+                     load: load, dropped: dropped)
+  }
+
+  /// The variables whose gradients a step computes: the trained parameters and the objective's own.
+  private lazy var gradientVariables: [Variable] = {
+    model.parameters.filter { objective.trains.contains($0.id) }.map(\.variable) + objective.auxiliaryParameters.map(\.variable)
+  }()
 
   /// The mean loss over the last tenth of the steps (at least one): less noisy than the last step.
   var finalLoss: Float {
@@ -211,5 +299,61 @@ struct SectionReader {
     guard length <= UInt64(bytes.count - offset) else { throw StageFailure("truncated state") }
     defer { offset += Int(length) }
     return Array(bytes[offset..<(offset + Int(length))])
+  }
+}
+
+/// A micro-batch's metrics as bytes, so that ranks can gather them: its index, then each name and the
+/// value's bit pattern.
+enum MicroBatchMetrics {
+  static func encode(index: Int, _ metrics: [(name: String, value: Double)]) -> [UInt8] {
+    var body = SectionWriter()
+    body.append(withUnsafeBytes(of: UInt64(index).littleEndian) { Array($0) })
+    for (name, value) in metrics {
+      body.append(Array(name.utf8))
+      body.append(withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) })
+    }
+    var framed = SectionWriter()
+    framed.append(body.bytes)
+    return framed.bytes
+  }
+
+  /// The framed records of several micro-batches, one after another, apart.
+  static func split(_ bytes: [UInt8]) throws -> [[UInt8]] {
+    var reader = SectionReader(bytes), out: [[UInt8]] = []
+    while !reader.isAtEnd {
+      var framed = SectionWriter()
+      framed.append(try reader.next())
+      out.append(framed.bytes)
+    }
+    return out
+  }
+
+  /// Each metric's mean over the micro-batches, added in micro-batch order, names in micro-batch 0's order.
+  static func mean(_ records: [[UInt8]], count: Int) throws -> [(name: String, value: Double)] {
+    var byIndex: [Int: [(name: String, value: Double)]] = [:]
+    for record in records {
+      var outer = SectionReader(record)
+      var reader = SectionReader(try outer.next())
+      let index = Int(try integer(try reader.next()))
+      var metrics: [(name: String, value: Double)] = []
+      while !reader.isAtEnd {
+        let name = String(decoding: try reader.next(), as: UTF8.self)
+        metrics.append((name, Double(bitPattern: try integer(try reader.next()))))
+      }
+      byIndex[index] = metrics
+    }
+    guard byIndex.count == count, let first = byIndex[0] else {
+      throw StageFailure("the ranks reported \(byIndex.count) of \(count) micro-batches")
+    }
+    return first.enumerated().map { position, metric in
+      var total = 0.0
+      for i in 0..<count { total += byIndex[i]?.first { $0.name == metric.name }?.value ?? .nan }
+      return (metric.name, total / Double(count))
+    }
+  }
+
+  private static func integer(_ b: [UInt8]) throws -> UInt64 {
+    guard b.count == 8 else { throw StageFailure("a micro-batch report is damaged") }
+    return b.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
   }
 }

@@ -45,7 +45,7 @@ public enum KernelThreads {
   public static var isStarted: Bool { KernelThreadPool.started.load(ordering: .acquiring) }
 
   /// The helper threads a parallel kernel starts: one fewer than the online cores (the calling
-  /// thread is the last), at most 7.
+  /// thread is the last), at most 7, or one fewer than `LINEAGE_THREADS` when that is set.
   public static var helperCount: Int { KernelThreadPool.helperCount }
 }
 
@@ -65,7 +65,13 @@ public enum KernelThreads {
 /// helpers busy (another stage's kernel) runs its job alone.
 final class KernelThreadPool: @unchecked Sendable {  // shared state is atomics, or written only by the job's owner before publishing
   static let shared = KernelThreadPool(helpers: helperCount)
-  static var helperCount: Int { min(7, max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1)) }
+  static var helperCount: Int {
+    // `LINEAGE_THREADS=n` (set by the executor for each MPI rank, so that ranks × threads fit the cores)
+    // caps the threads at n, the caller included.
+    let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+    let wanted = getenv("LINEAGE_THREADS").flatMap { Int(String(cString: $0)) }.map { max(1, $0) } ?? cores
+    return min(7, max(0, min(cores, wanted) - 1))
+  }
   /// Set once `shared` has started its threads (`KernelThreads.isStarted`).
   static let started = Atomic<Bool>(false)
 

@@ -31,6 +31,11 @@ struct Run: AsyncParsableCommand {
   @Option(name: .long, help: "Seconds between the checkpoints of training stages (also saved on Ctrl-C).")
   var checkpointEvery: Double = 30
 
+  @Option(name: .long, help: ArgumentHelp(
+    "Run training stages that set no `ranks:` on N MPI processes (mpirun; results are the same bits on any N).",
+    valueName: "N"))
+  var ranks: Int = 1
+
   func run() async throws {
     Allocator.keepFreedMemory()
     let recipe = try options.loadRecipe()
@@ -43,6 +48,9 @@ struct Run: AsyncParsableCommand {
       throw ExitCode(Console.report(error))
     }
     guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+    guard (1...Ranks.maximum).contains(ranks), ranks & (ranks - 1) == 0 else {
+      throw ValidationError("--ranks must be a power of two from 1 to \(Ranks.maximum)")
+    }
     let lock = dryRun ? nil : try options.lockStore(noWait: noWait)
     defer { withExtendedLifetime(lock) {} }
     let store = try options.openStore()
@@ -60,6 +68,8 @@ struct Run: AsyncParsableCommand {
     var executor = Executor(recipe: recipe, store: store, events: printer, jobs: jobs, forced: Set(forced),
                             control: control, commandLine: CommandLine.arguments.joined(separator: " "))
     executor.checkpointSeconds = max(0, checkpointEvery)
+    executor.defaultRanks = ranks
+    executor.workerExecutable = WorkerProgram.path
     let summary = try await executor.run(targets: targets)
     printReports(summary, store: store)
 
@@ -123,5 +133,12 @@ final class InterruptHandler: @unchecked Sendable {  // the sources are only tou
     }
     signal(SIGINT, SIG_DFL)
     signal(SIGTERM, SIG_DFL)
+  }
+}
+
+/// This program's own path, for `mpirun` to start as the ranks of a stage.
+enum WorkerProgram {
+  static var path: String? {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath
   }
 }

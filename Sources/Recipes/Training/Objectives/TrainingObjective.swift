@@ -1,4 +1,5 @@
 import Models
+import Pipeline
 import Tensors
 
 /// What a training step minimises: language-model cross-entropy, and next GRPO, knowledge distillation
@@ -18,11 +19,30 @@ protocol TrainingObjective: AnyObject {
   /// Weights the objective owns and trains beside the model's (modular distillation's projections):
   /// the optimizer updates them and checkpoints keep them, but they are not part of the model artifact.
   var auxiliaryParameters: [(id: ParameterID, variable: Variable)] { get }
+
+  /// The micro-batches of every step's batch. With 1, a step is `loss(step:model:)` on the whole batch
+  /// at once (and the stage runs on one process). With n > 1 the loop calls `loss(step:microBatch:model:)`
+  /// for each and sums their gradients in `FixedTree`'s order, over as many ranks as divide n.
+  var microBatches: Int { get }
+
+  /// The loss of micro-batch `index` (0..<microBatches) of step `step`, scaled so that the step's
+  /// micro-batch losses add up to the loss of its whole batch; and its report (`tokens` of this
+  /// micro-batch; `metrics` as means over it, which the loop averages over the micro-batches).
+  ///
+  /// Must depend only on the step, the index and what `loss(step:model:)` may depend on: never on which
+  /// other micro-batches this process computes.
+  func loss(step: Int, microBatch index: Int, model: TransformerLM) throws -> ObjectiveStep
 }
 
 extension TrainingObjective {
   var trains: ParameterSelection { .all }
   var auxiliaryParameters: [(id: ParameterID, variable: Variable)] { [] }
+  var microBatches: Int { 1 }
+
+  func loss(step: Int, microBatch index: Int, model: TransformerLM) throws -> ObjectiveStep {
+    precondition(index == 0 && microBatches == 1, "an objective of several micro-batches must compute each")
+    return try loss(step: step, model: model)
+  }
 }
 
 /// One step's loss and its report.
@@ -51,14 +71,43 @@ struct TrainingHooks {
 final class LanguageModelObjective: TrainingObjective {
   private let batch: (Int) throws -> TrainingBatch
   let trains: ParameterSelection
+  let microBatches: Int
+  /// The last step's batch, so that its micro-batches draw it once.
+  private var drawn: (step: Int, batch: TrainingBatch)?
 
   /// - Parameters:
   ///   - batch: the batch of step `s`; must depend only on `s` and fixed inputs (or state the op
   ///     restores from the loop's `opState`).
   ///   - trains: the parameters updated (all, unless the op freezes some).
-  init(trains: ParameterSelection = .all, batch: @escaping (Int) throws -> TrainingBatch) {
+  ///   - microBatches: equal slices of each batch whose gradients are summed in a fixed tree
+  ///     (`train.micro_batch`); it must divide the batch.
+  init(trains: ParameterSelection = .all, microBatches: Int = 1, batch: @escaping (Int) throws -> TrainingBatch) {
     self.batch = batch
     self.trains = trains
+    self.microBatches = microBatches
+  }
+
+  /// Micro-batch `index`: its rows' mean weighted cross-entropy, times their share of the batch's
+  /// weight, so that the micro-batches add up to the batch's mean.
+  func loss(step: Int, microBatch index: Int, model: TransformerLM) throws -> ObjectiveStep {
+    if drawn?.step != step { drawn = (step, try batch(step)) }
+    let b = drawn!.batch
+    guard b.tokens.count % microBatches == 0 else {
+      throw StageFailure("a batch of \(b.tokens.count) rows does not split into \(microBatches) micro-batches")
+    }
+    let size = b.tokens.count / microBatches
+    let rows = (index * size)..<((index + 1) * size)
+    /// The weight of the predictions of `range`'s rows (a row's first token is never predicted).
+    func weight(_ range: Range<Int>) -> Double {
+      range.reduce(0.0) { sum, r in
+        sum + (b.weights.map { $0[r].dropFirst().reduce(0.0) { $0 + Double($1) } } ?? Double(b.tokens[r].count - 1))
+      }
+    }
+    let share = weight(rows), total = weight(0..<b.tokens.count)
+    let tokens = Array(b.tokens[rows])
+    let loss = model.loss(tokens, weights: b.weights.map { Array($0[rows]) })
+    return ObjectiveStep(loss: share > 0 ? loss.scaled(by: Float(share / total)) : loss.scaled(by: 0),
+                         tokens: tokens.reduce(0) { $0 + $1.count - 1 })
   }
 
   func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep {

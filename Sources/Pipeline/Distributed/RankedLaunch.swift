@@ -1,0 +1,165 @@
+import ArtifactStore
+import Foundation
+
+/// Runs one stage as `mpirun -np N lineage worker …` and waits for it: the executor's side of `ranks`.
+///
+/// Rank 0's event lines become the stage's progress and log here. The stage fails cleanly, never
+/// hangs: when `mpirun` exits (a rank that died takes the job down with it) its status and the tail of
+/// its error output are the message; when rank 0 says nothing for `mpi.stall_timeout` seconds the job
+/// is stopped. A stop request (Ctrl-C) is passed on as SIGUSR1, which `mpirun` forwards: the ranks
+/// agree on a step, rank 0 saves a checkpoint, and the next run resumes from it, on any number of ranks.
+struct RankedLaunch {
+  var stage: Stage
+  var ranks: Int
+  var job: WorkerJob
+  var settings: MPISettings
+  var recipeDirectory: String
+  var storePath: String
+  /// The `lineage` program the ranks run.
+  var executable: String
+
+  /// The `mpirun` command line (after `mpirun`).
+  func arguments(jobPath: String, resultPath: String) -> [String] {
+    var args = ["-np", String(ranks)]
+    if geteuid() == 0 { args.append("--allow-run-as-root") }  // containers and CI run as root
+    if settings.oversubscribe { args.append("--oversubscribe") }
+    if let hostfile = settings.hostfile {
+      args += ["--hostfile", hostfile.hasPrefix("/") ? hostfile : recipeDirectory + "/" + hostfile]
+    }
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    if let threads = settings.threadsPerRank ?? (settings.hostfile == nil ? max(1, cores / ranks) : nil) {
+      args += ["-x", "LINEAGE_THREADS=\(threads)"]
+    }
+    args += settings.arguments
+    args += [executable, "worker", "--recipe", recipeDirectory, "--store", storePath, "--job", jobPath, "--result", resultPath]
+    args += job.overrides.flatMap { ["--set", $0] }
+    return args
+  }
+
+  /// Runs the ranks to the end; the stage's outputs read back from the store.
+  ///
+  /// - Throws: `StageFailure` when the stage failed, hung or its ranks died; `CancellationError` when it
+  ///   stopped at a checkpoint because `context` was cancelled.
+  func run(_ context: StageContext, store: Store) throws -> StageOutput {
+    let folder = FileManager.default.temporaryDirectory
+      .appendingPathComponent("lineage-\(getpid())-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let jobPath = folder + "/job.json", resultPath = folder + "/result.json"
+    try JSONEncoder().encode(job).write(to: URL(fileURLWithPath: jobPath))
+
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["mpirun"] + arguments(jobPath: jobPath, resultPath: resultPath)
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    let activity = Activity()
+    let errors = TailBuffer(limit: 4096)
+    let readers = DispatchGroup()
+    readers.enter()
+    Thread.detachNewThread {
+      defer { readers.leave() }
+      var pending = Data()
+      let decoder = JSONDecoder()
+      while true {
+        let chunk = out.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        pending.append(chunk)
+        while let newline = pending.firstIndex(of: 0x0A) {
+          let line = pending[pending.startIndex..<newline]
+          pending = Data(pending[(newline + 1)...])
+          activity.touch()
+          guard let event = try? decoder.decode(WorkerEvent.self, from: line) else {
+            if let text = String(data: line, encoding: .utf8), !text.isEmpty { context.log("rank output: \(text)") }
+            continue
+          }
+          if let line = event.log { context.log(line) } else if let e = event.event(stage: stage.name) { context.emit(e) }
+        }
+      }
+    }
+    readers.enter()
+    Thread.detachNewThread {
+      defer { readers.leave() }
+      while true {
+        let chunk = err.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        errors.append(chunk)
+      }
+    }
+    do {
+      try process.run()
+    } catch {
+      throw StageFailure("cannot start mpirun (install Open MPI: apt-get install openmpi-bin): \(error)")
+    }
+    var stopRequested = false, stalled = false
+    var killAt: Date?
+    while process.isRunning {
+      Thread.sleep(forTimeInterval: 0.1)
+      if context.isCancelled && !stopRequested {
+        stopRequested = true
+        kill(process.processIdentifier, SIGUSR1)
+      }
+      if !stalled && activity.secondsSince > settings.stallTimeout {
+        stalled = true
+        context.log("no word from rank 0 for \(Int(settings.stallTimeout)) s (mpi.stall_timeout): stopping the ranks")
+        kill(process.processIdentifier, SIGTERM)
+        killAt = Date().addingTimeInterval(10)
+      }
+      if let at = killAt, Date() > at {
+        kill(process.processIdentifier, SIGKILL)
+        killAt = nil
+      }
+    }
+    process.waitUntilExit()
+    readers.wait()
+    let status = process.terminationStatus
+    let result = (try? Data(contentsOf: URL(fileURLWithPath: resultPath))).flatMap { try? JSONDecoder().decode(WorkerResult.self, from: $0) }
+    let resumable = "; the next run resumes it from its last checkpoint"
+    if stalled {
+      throw StageFailure("stopped: rank 0 reported nothing for \(Int(settings.stallTimeout)) s (mpi.stall_timeout)\(resumable)")
+    }
+    guard let result else {
+      let tail = errors.text.trimmingCharacters(in: .whitespacesAndNewlines)
+      throw StageFailure("its \(ranks) ranks ended without a result (mpirun exit status \(status))\(resumable)"
+                           + (tail.isEmpty ? "" : ":\n" + tail))
+    }
+    switch result.ending {
+    case .cancelled:
+      throw CancellationError()
+    case .failed:
+      throw StageFailure(result.failure ?? "failed on rank 0")
+    case .finished:
+      guard status == 0 else {
+        throw StageFailure("rank 0 finished but mpirun exited with status \(status)\(resumable):\n" + errors.text)
+      }
+      var artifacts: [String: [UInt8]] = [:]
+      for (name, hash) in result.outputs { artifacts[name] = try store.blob(hash) }
+      return StageOutput(artifacts: artifacts, metrics: result.metrics)
+    }
+  }
+}
+
+/// When rank 0 last said something.
+private final class Activity: @unchecked Sendable {  // state guarded by `lock`
+  private let lock = NSLock()
+  private var last = Date()
+  func touch() { lock.lock(); last = Date(); lock.unlock() }
+  var secondsSince: Double { lock.lock(); defer { lock.unlock() }; return Date().timeIntervalSince(last) }
+}
+
+/// The last `limit` bytes of a stream (mpirun's error output, for the failure message).
+private final class TailBuffer: @unchecked Sendable {  // state guarded by `lock`
+  private let lock = NSLock()
+  private var data = Data()
+  private let limit: Int
+  init(limit: Int) { self.limit = limit }
+  func append(_ chunk: Data) {
+    lock.lock()
+    data.append(chunk)
+    if data.count > limit { data = Data(data.suffix(limit)) }
+    lock.unlock()
+  }
+  var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import ArtifactStore
+import Foundation
+import Pipeline
+
+/// `lineage worker`: one MPI rank of a stage that runs on several (`ranks: N`). The executor starts
+/// it through `mpirun`; it is not meant to be run by hand.
+struct Worker: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run one MPI rank of a stage (started by `lineage run` through mpirun).", shouldDisplay: false)
+
+  @OptionGroup var options: RecipeOptions
+
+  @Option(name: .long, help: "The job file the executor wrote.")
+  var job: String
+
+  @Option(name: .long, help: "Where rank 0 writes the result.")
+  var result: String
+
+  func run() throws {
+    let group = try MPIProcessGroup()
+    let stop = StopSignal()
+    // The executor asks a stage to stop with SIGUSR1 (mpirun passes it to every rank): the ranks agree
+    // on a step, rank 0 saves a checkpoint, and the stage ends as interrupted.
+    signal(SIGUSR1, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: DispatchQueue(label: "lineage.worker.signals"))
+    source.setEventHandler { stop.stop() }
+    source.resume()
+    let status: Int32
+    do {
+      let jobValue = try JSONDecoder().decode(WorkerJob.self, from: Data(contentsOf: URL(fileURLWithPath: job)))
+      var recipeOptions = options
+      recipeOptions.overrides = jobValue.overrides
+      let recipe = try recipeOptions.loadRecipe()
+      let store = try options.openStore()
+      status = StageWorker.run(recipe: recipe, store: store, job: jobValue, group: group, resultPath: result, stop: stop)
+    } catch {
+      FileHandle.standardError.write(Data("lineage worker (rank \(group.rank)): \(error)\n".utf8))
+      group.abort(status: StageWorker.failed)
+      throw ExitCode(StageWorker.failed)
+    }
+    source.cancel()
+    if status == StageWorker.failed && group.size > 1 {
+      // The other ranks may be waiting on this one in a collective call: end them all now.
+      group.abort(status: status)
+    }
+    group.finalize()
+    if status != 0 { throw ExitCode(status) }
+  }
+}
