@@ -129,7 +129,7 @@ import Testing
                                   reference: reference, tokenizer: .bytes,
                                   settings: .init(group: 2, sampling: SamplingSettings(temperature: 1, maxNewTokens: 6)), seed: 5)
     _ = try objective.loss(step: 0, model: model)
-    let batch = try RolloutBatch(decoding: objective.state)
+    let batch = try RolloutBatch(decoding: objective.state(after: 0))
     let marker = TextTokenizer.bytes.encode(Conversation.userMarker)
     let length = batch.rows[0].count
     for (r, row) in batch.rows.enumerated() {

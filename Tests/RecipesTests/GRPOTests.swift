@@ -54,7 +54,7 @@ import Testing
     #expect(first.metrics.first { $0.name == "clipped_share" }!.value == 0, "at the batch's first update the ratio is 1")
     first.loss.backward()
     optimizer.update()
-    let saved = objective.state
+    let saved = try objective.state(after: 0)
     let second = try objective.loss(step: 1, model: model)
     // A fresh objective restored from the bytes computes the same loss for the same weights.
     let restored = Self.objective(reference: reference, innerSteps: 2)

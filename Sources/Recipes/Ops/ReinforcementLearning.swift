@@ -35,6 +35,7 @@ struct ReinforcementLearningOp: TypedOperation {
     var maxNewTokens = 64
     var world = Int(BuiltinCorpus.defaultWorld)
     var heldoutExamples = 96
+    var microBatch: Int?
     var train = RLTrainSettings()
     static let fields: [SettingField<Self>] = [
       .taskWeights(\.tasks, doc: "Task → share of the prompts"),
@@ -49,8 +50,22 @@ struct ReinforcementLearningOp: TypedOperation {
       .world(\.world),
       .int("heldout_examples", \.heldoutExamples, range: 0...10_000,
            doc: "Distinct held-out prompts per task for greedy pass@1 before and after (0: none)"),
+      .int("micro_batch", \.microBatch, range: 1...4096,
+           doc: "Prompts per micro-batch: each micro-batch's groups are sampled from their own stream and learned from alone, so that `ranks` can share the rollouts; default: the whole batch at once"),
       .group("train", \.train, doc: "Optimisation settings"),
     ]
+
+    var microBatches: Int { microBatch.map { max(1, prompts / $0) } ?? 1 }
+  }
+
+  var splitsOverRanks: Bool { true }
+
+  func rankProblem(ranks: Int, settings: Settings) -> String? {
+    guard ranks > 1 else { return nil }
+    guard settings.microBatch != nil else {
+      return "ranks \(ranks) need the rollouts split into micro-batches: set micro_batch (prompts per micro-batch, dividing prompts \(settings.prompts)). Each micro-batch is then sampled from its own stream, the same bits on any power-of-two ranks that divide the micro-batches"
+    }
+    return Ranks.problem(ranks: ranks, microBatches: settings.microBatches)
   }
 
   let defaults = Settings()
@@ -64,6 +79,10 @@ struct ReinforcementLearningOp: TypedOperation {
     var problems = TaskTraining.problems(settings.tasks)
     if settings.rewards.terms(blockList: .builtin).isEmpty && settings.rewards.rewardModel == 0 {
       problems.append(ParameterProblem(path: "rewards", "give at least one reward component a non-zero weight"))
+    }
+    if let microBatch = settings.microBatch, settings.prompts % microBatch != 0 {
+      problems.append(ParameterProblem(path: "micro_batch",
+                                       "micro_batch \(microBatch) does not divide prompts \(settings.prompts); choose a divisor, e.g. \(TrainSettings.divisor(of: settings.prompts, near: microBatch))"))
     }
     return problems
   }
@@ -94,8 +113,8 @@ struct ReinforcementLearningOp: TypedOperation {
     let objective = GRPOObjective(
       prompts: prompts, reward: reward, reference: reference, tokenizer: tokenizer,
       settings: .init(group: settings.group, innerSteps: settings.innerSteps, clip: Float(settings.clip),
-                      kl: Float(settings.kl), sampling: sampling),
-      seed: context.seed)
+                      kl: Float(settings.kl), sampling: sampling, microBatches: settings.microBatches),
+      seed: context.seed, processes: context.processes)
 
     // Distinct prompts, as `eval` draws them: a repeated one would shrink the standard error.
     let heldout = zip(mixture.names, mixture.generators).map { name, generator in
@@ -130,7 +149,7 @@ struct ReinforcementLearningOp: TypedOperation {
     let train = settings.train
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: train.optimizer,
                             steps: train.steps)
-    try loop.run(restore: { try objective.restore($0) }, afterStep: { _, _ in loop.opState = objective.state })
+    try loop.run(restore: { try objective.restore($0) }, afterStep: { step, _ in loop.opState = try objective.state(after: step) })
     context.log(String(format: "rollouts %.1f s, learning %.1f s (this run's steps)",
                        objective.generationSeconds, objective.learningSeconds))
     let after = try passRates()

@@ -33,6 +33,9 @@ final class GRPOObjective: TrainingObjective {
     var clip: Float = 0.2
     var kl: Float = 0.02
     var sampling: SamplingSettings
+    /// Micro-batches of each rollout batch (`micro_batch`): each is sampled from its own stream, scored
+    /// and learned from alone, so ranks can share them. 1: the whole batch at once.
+    var microBatches = 1
   }
 
   private let prompts: (Int) -> [RLPrompt]
@@ -42,6 +45,12 @@ final class GRPOObjective: TrainingObjective {
   private let settings: Settings
   private let seed: UInt64
   private var batch: RolloutBatch?
+  /// With micro-batches: the rollouts of batch `partsIndex`, by micro-batch (this rank's share).
+  private var parts: [Int: RolloutBatch] = [:]
+  private var partsIndex: Int?
+  /// The ranks sharing the micro-batches (their rollouts are gathered for a checkpoint).
+  private let processes: (any ProcessGroup)?
+  var microBatches: Int { settings.microBatches }
   /// Seconds spent generating and learning so far (for the log; never in the metrics, which must be
   /// the same on every run).
   private(set) var generationSeconds = 0.0, learningSeconds = 0.0
@@ -53,7 +62,8 @@ final class GRPOObjective: TrainingObjective {
   ///   - prompts: the prompts of rollout batch b; must depend only on b.
   ///   - reference: the frozen model of the KL penalty (the stage's input model); never trained.
   init(prompts: @escaping (Int) -> [RLPrompt], reward: RewardFunction, reference: TransformerLM,
-       tokenizer: TextTokenizer, settings: Settings, seed: UInt64) {
+       tokenizer: TextTokenizer, settings: Settings, seed: UInt64, processes: (any ProcessGroup)? = nil) {
+    self.processes = processes
     self.prompts = prompts
     self.reward = reward
     self.reference = reference
@@ -63,31 +73,93 @@ final class GRPOObjective: TrainingObjective {
     self.seed = seed
   }
 
-  /// The rollout batch in use, as bytes (empty before the first step).
-  var state: [UInt8] { batch?.encoded ?? [] }
+  /// The rollouts a resumed run needs after step `step` (0-based), as bytes: the batch in use, or, with
+  /// micro-batches, every micro-batch's rollouts gathered from the ranks (a collective call: every rank
+  /// makes it) — none when the next step samples a new batch anyway.
+  func state(after step: Int) throws -> [UInt8] {
+    guard microBatches > 1 else { return batch?.encoded ?? [] }
+    guard (step + 1) % settings.innerSteps != 0 else { return [] }
+    var mine = SectionWriter()
+    for m in parts.keys.sorted() { mine.append(parts[m]!.encoded + withUnsafeBytes(of: UInt64(m).littleEndian) { Array($0) }) }
+    let all = try processes?.allGather(mine.bytes) ?? [mine.bytes]
+    var out = SectionWriter()
+    for bytes in all {
+      var reader = SectionReader(bytes)
+      while !reader.isAtEnd { out.append(try reader.next()) }
+    }
+    return out.bytes
+  }
 
-  /// Restores what `state` held.
+  /// Restores what `state(after:)` held.
   func restore(_ bytes: [UInt8]) throws {
-    batch = bytes.isEmpty ? nil : try RolloutBatch(decoding: bytes)
+    guard microBatches > 1 else {
+      batch = bytes.isEmpty ? nil : try RolloutBatch(decoding: bytes)
+      return
+    }
+    parts = [:]
+    partsIndex = nil
+    var reader = SectionReader(bytes)
+    while !reader.isAtEnd {
+      let record = try reader.next()
+      guard record.count >= 8 else { throw StageFailure("the saved rollouts are damaged") }
+      let m = Int(record.suffix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+      let part = try RolloutBatch(decoding: Array(record.dropLast(8)))
+      guard partsIndex == nil || partsIndex == part.index else { throw StageFailure("the saved rollouts mix two batches") }
+      partsIndex = part.index
+      parts[m] = part
+    }
+  }
+
+  /// Micro-batch `index` of the step's rollout batch: its prompts' groups, sampled from a stream of
+  /// their own (so the rollouts never depend on which rank samples them), its loss a per-token mean
+  /// over its own responses, divided by the micro-batch count (the step's loss is the micro-batches'
+  /// mean).
+  func loss(step: Int, microBatch m: Int, model: TransformerLM) throws -> ObjectiveStep {
+    let index = step / settings.innerSteps
+    if partsIndex != index {
+      parts = [:]
+      partsIndex = index
+    }
+    if parts[m] == nil {
+      let all = prompts(index)
+      guard all.count % microBatches == 0 else {
+        throw StageFailure("\(all.count) prompts do not split into \(microBatches) micro-batches")
+      }
+      let size = all.count / microBatches
+      let started = Date()
+      parts[m] = rollouts(index, prompts: Array(all[(m * size)..<((m + 1) * size)]),
+                          substream: UInt32(truncatingIfNeeded: index &* microBatches &+ m), model: model)
+      generationSeconds += Date().timeIntervalSince(started)
+    }
+    var part = parts[m]!
+    let outcome = learn(&part, model: model)
+    parts[m] = part
+    return ObjectiveStep(loss: outcome.loss.scaled(by: 1 / Float(microBatches)), tokens: outcome.tokens, metrics: outcome.metrics)
   }
 
   func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep {
     let index = step / settings.innerSteps
     if batch?.index != index {
       let started = Date()
-      batch = rollouts(index, model: model)
+      batch = rollouts(index, prompts: prompts(index), substream: UInt32(truncatingIfNeeded: index), model: model)
       generationSeconds += Date().timeIntervalSince(started)
     }
+    var b = batch!
+    let outcome = learn(&b, model: model)
+    batch = b
+    return outcome
+  }
+
+  /// The clipped policy loss on a batch of rollouts (filling its π_old at its first update).
+  private func learn(_ b: inout RolloutBatch, model: TransformerLM) -> ObjectiveStep {
     let started = Date()
     defer { learningSeconds += Date().timeIntervalSince(started) }
-    var b = batch!
     let inputs = b.rows.map { Array($0.dropLast()) }
     let targets = b.rows.flatMap { $0.dropFirst() }
     let logits = model.logits(inputs)
     if b.oldLogProbabilities.isEmpty {
       // The batch's first update: the policy that sampled it is the model as it is now.
       b.oldLogProbabilities = logits.value.tokenLogProbabilities(targets: targets)
-      batch = b
     }
     let tokens = PolicyTokens(targets: targets, weights: b.weights, advantages: b.tokenAdvantages,
                               oldLogProbabilities: b.oldLogProbabilities,
@@ -105,12 +177,11 @@ final class GRPOObjective: TrainingObjective {
   /// A prompt of a `MultiTurnTask` is a conversation, sampled turn by turn (`ConversationRollouts`): its
   /// row holds every reply and the simulated user's words between them, the user's tokens weighted 0,
   /// and its reward scores the last reply.
-  private func rollouts(_ index: Int, model: TransformerLM) -> RolloutBatch {
-    let batchPrompts = prompts(index)
+  private func rollouts(_ index: Int, prompts batchPrompts: [RLPrompt], substream: UInt32, model: TransformerLM) -> RolloutBatch {
     let generator = Generator(model: model)
     let contextLength = model.config.contextLength
     let sampler = ConversationRollouts(tokenizer: tokenizer, room: max(1, contextLength - settings.sampling.maxNewTokens))
-    var random = RandomStream(seed: seed, purpose: .sampling, substream: UInt32(truncatingIfNeeded: index))
+    var random = RandomStream(seed: seed, purpose: .sampling, substream: substream)
     let group = settings.group
     let sampled = sampler.sample(batchPrompts, group: group) { contexts in
       generator.generate(prompts: contexts, settings: settings.sampling, tokenizer: tokenizer, random: &random)
