@@ -101,7 +101,7 @@ extension LoadSession {
         diagnostics.append(Diagnostic(problem.message, at: place ?? raw.location))
       }
       if let ranks, diagnostics.count == before, let problem = op.rankProblem(ranks: ranks, parameters: parameters) {
-        diagnostics.append(Diagnostic("ranks: \(problem)", at: ranksLocation))
+        diagnostics.append(Diagnostic(problem, at: ranksLocation))
       }
     }
     guard diagnostics.count == before else {

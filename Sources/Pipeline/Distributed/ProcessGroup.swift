@@ -119,7 +119,7 @@ public enum Ranks {
   /// Why `ranks` cannot split a step of `microBatches` micro-batches, or nil when it can.
   public static func problem(ranks: Int, microBatches: Int, unit: String = "micro-batch") -> String? {
     if ranks == 1 { return nil }
-    if ranks & (ranks - 1) != 0 { return "ranks must be a power of two (1, 2, 4, …), so that every rank count sums the gradient in the same tree; got \(ranks)" }
+    if ranks & (ranks - 1) != 0 { return "ranks must be a power of two (1, 2, 4, …) so that every rank count sums the gradient in the same tree; got \(ranks)" }
     if microBatches % ranks != 0 {
       return "ranks \(ranks) cannot split a step of \(microBatches) \(unit)\(microBatches == 1 ? "" : "es") evenly"
     }
