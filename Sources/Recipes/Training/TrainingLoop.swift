@@ -107,7 +107,7 @@ final class TrainingLoop {
     }
     for step in first..<steps {
       // Every rank stops at the same step: a stop seen by one is agreed by all before the step's collectives.
-      if try group?.any(context.isCancelled) ?? context.isCancelled {
+      if try communicating({ try group?.any(context.isCancelled) }) ?? context.isCancelled {
         try save(step: step)
         throw CancellationError()
       }
@@ -137,6 +137,13 @@ final class TrainingLoop {
     if first < steps {
       context.log(String(format: "trained steps %d–%d: %.0f tokens/s, final loss %.4f",
                          first + 1, steps, Double(tokensSeen) / max(elapsed, 1e-9), Double(finalLoss)))
+      if let group {
+        // Each rank sends 2·(r−1)/r of the reduced vector per step (`ProcessGroup.treeSum`).
+        let sent = 2 * Double(group.size - 1) / Double(group.size) * Double(reducedFloats) * 4
+        context.log(String(format: "communication on rank %d of %d: %.3f s of %.3f s (%.1f%%); %d floats reduced per step, %.3f MB sent per rank per step",
+                           group.rank, group.size, communicationSeconds, elapsed, 100 * communicationSeconds / max(elapsed, 1e-9),
+                           reducedFloats, sent / 1e6))
+      }
     }
   }
 
@@ -199,7 +206,8 @@ final class TrainingLoop {
       vector.append(outcome.loss.value.scalars[0])
       return vector
     }
-    try group?.treeSum(&sum)
+    try communicating { try group?.treeSum(&sum) }
+    reducedFloats = sum.count
     var offset = 0
     for (k, variable) in trained.enumerated() {
       variable.grad = sum[gradientLength + k] > 0
@@ -209,8 +217,10 @@ final class TrainingLoop {
     var counts = [tokens] + load.flatMap { $0 } + dropped
     var everyMetric = metrics
     if let group {
-      counts = try group.sum(counts)
-      everyMetric = try group.allGather(metrics.flatMap { $0 }).flatMap { try MicroBatchMetrics.split($0) }
+      try communicating {
+        counts = try group.sum(counts)
+        everyMetric = try group.allGather(metrics.flatMap { $0 }).flatMap { try MicroBatchMetrics.split($0) }
+      }
     }
     var cursor = 1
     for l in load.indices {
@@ -219,6 +229,17 @@ final class TrainingLoop {
     for l in dropped.indices { dropped[l] = counts[cursor]; cursor += 1 }
     return TakenStep(loss: sum[sum.count - 1], tokens: counts[0], metrics: try MicroBatchMetrics.mean(everyMetric, count: count),
                      load: load, dropped: dropped)
+  }
+
+  /// Seconds this process spent in collective calls (waiting for the other ranks included), and the
+  /// length of the vector each step reduces: for the log, never for the artifacts.
+  private var communicationSeconds = 0.0
+  private var reducedFloats = 0
+
+  private func communicating<T>(_ body: () throws -> T) rethrows -> T {
+    let started = DispatchTime.now().uptimeNanoseconds
+    defer { communicationSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+    return try body()
   }
 
   /// The variables whose gradients a step computes: the trained parameters and the objective's own.

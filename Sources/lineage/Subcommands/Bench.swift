@@ -4,5 +4,5 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Measure the pipeline, the engine and GRPO (medians over repeated runs).",
-    subcommands: [PipelineBench.self, EngineBench.self, RLBench.self])
+    subcommands: [PipelineBench.self, EngineBench.self, RLBench.self, ScalingBench.self])
 }

@@ -18,6 +18,7 @@ struct Worker: ParsableCommand {
   var result: String
 
   func run() throws {
+    Allocator.keepFreedMemory()  // as `lineage run` does for training in its own process
     let group = try MPIProcessGroup()
     let stop = StopSignal()
     // The executor asks a stage to stop with SIGUSR1 (mpirun passes it to every rank): the ranks agree
