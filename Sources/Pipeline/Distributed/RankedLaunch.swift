@@ -95,6 +95,7 @@ struct RankedLaunch {
     }
     var stopRequested = false, stalled = false
     var killAt: Date?
+    var ranks: Set<Int32> = []
     while process.isRunning {
       Thread.sleep(forTimeInterval: 0.1)
       if context.isCancelled && !stopRequested {
@@ -104,14 +105,20 @@ struct RankedLaunch {
       if !stalled && activity.secondsSince > settings.stallTimeout {
         stalled = true
         context.log("no word from rank 0 for \(Int(settings.stallTimeout)) s (mpi.stall_timeout): stopping the ranks")
+        // A rank that hangs (stopped, or blocked in the kernel) may ignore mpirun's SIGTERM and outlive
+        // it: note this machine's ranks now, to kill them with mpirun if it does not end soon.
+        ranks = RankedLaunch.descendants(of: process.processIdentifier)
         kill(process.processIdentifier, SIGTERM)
-        killAt = Date().addingTimeInterval(10)
+        killAt = Date().addingTimeInterval(5)
       }
       if let at = killAt, Date() > at {
+        for pid in ranks.union(RankedLaunch.descendants(of: process.processIdentifier)) { kill(pid, SIGKILL) }
         kill(process.processIdentifier, SIGKILL)
         killAt = nil
       }
     }
+    // Ranks that outlived mpirun after a stall: none may keep running (or stay stopped) after the stage.
+    for pid in ranks { kill(pid, SIGKILL) }
     process.waitUntilExit()
     readers.wait()
     let status = process.terminationStatus
@@ -138,6 +145,25 @@ struct RankedLaunch {
       for (name, hash) in result.outputs { artifacts[name] = try store.blob(hash) }
       return StageOutput(artifacts: artifacts, metrics: result.metrics)
     }
+  }
+}
+
+extension RankedLaunch {
+  /// The processes under `root` on this machine (children, their children, …), from /proc.
+  static func descendants(of root: Int32) -> Set<Int32> {
+    var children: [Int32: [Int32]] = [:]
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+      guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")") else { continue }
+      // After "pid (name) state ppid": the name may hold spaces and parentheses, so read after the last ')'.
+      let fields = stat[stat.index(after: close)...].split(separator: " ")
+      if fields.count > 1, let parent = Int32(fields[1]) { children[parent, default: []].append(pid) }
+    }
+    var found = Set<Int32>(), queue = [root]
+    while let next = queue.popLast() {
+      for child in children[next] ?? [] where found.insert(child).inserted { queue.append(child) }
+    }
+    return found
   }
 }
 

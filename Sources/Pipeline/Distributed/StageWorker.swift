@@ -104,12 +104,13 @@ public enum StageWorker {
   /// Exit statuses of a worker: finished, failed, stopped at a checkpoint.
   public static let finished: Int32 = 0, failed: Int32 = 1, cancelled: Int32 = 3
 
-  /// Runs the job's stage on this rank. Rank 0 stores the outputs and writes `resultPath`.
+  /// Runs the job's stage on this rank. Rank 0 stores the outputs and writes `resultPath`; it alone
+  /// has the store (`store` is nil on the others), and sends them the inputs and any checkpoint.
   ///
   /// - Parameter stop: set when the executor asks the stage to stop (SIGUSR1, which `mpirun` passes on);
   ///   the op sees it as `isCancelled`, and the ranks agree on the step to stop at.
   /// - Returns: the exit status.
-  public static func run(recipe: Recipe, store: Store, job: WorkerJob, group: any ProcessGroup, resultPath: String,
+  public static func run(recipe: Recipe, store: Store?, job: WorkerJob, group: any ProcessGroup, resultPath: String,
                          stop: StopSignal) -> Int32 {
     let leader = group.rank == 0
     func finish(_ result: WorkerResult) -> Int32 {
@@ -146,7 +147,7 @@ public enum StageWorker {
       }
       return finish(WorkerResult(ending: .failed, log: context.logText, failure: "\(error)"))
     case .success(let output):
-      guard leader else { return finished }
+      guard leader, let store else { return leader ? failed : finished }
       do {
         var outputs: [String: ContentHash] = [:]
         try store.write { txn in

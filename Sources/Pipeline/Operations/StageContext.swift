@@ -22,7 +22,9 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   public let processes: (any ProcessGroup)?
 
   private let inputsBySlot: [String: [InputArtifact]]
-  private let store: Store
+  /// The store: nil on ranks other than 0, which receive inputs and checkpoints from rank 0 (so that
+  /// a cluster's other nodes need no store, and no two hosts ever open one LMDB environment).
+  private let store: Store?
   private let events: any EventSink
   private let started = Date()
   private let lock = NSLock()
@@ -32,7 +34,8 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
 
   init(stage: String, parameters: ParamValue, seed: UInt64, checkpointSeconds: Double = 30,
        recipeDirectory: String, key: ContentHash,
-       inputs: [String: [InputArtifact]], store: Store, events: any EventSink, processes: (any ProcessGroup)? = nil) {
+       inputs: [String: [InputArtifact]], store: Store?, events: any EventSink, processes: (any ProcessGroup)? = nil) {
+    precondition(store != nil || (processes?.rank ?? 0) != 0, "rank 0 needs the store")
     self.processes = processes
     self.stage = stage
     self.parameters = parameters
@@ -56,8 +59,23 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   /// or nil when the slot names a stage or is empty.
   public func literal(_ slot: String) -> String? { parameters[slot].string }
 
-  /// The bytes of an input, read from the store and checked against their hash.
-  public func bytes(of input: InputArtifact) throws -> [UInt8] { try store.blob(input.hash) }
+  /// The bytes of an input, read from the store and checked against their hash. On several ranks,
+  /// rank 0 reads them and sends them to the others (a collective call: every rank makes it).
+  public func bytes(of input: InputArtifact) throws -> [UInt8] {
+    guard let processes, processes.size > 1 else { return try storeOfRankZero.blob(input.hash) }
+    let bytes = try processes.allGather(processes.rank == 0 ? try storeOfRankZero.blob(input.hash) : [])[0]
+    guard ContentHash.of(bytes) == input.hash else {
+      throw StageFailure("input \(input.stage).\(input.output) arrived from rank 0 damaged")
+    }
+    return bytes
+  }
+
+  private var storeOfRankZero: Store {
+    get throws {
+      guard let store else { throw StageFailure("only rank 0 reads the store (a bug in the op: it must ask on every rank)") }
+      return store
+    }
+  }
 
   /// The absolute path of a `path` parameter's value.
   public func resolvedPath(_ relative: String) -> String {
@@ -117,7 +135,7 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   /// A rerun of the same key resumes from it; a finished stage's checkpoint is deleted with its commit.
   public func saveCheckpoint(step: Int, of total: Int, state: [UInt8]) throws {
     guard (processes?.rank ?? 0) == 0 else { return }
-    try store.write { txn in
+    try storeOfRankZero.write { txn in
       let hash = try txn.putBlob(state)
       try txn.putCheckpoint(Checkpoint(step: step, total: total, state: hash,
                                        savedAt: Date().timeIntervalSince1970), for: key)
@@ -127,13 +145,31 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   /// Deletes this stage's checkpoint (e.g. one that cannot be read): the next execution starts over.
   public func discardCheckpoint() throws {
     guard (processes?.rank ?? 0) == 0 else { return }
-    try store.write { try $0.deleteCheckpoint(for: key) }
+    try storeOfRankZero.write { try $0.deleteCheckpoint(for: key) }
   }
 
   /// The last checkpoint saved under this stage's key, if any; its bytes are verified.
   ///
   /// - Throws: `StoreError.corruptBlob` when the saved state does not match its hash.
+  ///
+  /// On several ranks, rank 0 reads it and sends it to the others (a collective call).
   public func loadCheckpoint() throws -> (step: Int, total: Int, state: [UInt8])? {
+    guard let processes, processes.size > 1 else { return try readCheckpoint() }
+    var mine: [UInt8] = []
+    if processes.rank == 0, let (step, total, state) = try readCheckpoint() {
+      for n in [step, total] { withUnsafeBytes(of: Int64(n).littleEndian) { mine += $0 } }
+      mine += state
+    }
+    let sent = try processes.allGather(mine)[0]
+    guard sent.count >= 16 else { return nil }
+    func integer(_ at: Int) -> Int {
+      Int(Int64(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(sent[at + $1]) << (8 * UInt64($1)) }))
+    }
+    return (integer(0), integer(8), Array(sent[16...]))
+  }
+
+  private func readCheckpoint() throws -> (step: Int, total: Int, state: [UInt8])? {
+    let store = try storeOfRankZero
     guard let checkpoint = try store.read({ try $0.checkpoint(for: key) }) else { return nil }
     let state = try store.blob(checkpoint.state)
     events.emit(.stageResumed(stage: stage, step: checkpoint.step, total: checkpoint.total))

@@ -33,7 +33,8 @@ struct Worker: ParsableCommand {
       var recipeOptions = options
       recipeOptions.overrides = jobValue.overrides
       let recipe = try recipeOptions.loadRecipe()
-      let store = try options.openStore()
+      // Rank 0 alone opens the store: the others, perhaps on other hosts, get inputs and checkpoints from it.
+      let store = group.rank == 0 ? try options.openStore() : nil
       status = StageWorker.run(recipe: recipe, store: store, job: jobValue, group: group, resultPath: result, stop: stop)
     } catch {
       FileHandle.standardError.write(Data("lineage worker (rank \(group.rank)): \(error)\n".utf8))
