@@ -117,28 +117,38 @@ import Testing
     return !process.isRunning
   }
 
-  @Test func aKilledRankFailsTheStageWhichResumesOnOtherRankCounts() throws {
+  @Test func aKilledRankFailsTheStageAndCtrlCStopsItAndBothResumeOnOtherRankCounts() throws {
     let reference = try Self.folder(Self.long)
     #expect(try CLITests().lineage(["run"], in: reference).status == 0)
 
-    for resumeRanks in ["1", "4"] {
+    enum Fault { case killedRank, interrupted }
+    for (fault, resumeRanks) in [(Fault.killedRank, "1"), (.killedRank, "4"), (.interrupted, "2")] {
       let folder = try Self.folder(Self.long)
       let (process, err, pids) = try Self.startTwoRanks(in: folder, seconds: 2)
       #expect(pids.count == 2, "workers: \(pids)")
       guard let rank = pids.last else { process.terminate(); return }
-      kill(rank, SIGKILL)
+      switch fault {
+      case .killedRank: kill(rank, SIGKILL)
+      case .interrupted: kill(process.processIdentifier, SIGINT)  // Ctrl-C reaches `lineage run`, not mpirun's group
+      }
       let ended = Self.wait(process, within: 60)
-      #expect(ended, "the run did not end within 60 s of a rank's death")
+      #expect(ended, "the run did not end within 60 s of \(fault)")
       if !ended { process.terminate() }
       let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-      #expect(process.terminationStatus == 1, "\(stderr)")
-      #expect(stderr.contains("ranks ended without a result"), "\(stderr)")
+      switch fault {
+      case .killedRank:
+        #expect(process.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.contains("ranks ended without a result"), "\(stderr)")
+      case .interrupted:
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("interrupted a"), "\(stderr)")
+      }
       #expect(Self.workers(in: folder).isEmpty, "no worker outlives its stage")
 
       let resumed = try CLITests().lineage(["run", "-v", "--ranks", resumeRanks], in: folder)
       #expect(resumed.status == 0, "\(resumed.stderr)")
       #expect(resumed.stderr.contains("resumed at step"), "\(resumed.stderr)")
-      #expect(CrashTests.outputs(folder) == CrashTests.outputs(reference), "resumed on \(resumeRanks) rank(s)")
+      #expect(CrashTests.outputs(folder) == CrashTests.outputs(reference), "after \(fault), resumed on \(resumeRanks) rank(s)")
     }
   }
 

@@ -89,6 +89,13 @@ struct RankedLaunch {
       }
     }
     do {
+      // mpirun inherits the calling thread's signal mask, and this thread (like the runtime's) blocks
+      // signals: mpirun would then never see the SIGUSR1 it must pass on to the ranks, nor a SIGTERM.
+      // It starts with none blocked.
+      var none = sigset_t(), previous = sigset_t()
+      sigemptyset(&none)
+      pthread_sigmask(SIG_SETMASK, &none, &previous)
+      defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
       try process.run()
     } catch {
       throw StageFailure("cannot start mpirun (install Open MPI: apt-get install openmpi-bin): \(error)")
