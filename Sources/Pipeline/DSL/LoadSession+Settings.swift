@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reading recipe.yaml: the recipe-wide seed, variables, per-op defaults, remote and data roots.
+/// Reading recipe.yaml: the recipe-wide seed, variables, per-op defaults, remote, data roots and MPI settings.
 extension LoadSession {
   struct Settings {
     var seed: UInt64 = 0
@@ -17,7 +17,7 @@ extension LoadSession {
     var settings = Settings()
     if root.isNull { return settings }  // `---` alone: no settings, like an empty file
     guard case .mapping(let pairs) = root.content else {
-      diagnostics.append(Diagnostic("recipe.yaml holds a map (seed, vars, defaults, remote, data_roots), not \(root.description)",
+      diagnostics.append(Diagnostic("recipe.yaml holds a map (seed, vars, defaults, remote, data_roots, mpi), not \(root.description)",
                                     at: root.location))
       return settings
     }
@@ -70,7 +70,7 @@ extension LoadSession {
         }
       case "stages":
         diagnostics.append(Diagnostic(
-          "recipe.yaml holds settings (seed, vars, defaults, remote, data_roots); put 'stages:' in a stage file of its own, "
+          "recipe.yaml holds settings (seed, vars, defaults, remote, data_roots, mpi); put 'stages:' in a stage file of its own, "
             + "e.g. stages.yaml", at: pair.key.location))
       default:
         if !key.hasPrefix("x-") {

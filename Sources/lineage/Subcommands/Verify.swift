@@ -21,7 +21,14 @@ struct Verify: AsyncParsableCommand {
   @Flag(name: .shortAndLong, help: "Show every log line of running stages.")
   var verbose = false
 
+  @Option(name: .long, help: ArgumentHelp(
+    "Recompute training stages that set no `ranks:` on N MPI processes: the hashes must still match.", valueName: "N"))
+  var ranks: Int = 1
+
   func run() async throws {
+    guard (1...Ranks.maximum).contains(ranks), ranks & (ranks - 1) == 0 else {
+      throw ValidationError("--ranks must be a power of two from 1 to \(Ranks.maximum)")
+    }
     Allocator.keepFreedMemory()
     let recipe = try options.loadRecipe()
     let lock = try options.loadLockfile(recipe)
@@ -54,6 +61,8 @@ struct Verify: AsyncParsableCommand {
     var executor = Executor(recipe: recipe, store: scratch, events: ProgressPrinter(terminal: Console.isTerminal, verbose: verbose),
                             forced: Set(checked), control: control, commandLine: CommandLine.arguments.joined(separator: " "))
     executor.writesLockfile = false
+    executor.defaultRanks = ranks
+    executor.workerExecutable = WorkerProgram.path
     let summary = try await executor.run(targets: checked)
     if control.isCancelled { throw ExitCode(ExitStatus.interrupted) }
 
