@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Stages on several MPI ranks, end to end: `lineage run --ranks N` under Open MPI's `mpirun`. The
-/// results must be the bits of one process; a rank that dies or hangs fails the stage in bounded time;
+/// results of every training op (pretrain, MoE multitask, rl, reward_model, distill) must be the bits of one process; a rank that dies or hangs fails the stage in bounded time;
 /// the stage then resumes from its checkpoint on another number of ranks.
 @Suite(.serialized) struct MPITests {
   static let recipe = """
@@ -32,6 +32,23 @@ import Testing
         tasks: {arithmetic: 1}
         rewards: {accuracy: 1.0, random: 0.5, language: 0.3}
         train: {steps: 6, lr: 1e-3}
+      rm:
+        op: reward_model
+        from: b
+        policy: b
+        tasks: {arithmetic: 1}
+        pairs: 16
+        heldout_pairs: 4
+        max_new_tokens: 12
+        train: {steps: 4, batch: 8, micro_batch: 2, lr: 1e-3}
+      d:
+        op: distill
+        teacher: r
+        student: {d_model: 16, layers: 1, heads: 2, context: 64}
+        tasks: {arithmetic: 1}
+        modules: [attention]
+        heldout_examples: 4
+        train: {steps: 4, batch: 8, micro_batch: 2}
 
     """
   static let settings = "mpi: {oversubscribe: true, stall_timeout: 20}\n"
@@ -53,15 +70,15 @@ import Testing
     let reference = Self.lock(folder)
     #expect(reference.contains("hash:"))
     for ranks in [2, 4] {
-      let run = try CLITests().lineage(["run", "-v", "--ranks", "\(ranks)", "--force", "a", "--force", "b", "--force", "r"], in: folder)
+      let run = try CLITests().lineage(["run", "-v", "--ranks", "\(ranks)"] + ["a", "b", "r", "rm", "d"].flatMap { ["--force", $0] }, in: folder)
       #expect(run.status == 0, "\(run.stderr)")
-      #expect(run.stderr.components(separatedBy: "running on \(ranks) ranks").count - 1 == 3, "\(run.stderr)")
+      #expect(run.stderr.components(separatedBy: "running on \(ranks) ranks").count - 1 == 5, "\(run.stderr)")
       #expect(Self.lock(folder) == reference, "the lockfile on \(ranks) ranks differs from one process's")
     }
     // `ranks` is not in the cache key: a stage file that sets it finds the stages up to date.
     try folder.write("s.yaml", Self.recipe.replacingOccurrences(of: "    op: rl\n", with: "    op: rl\n    ranks: 2\n"))
     let again = try CLITests().lineage(["run"], in: folder)
-    #expect(again.status == 0 && again.stderr.contains("4 up to date"), "\(again.stderr)")
+    #expect(again.status == 0 && again.stderr.contains("6 up to date"), "\(again.stderr)")
   }
 
   @Test func aStageThatCannotSplitRunsOnOneProcessAndSaysWhy() throws {

@@ -15,7 +15,7 @@ import Tensors
 ///
 /// Reports the loss curves (`loss`, `kd_loss`, `hard_loss`, `module_loss`), both models' parameter
 /// counts, and each task's held-out loss for the teacher and for the student before and after.
-struct DistillOp: TypedOperation {
+struct DistillOp: MicroBatchedTraining {
   let name = "distill"
   let version = 1
   let summary = "Knowledge distillation from a teacher into a (smaller) student: soft targets, modules, own outputs"
@@ -62,12 +62,11 @@ struct DistillOp: TypedOperation {
   let outputs = [OutputSpec("model", kind: .model, doc: "The distilled student"),
                  OutputSpec("metrics", kind: .metrics, doc: "Loss curves, parameter counts, held-out loss of teacher and student")]
 
+  func trainSettings(_ settings: Settings) -> TrainSettings { settings.train }
+
   func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem] {
     var problems = TaskTraining.problems(settings.tasks)
-    if settings.train.microBatch != nil {
-      problems.append(ParameterProblem(path: "train.micro_batch",
-                                       "distill computes each step's teacher matching on the whole batch; it takes no micro_batch (and runs on one process)"))
-    }
+    problems += settings.train.problems()
     switch (filledSlots.contains("from"), settings.student) {
     case (true, .some):
       problems.append(ParameterProblem(path: "student", "give either from: (a model stage) or student: (a shape), not both"))
@@ -130,7 +129,8 @@ struct DistillOp: TypedOperation {
       objective: { batch in
         DistillationObjective(teacher: teacher.model, studentWidth: student.model.config.modelDim,
                               temperature: Float(settings.temperature), alpha: Float(settings.alpha),
-                              distillsLogits: settings.logits, matching: matching, pad: pad, seed: context.seed, batch: batch)
+                              distillsLogits: settings.logits, matching: matching, pad: pad, seed: context.seed,
+                              microBatches: settings.train.microBatches, batch: batch)
       })
   }
 

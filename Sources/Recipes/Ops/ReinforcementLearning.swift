@@ -55,18 +55,15 @@ struct ReinforcementLearningOp: TypedOperation {
       .group("train", \.train, doc: "Optimisation settings"),
     ]
 
-    var microBatches: Int { microBatch.map { max(1, prompts / $0) } ?? 1 }
+    var microBatching: MicroBatching {
+      MicroBatching(batch: prompts, microBatch: microBatch, path: "", batchName: "prompts", items: "prompts, with their groups,")
+    }
+    var microBatches: Int { microBatching.count }
   }
 
   var splitsOverRanks: Bool { true }
 
-  func rankProblem(ranks: Int, settings: Settings) -> String? {
-    guard ranks > 1 else { return nil }
-    guard settings.microBatch != nil else {
-      return "ranks \(ranks) need the rollouts split into micro-batches: set micro_batch (prompts per micro-batch, dividing prompts \(settings.prompts)). Each micro-batch is then sampled from its own stream, the same bits on any power-of-two ranks that divide the micro-batches"
-    }
-    return Ranks.problem(ranks: ranks, microBatches: settings.microBatches)
-  }
+  func rankProblem(ranks: Int, settings: Settings) -> String? { settings.microBatching.rankProblem(ranks: ranks) }
 
   let defaults = Settings()
   let inputs = [InputSlot("from", kinds: [.model], doc: "The starting policy, also the KL reference"),
@@ -80,11 +77,7 @@ struct ReinforcementLearningOp: TypedOperation {
     if settings.rewards.terms(blockList: .builtin).isEmpty && settings.rewards.rewardModel == 0 {
       problems.append(ParameterProblem(path: "rewards", "give at least one reward component a non-zero weight"))
     }
-    if let microBatch = settings.microBatch, settings.prompts % microBatch != 0 {
-      problems.append(ParameterProblem(path: "micro_batch",
-                                       "micro_batch \(microBatch) does not divide prompts \(settings.prompts); choose a divisor, e.g. \(TrainSettings.divisor(of: settings.prompts, near: microBatch))"))
-    }
-    return problems
+    return problems + settings.microBatching.problems
   }
 
   func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem] {

@@ -88,7 +88,13 @@ struct RewardModelOp: TypedOperation {
   let outputs = [OutputSpec("model", kind: .model, doc: "The reward model (a model with a scalar value head)"),
                  OutputSpec("metrics", kind: .metrics, doc: "Loss, held-out pairwise accuracy, labels used")]
 
-  func problems(in settings: Settings) -> [ParameterProblem] { TaskTraining.problems(settings.tasks) }
+  func problems(in settings: Settings) -> [ParameterProblem] {
+    TaskTraining.problems(settings.tasks) + settings.train.microBatching.problems
+  }
+
+  var splitsOverRanks: Bool { true }
+
+  func rankProblem(ranks: Int, settings: Settings) -> String? { settings.train.microBatching.rankProblem(ranks: ranks) }
 
   func problems(in settings: Settings, filledSlots: Set<String>) -> [ParameterProblem] {
     var problems = problems(in: settings)
@@ -154,7 +160,8 @@ struct RewardModelOp: TypedOperation {
       }
     }
     let objective = BradleyTerryObjective(pairs: training, batch: settings.train.batch, seed: context.seed,
-                                          pad: tokenizer.id(of: .pad), trains: settings.trains.selection)
+                                          pad: tokenizer.id(of: .pad), trains: settings.trains.selection,
+                                          microBatches: settings.train.microBatching.count)
     let loop = TrainingLoop(context: context, model: model, objective: objective, settings: settings.train.optimizer,
                             steps: settings.train.steps)
     try loop.run()
@@ -298,10 +305,17 @@ struct RewardModelTrainSettings: OptimizerSettingsGroup {
   var schedule = TrainSettings.Schedule.cosine
   var weightDecay = 0.0
   var gradientClip = 1.0
+  var microBatch: Int?
 
   static let fields: [SettingField<Self>] = {
     var fields = optimizerFields()
     fields.insert(.int("batch", \.batch, range: 1...4096, doc: "Labelled pairs per step"), at: 1)
+    fields.append(.int("micro_batch", \.microBatch, range: 1...4096,
+                       doc: "Pairs per micro-batch: the step's gradient is summed over micro-batches in a fixed tree, so that `ranks` can share it; default: the whole batch at once"))
     return fields
   }()
+
+  var microBatching: MicroBatching {
+    MicroBatching(batch: batch, microBatch: microBatch, path: "train", batchName: "batch", items: "pairs")
+  }
 }

@@ -123,24 +123,17 @@ struct TrainSettings: SettingsGroup {
          doc: "Sequences per micro-batch: the step's gradient is summed over micro-batches in a fixed tree, so that `ranks` can share it; default: the whole batch at once"),
   ]
 
+  /// How `micro_batch` cuts the batch.
+  var microBatching: MicroBatching {
+    MicroBatching(batch: batch, microBatch: microBatch, path: "train", batchName: "batch", items: "sequences")
+  }
+
   /// Micro-batches per step: 1 without `micro_batch` (the whole batch in one pass, as before it existed).
-  var microBatches: Int { microBatch.map { max(1, batch / $0) } ?? 1 }
+  var microBatches: Int { microBatching.count }
 
-  /// `micro_batch` must divide `batch`.
-  func problems(at path: String = "train") -> [ParameterProblem] {
-    guard let microBatch, batch % microBatch != 0 else { return [] }
-    return [ParameterProblem(path: path + ".micro_batch",
-                             "micro_batch \(microBatch) does not divide batch \(batch); choose a divisor, e.g. \(TrainSettings.divisor(of: batch, near: microBatch))")]
-  }
+  func problems(at path: String = "train") -> [ParameterProblem] { microBatching.problems }
 
-  /// Why `ranks` cannot share these steps, or nil.
-  func rankProblem(ranks: Int) -> String? {
-    guard ranks > 1 else { return nil }
-    guard microBatch != nil else {
-      return "ranks \(ranks) need the batch split into micro-batches: set train.micro_batch (sequences per micro-batch, dividing batch \(batch)). The gradient is then summed in one fixed tree, the same bits on any power-of-two ranks that divide the micro-batches"
-    }
-    return Ranks.problem(ranks: ranks, microBatches: microBatches)
-  }
+  func rankProblem(ranks: Int) -> String? { microBatching.rankProblem(ranks: ranks) }
 
   static func divisor(of n: Int, near wanted: Int) -> Int {
     (1...n).filter { n % $0 == 0 }.min { abs($0 - wanted) < abs($1 - wanted) } ?? 1
@@ -161,6 +154,37 @@ struct TrainSettings: SettingsGroup {
     }
     let rates = LearningRateSchedule(peak: Float(learningRate), warmupSteps: min(warmup, steps), totalSteps: steps, shape: shape)
     return AdamW.Settings(schedule: rates, weightDecay: Float(weightDecay), gradientClip: Float(gradientClip))
+  }
+}
+
+/// A step's batch cut into micro-batches by a `micro_batch` setting: the one rule every training op's
+/// split follows, and its messages.
+struct MicroBatching {
+  /// Items per step (sequences, prompts, pairs) and per micro-batch (nil: the whole batch at once).
+  var batch: Int
+  var microBatch: Int?
+  /// Where the settings sit (`train`, or "" for the op's top level), the batch's key and what it holds.
+  var path: String
+  var batchName: String
+  var items: String
+
+  var count: Int { microBatch.map { max(1, batch / $0) } ?? 1 }
+
+  private var key: String { path.isEmpty ? "micro_batch" : path + ".micro_batch" }
+
+  /// `micro_batch` must divide the batch.
+  var problems: [ParameterProblem] {
+    guard let microBatch, batch % microBatch != 0 else { return [] }
+    return [ParameterProblem(path: key, "micro_batch \(microBatch) does not divide \(batchName) \(batch); choose a divisor, e.g. \(TrainSettings.divisor(of: batch, near: microBatch))")]
+  }
+
+  /// Why `ranks` cannot share these steps, or nil.
+  func rankProblem(ranks: Int) -> String? {
+    guard ranks > 1 else { return nil }
+    guard microBatch != nil else {
+      return "ranks \(ranks) need the batch split into micro-batches: set \(key) (\(items) per micro-batch, dividing \(batchName) \(batch)). The gradient is then summed in one fixed tree, the same bits on any power-of-two ranks that divide the micro-batches"
+    }
+    return Ranks.problem(ranks: ranks, microBatches: count)
   }
 }
 

@@ -52,9 +52,13 @@ final class BradleyTerryObjective: TrainingObjective {
   let seed: UInt64
   let pad: Int32
   let trains: ParameterSelection
+  /// Equal slices of each step's pairs whose gradients are summed in a fixed tree (`train.micro_batch`).
+  let microBatches: Int
 
-  /// - Precondition: `pairs` is not empty.
-  init(pairs: [Pair], batch: Int, seed: UInt64, pad: Int32, trains: ParameterSelection) {
+  /// - Precondition: `pairs` is not empty; `microBatches` divides `batch`.
+  init(pairs: [Pair], batch: Int, seed: UInt64, pad: Int32, trains: ParameterSelection, microBatches: Int = 1) {
+    precondition(batch % microBatches == 0, "micro-batches must divide the batch")
+    self.microBatches = microBatches
     precondition(!pairs.isEmpty, "a reward model needs at least one labelled pair")
     self.pairs = pairs
     self.batch = batch
@@ -64,10 +68,26 @@ final class BradleyTerryObjective: TrainingObjective {
   }
 
   func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep {
+    try loss(of: picked(step), model: model)
+  }
+
+  /// Micro-batch `index`: its pairs' mean loss over the micro-batch count (micro-batches are equal, so
+  /// the step's loss is still the mean over its pairs).
+  func loss(step: Int, microBatch index: Int, model: TransformerLM) throws -> ObjectiveStep {
+    let size = batch / microBatches
+    let outcome = try loss(of: Array(picked(step)[(index * size)..<((index + 1) * size)]), model: model)
+    return ObjectiveStep(loss: outcome.loss.scaled(by: 1 / Float(microBatches)), tokens: outcome.tokens, metrics: outcome.metrics)
+  }
+
+  /// The step's pairs, drawn from a stream of its own.
+  private func picked(_ step: Int) -> [Pair] {
     var rng = TaskRandom(seed: seed, stream: "reward_model/step/\(step)")
-    let picked = (0..<batch).map { _ in pairs[Int.random(in: 0..<pairs.count, using: &rng)] }
+    return (0..<batch).map { _ in pairs[Int.random(in: 0..<pairs.count, using: &rng)] }
+  }
+
+  private func loss(of picked: [Pair], model: TransformerLM) throws -> ObjectiveStep {
     let sequences = picked.flatMap { [$0.preferred, $0.other] }
-    let scores = RewardModelScorer.lastTokenScores(model, sequences, pad: pad).reshaped([batch, 2])
+    let scores = RewardModelScorer.lastTokenScores(model, sequences, pad: pad).reshaped([picked.count, 2])
     let (accuracy, margin) = BradleyTerry.accuracy(scores.value)
     return ObjectiveStep(loss: BradleyTerry.loss(scores), tokens: sequences.reduce(0) { $0 + $1.count },
                          metrics: [("batch_accuracy", accuracy), ("margin", margin)])

@@ -1,4 +1,5 @@
 import Models
+import Pipeline
 import Tensors
 
 /// Knowledge distillation: the student learns the teacher's whole next-token distribution, not only
@@ -35,12 +36,18 @@ final class DistillationObjective: TrainingObjective {
   let matching: ModuleMatching?
   let auxiliaryParameters: [(id: ParameterID, variable: Variable)]
   private let pad: Int32
+  /// Equal slices of each batch whose gradients are summed in a fixed tree (`train.micro_batch`).
+  let microBatches: Int
+  /// The last step's batch, so that its micro-batches draw it once.
+  private var drawn: (step: Int, batch: TrainingBatch)?
 
   /// - Parameters:
   ///   - studentWidth: the student's `d_model`, for the projections' shapes.
   ///   - seed: draws the projections' initial weights when the widths differ.
   init(teacher: TransformerLM, studentWidth: Int, temperature: Float, alpha: Float, distillsLogits: Bool,
-       matching: ModuleMatching?, pad: Int32, seed: UInt64, batch: @escaping (Int) throws -> TrainingBatch) {
+       matching: ModuleMatching?, pad: Int32, seed: UInt64, microBatches: Int = 1,
+       batch: @escaping (Int) throws -> TrainingBatch) {
+    self.microBatches = microBatches
     teacher.trainable = .only([])
     self.teacher = teacher
     self.batch = batch
@@ -63,7 +70,32 @@ final class DistillationObjective: TrainingObjective {
   }
 
   func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep {
-    let b = try batch(step)
+    try loss(of: try batch(step), model: model)
+  }
+
+  /// Micro-batch `index`: its rows' loss (each term a mean over the micro-batch), times the micro-batch's
+  /// share of the batch's response-token weight. The hard and soft terms then add up to the whole
+  /// batch's exactly (in exact arithmetic); the module term, a mean over non-padding positions, is
+  /// weighted the same way, so it matches the whole batch's only as far as the two counts agree.
+  func loss(step: Int, microBatch index: Int, model: TransformerLM) throws -> ObjectiveStep {
+    if drawn?.step != step { drawn = (step, try batch(step)) }
+    let b = drawn!.batch
+    guard b.tokens.count % microBatches == 0 else {
+      throw StageFailure("a batch of \(b.tokens.count) rows does not split into \(microBatches) micro-batches")
+    }
+    let size = b.tokens.count / microBatches
+    let rows = (index * size)..<((index + 1) * size)
+    func weight(_ range: Range<Int>) -> Double {
+      range.reduce(0.0) { sum, r in
+        sum + (b.weights.map { $0[r].dropFirst().reduce(0.0) { $0 + Double($1) } } ?? Double(b.tokens[r].count - 1))
+      }
+    }
+    let share = weight(rows) / max(weight(0..<b.tokens.count), 1e-30)
+    let outcome = try loss(of: TrainingBatch(tokens: Array(b.tokens[rows]), weights: b.weights.map { Array($0[rows]) }), model: model)
+    return ObjectiveStep(loss: outcome.loss.scaled(by: Float(share)), tokens: outcome.tokens, metrics: outcome.metrics)
+  }
+
+  private func loss(of b: TrainingBatch, model: TransformerLM) throws -> ObjectiveStep {
     let inputs = b.tokens.map { Array($0.dropLast()) }
     let targets = b.tokens.flatMap { $0.dropFirst() }
     let weights = b.weights.map { $0.flatMap { $0.dropFirst() } } ?? [Float](repeating: 1, count: targets.count)
