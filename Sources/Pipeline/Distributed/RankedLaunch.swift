@@ -102,7 +102,7 @@ struct RankedLaunch {
     }
     var stopRequested = false, stalled = false
     var killAt: Date?
-    var ranks: Set<Int32> = []
+    var localRanks: Set<Int32> = []
     while process.isRunning {
       Thread.sleep(forTimeInterval: 0.1)
       if context.isCancelled && !stopRequested {
@@ -114,18 +114,18 @@ struct RankedLaunch {
         context.log("no word from rank 0 for \(Int(settings.stallTimeout)) s (mpi.stall_timeout): stopping the ranks")
         // A rank that hangs (stopped, or blocked in the kernel) may ignore mpirun's SIGTERM and outlive
         // it: note this machine's ranks now, to kill them with mpirun if it does not end soon.
-        ranks = RankedLaunch.descendants(of: process.processIdentifier)
+        localRanks = RankedLaunch.descendants(of: process.processIdentifier)
         kill(process.processIdentifier, SIGTERM)
         killAt = Date().addingTimeInterval(5)
       }
       if let at = killAt, Date() > at {
-        for pid in ranks.union(RankedLaunch.descendants(of: process.processIdentifier)) { kill(pid, SIGKILL) }
+        for pid in localRanks.union(RankedLaunch.descendants(of: process.processIdentifier)) { kill(pid, SIGKILL) }
         kill(process.processIdentifier, SIGKILL)
         killAt = nil
       }
     }
     // Ranks that outlived mpirun after a stall: none may keep running (or stay stopped) after the stage.
-    for pid in ranks { kill(pid, SIGKILL) }
+    for pid in localRanks { kill(pid, SIGKILL) }
     process.waitUntilExit()
     readers.wait()
     let status = process.terminationStatus
@@ -135,6 +135,9 @@ struct RankedLaunch {
       throw StageFailure("stopped: rank 0 reported nothing for \(Int(settings.stallTimeout)) s (mpi.stall_timeout)\(resumable)")
     }
     guard let result else {
+      if status == 127 && process.terminationReason == .exit {
+        throw StageFailure("mpirun was not found: install Open MPI (apt-get install openmpi-bin) to run a stage on \(ranks) ranks")
+      }
       let tail = errors.text.trimmingCharacters(in: .whitespacesAndNewlines)
       throw StageFailure("its \(ranks) ranks ended without a result (mpirun exit status \(status))\(resumable)"
                            + (tail.isEmpty ? "" : ":\n" + tail))
