@@ -11,6 +11,29 @@ struct TrainingBatch {
   var weights: [[Float]]?
 }
 
+extension TrainingBatch {
+  /// Micro-batch `index` of `count` equal slices of the rows, and its share of the batch's weight (the
+  /// predictions' weights; a row's first token is never predicted): scaling a micro-batch's mean loss by
+  /// its share makes the micro-batches add up to the batch's mean.
+  ///
+  /// - Throws: `StageFailure` when `count` does not divide the rows.
+  func microBatch(_ index: Int, of count: Int) throws -> (batch: TrainingBatch, share: Double) {
+    guard tokens.count % count == 0 else {
+      throw StageFailure("a batch of \(tokens.count) rows does not split into \(count) micro-batches")
+    }
+    let size = tokens.count / count
+    let rows = (index * size)..<((index + 1) * size)
+    func weight(_ range: Range<Int>) -> Double {
+      range.reduce(0.0) { sum, r in
+        sum + (weights.map { $0[r].dropFirst().reduce(0.0) { $0 + Double($1) } } ?? Double(tokens[r].count - 1))
+      }
+    }
+    let total = weight(0..<tokens.count)
+    return (TrainingBatch(tokens: Array(tokens[rows]), weights: weights.map { Array($0[rows]) }),
+            total > 0 ? weight(rows) / total : 0)
+  }
+}
+
 /// The loop every training op shares: the objective's loss per step, backward, the hooks, AdamW,
 /// progress, the curves, and checkpoints into the store so that a killed or interrupted run resumes
 /// mid-stage, bit-identically.

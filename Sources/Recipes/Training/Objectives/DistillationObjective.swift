@@ -79,19 +79,8 @@ final class DistillationObjective: TrainingObjective {
   /// weighted the same way, so it matches the whole batch's only as far as the two counts agree.
   func loss(step: Int, microBatch index: Int, model: TransformerLM) throws -> ObjectiveStep {
     if drawn?.step != step { drawn = (step, try batch(step)) }
-    let b = drawn!.batch
-    guard b.tokens.count % microBatches == 0 else {
-      throw StageFailure("a batch of \(b.tokens.count) rows does not split into \(microBatches) micro-batches")
-    }
-    let size = b.tokens.count / microBatches
-    let rows = (index * size)..<((index + 1) * size)
-    func weight(_ range: Range<Int>) -> Double {
-      range.reduce(0.0) { sum, r in
-        sum + (b.weights.map { $0[r].dropFirst().reduce(0.0) { $0 + Double($1) } } ?? Double(b.tokens[r].count - 1))
-      }
-    }
-    let share = weight(rows) / max(weight(0..<b.tokens.count), 1e-30)
-    let outcome = try loss(of: TrainingBatch(tokens: Array(b.tokens[rows]), weights: b.weights.map { Array($0[rows]) }), model: model)
+    let (part, share) = try drawn!.batch.microBatch(index, of: microBatches)
+    let outcome = try loss(of: part, model: model)
     return ObjectiveStep(loss: outcome.loss.scaled(by: Float(share)), tokens: outcome.tokens, metrics: outcome.metrics)
   }
 

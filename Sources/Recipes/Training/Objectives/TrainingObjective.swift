@@ -91,23 +91,9 @@ final class LanguageModelObjective: TrainingObjective {
   /// weight, so that the micro-batches add up to the batch's mean.
   func loss(step: Int, microBatch index: Int, model: TransformerLM) throws -> ObjectiveStep {
     if drawn?.step != step { drawn = (step, try batch(step)) }
-    let b = drawn!.batch
-    guard b.tokens.count % microBatches == 0 else {
-      throw StageFailure("a batch of \(b.tokens.count) rows does not split into \(microBatches) micro-batches")
-    }
-    let size = b.tokens.count / microBatches
-    let rows = (index * size)..<((index + 1) * size)
-    /// The weight of the predictions of `range`'s rows (a row's first token is never predicted).
-    func weight(_ range: Range<Int>) -> Double {
-      range.reduce(0.0) { sum, r in
-        sum + (b.weights.map { $0[r].dropFirst().reduce(0.0) { $0 + Double($1) } } ?? Double(b.tokens[r].count - 1))
-      }
-    }
-    let share = weight(rows), total = weight(0..<b.tokens.count)
-    let tokens = Array(b.tokens[rows])
-    let loss = model.loss(tokens, weights: b.weights.map { Array($0[rows]) })
-    return ObjectiveStep(loss: share > 0 ? loss.scaled(by: Float(share / total)) : loss.scaled(by: 0),
-                         tokens: tokens.reduce(0) { $0 + $1.count - 1 })
+    let (part, share) = try drawn!.batch.microBatch(index, of: microBatches)
+    return ObjectiveStep(loss: model.loss(part.tokens, weights: part.weights).scaled(by: Float(share)),
+                         tokens: part.tokens.reduce(0) { $0 + $1.count - 1 })
   }
 
   func loss(step: Int, model: TransformerLM) throws -> ObjectiveStep {
