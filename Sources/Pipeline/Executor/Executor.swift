@@ -24,6 +24,9 @@ public struct Executor: Sendable {
   /// `lineage run --ranks N`: the ranks of every stage whose op splits over ranks and that sets no
   /// `ranks:` of its own.
   public var defaultRanks = 1
+  /// The recipe's lockfile as the caller already read it (nil: the run reads it), so that a run parses
+  /// it once: at 10,000 stages it is about 5 MB of YAML.
+  public var lockfile: Lockfile?
   /// The `lineage` program that `mpirun` starts for a stage on several ranks (nil: such a stage fails).
   public var workerExecutable: String?
 
@@ -75,14 +78,14 @@ public struct Executor: Sendable {
   /// - Throws: `RecipeError` for a malformed lockfile; store errors that make recording results
   ///   impossible. Stage failures are not thrown: they are outcomes.
   public func run(targets: [String] = []) async throws -> Summary {
-    let first = try await runOnce(targets: targets)
+    let (first, written) = try await runOnce(targets: targets, lockfile: lockfile ?? Lockfile.read(directory: recipe.directory))
     let repaired = first.outcomes.values.contains {
       if case .failed(let message) = $0 { return message.hasPrefix(Executor.corruptInputPrefix) }
       return false
     }
     guard repaired, !control.isCancelled else { return first }
     // A corrupt input was removed: plan again, which reruns its producer and the stages that failed.
-    var second = try await runOnce(targets: targets)
+    var (second, _) = try await runOnce(targets: targets, lockfile: written)
     for (name, outcome) in first.outcomes {
       switch (outcome, second.outcomes[name]) {
       case (.executed, .upToDate?), (.restored, .upToDate?): second.outcomes[name] = outcome
@@ -96,15 +99,19 @@ public struct Executor: Sendable {
   /// Marks a failure whose cause (a corrupt input blob, now removed) a second pass repairs.
   static let corruptInputPrefix = "\u{1}corrupt-input: "
 
-  private func runOnce(targets: [String]) async throws -> Summary {
+  /// One pass: plans against `lockfile`, runs, and returns the summary and the lockfile it wrote.
+  private func runOnce(targets: [String], lockfile: Lockfile) async throws -> (Summary, Lockfile) {
     let started = Date()
-    let lockfile = try Lockfile.read(directory: recipe.directory)
     var planner = Planner(recipe: recipe, lockfile: lockfile, cache: store)
     let plan = try planner.status(targets: targets, forced: forced)
     events.emit(.planned(execute: plan.filter { $0.state == .stale }.map(\.stage),
                          restore: plan.filter { $0.state == .restorable }.map(\.stage),
                          upToDate: plan.filter { $0.state == .upToDate }.map(\.stage)))
     let reasons = Dictionary(uniqueKeysWithValues: plan.map { ($0.stage, $0.reasons) })
+    // Results the plan already read, by key: a stage whose key is still the planned one takes its record
+    // from here (a no-op run of 10,000 stages decodes each record once, not twice).
+    var planned: [ContentHash: ActionRecord] = [:]
+    for status in plan { if let key = status.key, let record = status.record { planned[key] = record } }
 
     let graph = recipe.graph
     let chosen = Set(plan.compactMap { graph.index[$0.stage] })
@@ -163,7 +170,8 @@ public struct Executor: Sendable {
             continue
           }
           let stageReasons = reasons[stage.name] ?? []
-          group.addTask { (i, await execute(stage, prepared, reasons: stageReasons)) }
+          let known = planned[prepared.keyInputs.key]
+          group.addTask { (i, await execute(stage, prepared, reasons: stageReasons, planned: known)) }
           running += 1
         }
         guard let (i, outcome) = await group.next() else { break }
@@ -175,8 +183,8 @@ public struct Executor: Sendable {
 
     let order = graph.topologicalOrder().filter { chosen.contains($0) }.map { graph.names[$0] }
     let summary = Summary(outcomes: outcomes, order: order, seconds: Date().timeIntervalSince(started))
-    try record(summary, previous: lockfile, planner: &planner, started: started)
-    return summary
+    let written = try record(summary, previous: lockfile, planner: &planner, started: started)
+    return (summary, written)
   }
 
   // MARK: - One stage
@@ -205,10 +213,11 @@ public struct Executor: Sendable {
     return Prepared(keyInputs: keyInputs, inputs: inputs, lockedKey: lock.stages[stage.name]?.key)
   }
 
-  private func execute(_ stage: Stage, _ prepared: Prepared, reasons: [StaleReason]) async -> Outcome {
+  /// - Parameter planned: the cached result the plan read for this stage's key, if any.
+  private func execute(_ stage: Stage, _ prepared: Prepared, reasons: [StaleReason], planned: ActionRecord?) async -> Outcome {
     let key = prepared.keyInputs.key
     do {
-      if !forced.contains(stage.name), let record = try store.cachedResult(for: key) {
+      if !forced.contains(stage.name), let record = try planned ?? store.cachedResult(for: key) {
         if prepared.lockedKey == key { return .upToDate(record) }
         events.emit(.stageRestored(stage: stage.name))
         return .restored(record)
@@ -340,7 +349,8 @@ public struct Executor: Sendable {
 
   // MARK: - Lockfile and run record
 
-  private func record(_ summary: Summary, previous: Lockfile, planner: inout Planner, started: Date) throws {
+  /// Writes the lockfile (when it changed) and the run record; returns the lockfile as it now is.
+  private func record(_ summary: Summary, previous: Lockfile, planner: inout Planner, started: Date) throws -> Lockfile {
     var lock = Lockfile()
     let names = Set(recipe.stages.map(\.name))
     for (name, entry) in previous.stages where names.contains(name) { lock.stages[name] = entry }
@@ -367,6 +377,7 @@ public struct Executor: Sendable {
                                     restored: summary.restored, failed: summary.failed, command: commandLine))
       }
     }
+    return writesLockfile ? lock : previous
   }
 }
 

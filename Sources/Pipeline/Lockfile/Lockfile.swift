@@ -70,9 +70,20 @@ public struct Lockfile: Sendable, Equatable {
   ///
   /// - Throws: `RecipeError` locating what is malformed.
   public static func parse(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
+    // The file as Lineage writes it, read fast; anything else (or anything wrong) through libyaml.
+    if bytes.count <= YAMLLimits.lockfile.maxBytes, let tree = LockfileFastReader.tree(bytes, file: file) {
+      var decoder = LockfileDecoder(file: file)
+      let lock = decoder.decode(tree)
+      if decoder.diagnostics.isEmpty { return lock }
+    }
+    return try parseGeneral(bytes, file: file)
+  }
+
+  /// `parse` through the general YAML parser (libyaml): every file, with located diagnostics.
+  static func parseGeneral(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
     let root: YAMLNode?
     do {
-      root = try YAMLParser.parse(bytes, file: file)
+      root = try YAMLParser.parse(bytes, file: file, limits: .lockfile)
     } catch {
       throw RecipeError([Diagnostic("malformed lockfile: \(error.message)", at: error.location)])
     }

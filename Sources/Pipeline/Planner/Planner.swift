@@ -35,8 +35,11 @@ public struct Planner {
     /// Known when every input's hash is known.
     public var key: ContentHash?
     /// How long the lockfile's result of this stage took to compute (from its action record): an
-    /// estimate of what rerunning it costs.
+    /// estimate of what rerunning it costs. Read for stale stages only.
     public var lastDurationSeconds: Double?
+    /// The cached result for `key`, when the store has it (up to date or restorable): the executor
+    /// takes it from here rather than reading and decoding the record again.
+    public var record: ActionRecord?
   }
 
   /// The status of `targets` and their ancestors (every stage when empty), in topological order.
@@ -51,15 +54,17 @@ public struct Planner {
     for i in graph.topologicalOrder() where chosen.contains(i) {
       let stage = recipe.stages[i]
       let lock = lockfile.stages[stage.name]
-      let lastRun = try lock.flatMap { try cache.cachedResult(for: $0.key) }
-      var status = StageStatus(stage: stage.name, state: .stale, reasons: [], key: nil,
-                               lastDurationSeconds: lastRun?.durationSeconds)
+      // The cost estimate of a stale stage: decoded only for those (an up-to-date stage's record is
+      // read once, below).
+      func lastDuration() throws -> Double? { try lock.flatMap { try cache.cachedResult(for: $0.key) }?.durationSeconds }
+      var status = StageStatus(stage: stage.name, state: .stale, reasons: [], key: nil, lastDurationSeconds: nil)
       let waiting = stage.dependencies.filter { known[$0] == nil }
       let files = try fileHashes(for: stage)
       if !waiting.isEmpty {
         status.reasons = waiting.map { .upstreamWillRerun(stage: $0) }
           + Planner.reasons(stage: stage, inputs: nil, files: files, lock: lock).filter { $0 != .neverRun }
         if lock == nil { status.reasons.insert(.neverRun, at: 0) }
+        status.lastDurationSeconds = try lastDuration()
         result.append(status)
         continue
       }
@@ -70,13 +75,16 @@ public struct Planner {
       status.key = key
       if forced.contains(stage.name) {
         status.reasons = [.forced]
+        status.lastDurationSeconds = try lastDuration()
       } else if let record = try cache.cachedResult(for: key) {
         status.state = lock?.key == key ? .upToDate : .restorable
+        status.record = record
         known[stage.name] = record.outputs
       } else {
         status.reasons = Planner.reasons(stage: stage, inputs: inputs, files: files, lock: lock)
         if lock?.key == key { status.reasons = [.outputsMissing] }
         if status.reasons.isEmpty { status.reasons = [.definitionChanged] }
+        status.lastDurationSeconds = try lastDuration()
       }
       result.append(status)
     }

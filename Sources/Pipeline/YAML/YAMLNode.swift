@@ -126,7 +126,8 @@ public struct YAMLLimits: Sendable {
   public var maxBytes = 4 << 20
   /// Nesting of collections, after alias expansion.
   public var maxDepth = 64
-  /// Nodes after alias expansion (stops "billion laughs" alias bombs).
+  /// Nodes after alias expansion (stops "billion laughs" alias bombs), or one per byte of the file
+  /// when that is more: a large file written out in full is not a bomb, and memory stays linear in it.
   public var maxNodes = 200_000
 
   public init(maxBytes: Int = 4 << 20, maxDepth: Int = 64, maxNodes: Int = 200_000) {
@@ -136,6 +137,10 @@ public struct YAMLLimits: Sendable {
   }
 
   public static let `default` = YAMLLimits()
+
+  /// For `lineage.lock`, which Lineage writes itself and which grows with the recipe (about 530 bytes a
+  /// stage): up to 1 GiB.
+  public static let lockfile = YAMLLimits(maxBytes: 1 << 30)
 }
 
 /// A YAML document that cannot be read, and where.

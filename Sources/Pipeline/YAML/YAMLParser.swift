@@ -45,6 +45,14 @@ public enum YAMLParser {
   }
 }
 
+/// YAML's resolution of plain scalars, for readers of a known subset (`LockfileFastReader`) that must
+/// resolve them exactly as the parser does.
+enum TreeBuilderScalars {
+  static func plain(_ text: String, at location: SourceLocation) throws -> YAMLScalar {
+    try TreeBuilder.plain(text, at: location)
+  }
+}
+
 /// Builds the tree from libyaml's events.
 private struct TreeBuilder {
   let file: String
@@ -172,8 +180,8 @@ private struct TreeBuilder {
 
   private mutating func countNodes(_ n: Int, at location: SourceLocation) throws {
     nodeCount += n
-    guard nodeCount <= limits.maxNodes else {
-      throw YAMLError("document too large after expanding aliases (more than \(limits.maxNodes) nodes)", at: location)
+    guard nodeCount <= max(limits.maxNodes, bytes.count) else {
+      throw YAMLError("document too large after expanding aliases (more than \(max(limits.maxNodes, bytes.count)) nodes)", at: location)
     }
   }
 
@@ -193,8 +201,13 @@ private struct TreeBuilder {
   // MARK: - Mappings
 
   /// Pairs keys and values, resolves `<<` merge keys and rejects duplicates.
+  ///
+  /// Keys seen so far are looked up in a `KeySet` (hashed for scalar keys), so a map of n keys costs
+  /// O(n), not O(n²): `stages:` of a generated sweep holds every stage.
   private func mapping(from items: [YAMLNode]) throws -> [YAMLPair] {
     var own: [YAMLPair] = []
+    own.reserveCapacity(items.count / 2)
+    var seen = KeySet()
     var merged: [YAMLPair] = []
     var index = 0
     while index + 1 < items.count {
@@ -204,18 +217,37 @@ private struct TreeBuilder {
         merged += try mergeSources(value)
         continue
       }
-      if let first = own.first(where: { TreeBuilder.sameKey($0.key, key) }) {
+      if let first = seen.insert(key, at: own.count) {
         throw YAMLError("duplicate key '\(TreeBuilder.keyText(key))'", at: key.location,
-                        note: "first defined here", noteLocation: first.key.location)
+                        note: "first defined here", noteLocation: own[first].key.location)
       }
       own.append(YAMLPair(key: key, value: value))
     }
     // Keys written in the mapping win over merged ones; earlier merged maps win over later ones.
     var result = own
-    for pair in merged where !result.contains(where: { TreeBuilder.sameKey($0.key, pair.key) }) {
+    for pair in merged where seen.insert(pair.key, at: result.count) == nil {
       result.append(pair)
     }
     return result
+  }
+
+  /// The keys of one mapping, for `sameKey` lookups in constant time: scalar keys hashed by their
+  /// resolved value, the rare collection keys compared one by one.
+  private struct KeySet {
+    private var scalars: [YAMLScalar: Int] = [:]
+    private var others: [(node: YAMLNode, index: Int)] = []
+
+    /// Adds `key` as entry `index`, or returns the index of an equal key already there.
+    mutating func insert(_ key: YAMLNode, at index: Int) -> Int? {
+      if case .scalar(let value) = key.content {
+        if let first = scalars[value] { return first }
+        scalars[value] = index
+        return nil
+      }
+      if let first = others.first(where: { TreeBuilder.sameKey($0.node, key) }) { return first.index }
+      others.append((key, index))
+      return nil
+    }
   }
 
   private func mergeSources(_ value: YAMLNode) throws -> [YAMLPair] {

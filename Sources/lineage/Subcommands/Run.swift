@@ -59,7 +59,7 @@ struct Run: AsyncParsableCommand {
                            targets: targets, forced: Set(forced), json: false)
       return
     }
-    _ = try options.loadLockfile(recipe)  // a damaged lockfile stops the run before anything executes
+    let lockfile = try options.loadLockfile(recipe)  // a damaged lockfile stops the run before anything executes
 
     let control = RunControl()
     let interrupts = InterruptHandler(control: control)
@@ -68,6 +68,7 @@ struct Run: AsyncParsableCommand {
     var executor = Executor(recipe: recipe, store: store, events: printer, jobs: jobs, forced: Set(forced),
                             control: control, commandLine: CommandLine.arguments.joined(separator: " "))
     executor.checkpointSeconds = max(0, checkpointEvery)
+    executor.lockfile = lockfile
     executor.defaultRanks = ranks
     executor.workerExecutable = WorkerProgram.path
     let summary = try await executor.run(targets: targets)
