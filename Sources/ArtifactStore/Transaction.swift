@@ -15,6 +15,8 @@ public struct ReadTransaction {
   public func blobSize(_ hash: ContentHash) throws -> Int? { try core.blobSize(hash) }
   public func hasBlob(_ hash: ContentHash) throws -> Bool { try core.blobSize(hash) != nil }
   public func action(for key: ContentHash) throws -> ActionRecord? { try core.action(for: key) }
+  /// Whether an action record is stored under `key`, without decoding it.
+  public func hasAction(for key: ContentHash) throws -> Bool { try core.withValue(.actions, key: key.bytes) { _ in true } ?? false }
   public func actions() throws -> [ActionRecord] { try core.actions() }
   public func blobHashes() throws -> [(hash: ContentHash, size: Int)] { try core.blobHashes() }
   public func checkpoint(for key: ContentHash) throws -> Checkpoint? { try core.checkpoint(for: key) }

@@ -43,19 +43,38 @@ public struct Executor: Sendable {
 
   /// What became of one stage in a run.
   public enum Outcome: Sendable {
-    case upToDate(ActionRecord)
+    /// Its lockfile entry is its result: the key matches, and the store holds the action record and
+    /// every output (checked without decoding the record, so a no-op run of 10,000 stages decodes none).
+    case upToDate(StageResult)
     case restored(ActionRecord)
     case executed(ActionRecord)
     case failed(String)
     case skipped(failedDependency: String)
     case cancelled
 
-    public var record: ActionRecord? {
+    /// The stage's key, outputs and metrics, when it has a result.
+    public var record: StageResult? {
       switch self {
-      case .upToDate(let r), .restored(let r), .executed(let r): return r
+      case .upToDate(let r): return r
+      case .restored(let r), .executed(let r): return StageResult(r)
       default: return nil
       }
     }
+  }
+
+  /// What a finished stage left: its key, outputs and headline metrics.
+  public struct StageResult: Sendable, Equatable {
+    public var key: ContentHash
+    public var outputs: [String: ArtifactRef]
+    public var metrics: [String: Double]
+
+    public init(key: ContentHash, outputs: [String: ArtifactRef], metrics: [String: Double]) {
+      self.key = key
+      self.outputs = outputs
+      self.metrics = metrics
+    }
+
+    public init(_ record: ActionRecord) { self.init(key: record.key, outputs: record.outputs, metrics: record.metrics) }
   }
 
   /// The outcome of every stage the run touched.
@@ -193,7 +212,9 @@ public struct Executor: Sendable {
   struct Prepared: Sendable {
     var keyInputs: CacheKeyInputs
     var inputs: [String: [InputArtifact]]
-    var lockedKey: ContentHash?
+    var lockedKey: ContentHash? { locked?.key }
+    /// The stage's lockfile entry.
+    var locked: Lockfile.Entry?
   }
 
   private func prepare(_ stage: Stage, known: [String: [String: ArtifactRef]], planner: inout Planner,
@@ -210,15 +231,19 @@ public struct Executor: Sendable {
     let keyInputs = CacheKeyInputs(op: stage.op.name, opVersion: stage.op.version, parameters: stage.parameters,
                                    inputs: inputs.mapValues { $0.map(\.hash) },
                                    files: try planner.fileHashes(for: stage), seed: stage.seed)
-    return Prepared(keyInputs: keyInputs, inputs: inputs, lockedKey: lock.stages[stage.name]?.key)
+    return Prepared(keyInputs: keyInputs, inputs: inputs, locked: lock.stages[stage.name])
   }
 
   /// - Parameter planned: the cached result the plan read for this stage's key, if any.
   private func execute(_ stage: Stage, _ prepared: Prepared, reasons: [StaleReason], planned: ActionRecord?) async -> Outcome {
     let key = prepared.keyInputs.key
     do {
+      if !forced.contains(stage.name), let locked = prepared.locked, locked.key == key,
+         try store.holdsResult(for: key, outputs: locked.outputs) {
+        return .upToDate(StageResult(key: key, outputs: locked.outputs, metrics: locked.metrics))
+      }
       if !forced.contains(stage.name), let record = try planned ?? store.cachedResult(for: key) {
-        if prepared.lockedKey == key { return .upToDate(record) }
+        if prepared.lockedKey == key { return .upToDate(StageResult(record)) }
         events.emit(.stageRestored(stage: stage.name))
         return .restored(record)
       }

@@ -1,3 +1,4 @@
+import Foundation
 /// An op whose parameters are one `SettingsGroup`: its schema is derived from the group and its
 /// defaults, and `run` receives the decoded value, so the op reads no parameter by string.
 ///
@@ -31,8 +32,12 @@ public protocol TypedOperation: StageOperation {
 }
 
 extension TypedOperation {
+  /// Derived from `Settings` and `defaults` once per op (the loader, the graph and the executor ask for
+  /// it several times per stage: 50,000 times in a 10,000-stage recipe).
   public var schema: OpSchema {
-    OpSchema(parameters: Settings.specs(defaults: defaults), inputs: inputs, outputs: outputs)
+    SchemaCache.shared.schema(of: ObjectIdentifier(Self.self), name: name) {
+      OpSchema(parameters: Settings.specs(defaults: defaults), inputs: inputs, outputs: outputs)
+    }
   }
 
   public func problems(in settings: Settings) -> [ParameterProblem] { [] }
@@ -74,5 +79,27 @@ extension TypedOperation {
       throw StageFailure("\(error)")
     }
     return try run(context, settings: settings)
+  }
+}
+
+/// Every typed op's schema, computed on first use. An op's schema depends only on its type (its
+/// settings group, defaults, slots and outputs are constants), so it is keyed by type and name.
+final class SchemaCache: @unchecked Sendable {  // `schemas` guarded by `lock`
+  static let shared = SchemaCache()
+  private let lock = NSLock()
+  private var schemas: [ObjectIdentifier: [String: OpSchema]] = [:]
+
+  func schema(of type: ObjectIdentifier, name: String, make: () -> OpSchema) -> OpSchema {
+    lock.lock()
+    if let known = schemas[type]?[name] {
+      lock.unlock()
+      return known
+    }
+    lock.unlock()
+    let made = make()
+    lock.lock()
+    schemas[type, default: [:]][name] = made
+    lock.unlock()
+    return made
   }
 }

@@ -76,6 +76,11 @@ public struct Planner {
       if forced.contains(stage.name) {
         status.reasons = [.forced]
         status.lastDurationSeconds = try lastDuration()
+      } else if let lock, lock.key == key, try cache.holdsResult(for: key, outputs: lock.outputs) {
+        // The lockfile's result, still in the store: its outputs are the lockfile's (written from
+        // that record, and checked against it by `pull`), so the record need not be decoded.
+        status.state = .upToDate
+        known[stage.name] = lock.outputs
       } else if let record = try cache.cachedResult(for: key) {
         status.state = lock?.key == key ? .upToDate : .restorable
         status.record = record
@@ -156,6 +161,9 @@ public struct Planner {
 /// output artifacts are all still in the store.
 public protocol ResultCache {
   func cachedResult(for key: ContentHash) throws -> ActionRecord?
+  /// Whether an action record is stored under `key` and every one of `outputs` is in the store,
+  /// without decoding the record.
+  func holdsResult(for key: ContentHash, outputs: [String: ArtifactRef]) throws -> Bool
 }
 
 extension Store: ResultCache {
@@ -164,6 +172,14 @@ extension Store: ResultCache {
       guard let record = try txn.action(for: key) else { return nil }
       for output in record.outputs.values where try !txn.hasBlob(output.hash) { return nil }
       return record
+    }
+  }
+
+  public func holdsResult(for key: ContentHash, outputs: [String: ArtifactRef]) throws -> Bool {
+    try read { txn in
+      guard try txn.hasAction(for: key) else { return false }
+      for output in outputs.values where try !txn.hasBlob(output.hash) { return false }
+      return true
     }
   }
 }
