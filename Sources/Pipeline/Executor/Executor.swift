@@ -131,6 +131,9 @@ public struct Executor: Sendable {
     // from here (a no-op run of 10,000 stages decodes each record once, not twice).
     var planned: [ContentHash: ActionRecord] = [:]
     for status in plan { if let key = status.key, let record = status.record { planned[key] = record } }
+    // Keys the plan computed, with the input hashes they were computed from.
+    var plannedKeys: [String: (inputs: [String: [ContentHash]], key: ContentHash)] = [:]
+    for status in plan { if let key = status.key, let inputs = status.inputHashes { plannedKeys[status.stage] = (inputs, key) } }
 
     let graph = recipe.graph
     let chosen = Set(plan.compactMap { graph.index[$0.stage] })
@@ -180,7 +183,7 @@ public struct Executor: Sendable {
           }
           let prepared: Prepared
           do {
-            prepared = try prepare(stage, known: known, planner: &planner, lock: lockfile)
+            prepared = try prepare(stage, known: known, planner: &planner, lock: lockfile, planned: plannedKeys[stage.name])
           } catch {
             let message = "\(error)"
             events.emit(.stageFailed(stage: stage.name, message: message))
@@ -188,8 +191,15 @@ public struct Executor: Sendable {
             release(i, outcome: .failed(message))
             continue
           }
+          // An up-to-date stage is settled here, without a task: a no-op run of 10,000 stages would
+          // otherwise schedule 10,000 of them.
+          if let result = try? upToDate(stage, prepared) {
+            outcomes[stage.name] = .upToDate(result)
+            release(i, outcome: .upToDate(result))
+            continue
+          }
           let stageReasons = reasons[stage.name] ?? []
-          let known = planned[prepared.keyInputs.key]
+          let known = planned[prepared.key]
           group.addTask { (i, await execute(stage, prepared, reasons: stageReasons, planned: known)) }
           running += 1
         }
@@ -212,13 +222,16 @@ public struct Executor: Sendable {
   struct Prepared: Sendable {
     var keyInputs: CacheKeyInputs
     var inputs: [String: [InputArtifact]]
+    /// `keyInputs.key`, computed once (or taken from the plan, for the same inputs).
+    var key: ContentHash
     var lockedKey: ContentHash? { locked?.key }
     /// The stage's lockfile entry.
     var locked: Lockfile.Entry?
   }
 
+  /// - Parameter planned: the key the plan computed for this stage and the input hashes it used.
   private func prepare(_ stage: Stage, known: [String: [String: ArtifactRef]], planner: inout Planner,
-                       lock: Lockfile) throws -> Prepared {
+                       lock: Lockfile, planned: (inputs: [String: [ContentHash]], key: ContentHash)?) throws -> Prepared {
     var inputs: [String: [InputArtifact]] = [:]
     for (slot, refs) in stage.inputs {
       inputs[slot] = refs.map { ref in
@@ -228,20 +241,26 @@ public struct Executor: Sendable {
                              hash: artifact.hash, size: artifact.size)
       }
     }
+    let hashes = inputs.mapValues { $0.map(\.hash) }
     let keyInputs = CacheKeyInputs(op: stage.op.name, opVersion: stage.op.version, parameters: stage.parameters,
-                                   inputs: inputs.mapValues { $0.map(\.hash) },
-                                   files: try planner.fileHashes(for: stage), seed: stage.seed)
-    return Prepared(keyInputs: keyInputs, inputs: inputs, locked: lock.stages[stage.name])
+                                   inputs: hashes, files: try planner.fileHashes(for: stage), seed: stage.seed)
+    // The same op, parameters, files and seed as when planned: the same inputs give the same key.
+    let key = planned.flatMap { $0.inputs == hashes ? $0.key : nil } ?? keyInputs.key
+    return Prepared(keyInputs: keyInputs, inputs: inputs, key: key, locked: lock.stages[stage.name])
+  }
+
+  /// The stage's lockfile result when it is still its result: not forced, the same key, and the store
+  /// holds the record and every output (checked without decoding the record).
+  private func upToDate(_ stage: Stage, _ prepared: Prepared) throws -> StageResult? {
+    guard !forced.contains(stage.name), let locked = prepared.locked, locked.key == prepared.key,
+          try store.holdsResult(for: prepared.key, outputs: locked.outputs) else { return nil }
+    return StageResult(key: prepared.key, outputs: locked.outputs, metrics: locked.metrics)
   }
 
   /// - Parameter planned: the cached result the plan read for this stage's key, if any.
   private func execute(_ stage: Stage, _ prepared: Prepared, reasons: [StaleReason], planned: ActionRecord?) async -> Outcome {
-    let key = prepared.keyInputs.key
+    let key = prepared.key
     do {
-      if !forced.contains(stage.name), let locked = prepared.locked, locked.key == key,
-         try store.holdsResult(for: key, outputs: locked.outputs) {
-        return .upToDate(StageResult(key: key, outputs: locked.outputs, metrics: locked.metrics))
-      }
       if !forced.contains(stage.name), let record = try planned ?? store.cachedResult(for: key) {
         if prepared.lockedKey == key { return .upToDate(StageResult(record)) }
         events.emit(.stageRestored(stage: stage.name))

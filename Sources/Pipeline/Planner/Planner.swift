@@ -40,6 +40,8 @@ public struct Planner {
     /// The cached result for `key`, when the store has it (up to date or restorable): the executor
     /// takes it from here rather than reading and decoding the record again.
     public var record: ActionRecord?
+    /// The input hashes `key` was computed from.
+    public var inputHashes: [String: [ContentHash]]?
   }
 
   /// The status of `targets` and their ancestors (every stage when empty), in topological order.
@@ -73,6 +75,7 @@ public struct Planner {
                                      inputs: inputs.mapValues { $0.map(\.hash) }, files: files, seed: stage.seed)
       let key = keyInputs.key
       status.key = key
+      status.inputHashes = keyInputs.inputs
       if forced.contains(stage.name) {
         status.reasons = [.forced]
         status.lastDurationSeconds = try lastDuration()
