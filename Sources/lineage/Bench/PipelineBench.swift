@@ -19,6 +19,9 @@ struct PipelineBench: AsyncParsableCommand {
   @Flag(name: .long, help: "Print JSON.")
   var json = false
 
+  @Option(name: .long, parsing: .upToNextOption, help: "Sizes of the scaling cases: stages, in dataset → tokenizer pairs.")
+  var sizes: [Int] = [100, 1_000, 4_000, 10_000]
+
   func run() async throws {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("lineage-bench-\(getpid())").path
     defer { try? FileManager.default.removeItem(atPath: root) }
@@ -86,27 +89,113 @@ struct PipelineBench: AsyncParsableCommand {
     for _ in 0..<max(3, repeats / 2) { hashing.append(try await PipelineBench.time { _ = ContentHash.of(bytes) }) }
     results.append(Measurement(name: "  of which SHA-256 of 64 MiB", samples: hashing, target: nil))
 
+    results += try await scaling(root: root)
+
     if json {
       printJSON(results.map(\.json))
     } else {
-      Console.out(table(results.map(\.row), header: ["measurement", "median", "min", "max", "target", ""]))
+      Console.out(table(results.map(\.row), header: ["measurement", "median", "min", "max", "target", "per stage", ""]))
     }
   }
 
+  /// The executor at scale: recipes of N stages (N/2 `dataset` stages, each read by a `tokenizer`),
+  /// run once, then load + validate + plan in process, a no-op `lineage run` and `lineage status` as
+  /// whole processes, each with its cost per stage; and the no-op run's peak memory at the largest size.
+  func scaling(root: String) async throws -> [Measurement] {
+    var results: [Measurement] = []
+    let loader = RecipeLoader(registry: BuiltinOperations.registry)
+    let binary = PipelineBench.executable
+    let largest = sizes.max() ?? 0
+    for n in sizes.sorted() where n >= 2 {
+      let folder = root + "/pairs\(n)"
+      try PipelineBench.writePairs(at: folder, stages: n)
+      try PipelineBench.spawn(binary, ["run", "--recipe", folder])
+      let rounds = n >= 4_000 ? max(3, repeats / 3) : repeats
+      let store = try Store(path: folder + "/.lineage")
+      var planning: [Double] = [], noOp: [Double] = [], status: [Double] = []
+      for _ in 0..<rounds {
+        planning.append(try await PipelineBench.time {
+          let recipe = try loader.load(directory: folder)
+          var planner = Planner(recipe: recipe, lockfile: try Lockfile.read(directory: folder), cache: store)
+          _ = try planner.status()
+        })
+        noOp.append(try await PipelineBench.time { try PipelineBench.spawn(binary, ["run", "--recipe", folder]) })
+        status.append(try await PipelineBench.time { try PipelineBench.spawn(binary, ["status", "--recipe", folder]) })
+      }
+      let big = n >= 10_000
+      results.append(Measurement(name: "\(n) stages: load + validate + plan (in process)", samples: planning,
+                                 target: big ? 0.300 : nil, perStage: n))
+      results.append(Measurement(name: "\(n) stages: no-op `lineage run`, whole process", samples: noOp,
+                                 target: big ? 1.0 : nil, perStage: n))
+      results.append(Measurement(name: "\(n) stages: `lineage status`, whole process", samples: status,
+                                 target: big ? 1.0 : nil, perStage: n))
+      if n == largest {
+        let output = try PipelineBench.spawnCapturing(binary, ["run", "--recipe", folder])
+        if let range = output.range(of: "peak memory "), let mib = Double(output[range.upperBound...].prefix { $0.isNumber || $0 == "." }) {
+          results.append(Measurement(name: "\(n) stages: no-op `lineage run`, peak memory (MiB, not seconds)",
+                                     samples: [mib], target: big ? 200 : nil, unit: .mebibytes))
+        }
+      }
+    }
+    return results
+  }
+
+  /// N stages: N/2 `dataset` stages, each read by a `tokenizer`, in one stage file.
+  static func writePairs(at directory: String, stages: Int) throws {
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try "seed: 7\n".write(toFile: directory + "/recipe.yaml", atomically: true, encoding: .utf8)
+    var text = "stages:\n"
+    for i in 0..<(stages / 2) {
+      text += "  data-\(i): {op: dataset, generator: arithmetic, count: \(1 + i % 5), seed: \(i)}\n"
+      text += "  tok-\(i): {op: tokenizer, from: data-\(i), vocab_size: 270}\n"
+    }
+    try text.write(toFile: directory + "/stages.yaml", atomically: true, encoding: .utf8)
+  }
+
+  static func spawnCapturing(_ binary: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    let err = Pipe()
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = err
+    try process.run()
+    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return text
+  }
+
   struct Measurement {
+    enum Unit { case seconds, mebibytes }
     var name: String
     var samples: [Double]
     var target: Double?
+    /// Stages the measurement covers, for the cost per stage.
+    var perStage: Int?
+    var unit = Unit.seconds
+
+    init(name: String, samples: [Double], target: Double?, perStage: Int? = nil, unit: Unit = .seconds) {
+      self.name = name
+      self.samples = samples
+      self.target = target
+      self.perStage = perStage
+      self.unit = unit
+    }
+
     var sorted: [Double] { samples.sorted() }
     var median: Double { sorted[sorted.count / 2] }
     var row: [String] {
-      [name, ms(median), ms(sorted.first!), ms(sorted.last!), target.map { "≤ " + ms($0) } ?? "",
+      [name, show(median), show(sorted.first!), show(sorted.last!), target.map { "≤ " + show($0) } ?? "",
+       perStage.map { String(format: "%.3f ms/stage", median * 1000 / Double($0)) } ?? "",
        target.map { median <= $0 ? "ok" : "MISSED" } ?? ""]
     }
+    func show(_ x: Double) -> String { unit == .mebibytes ? String(format: "%.0f MiB", x) : ms(x) }
     var json: [String: Any] {
-      var out: [String: Any] = ["name": name, "median_seconds": median, "min_seconds": sorted.first!,
-                                "max_seconds": sorted.last!, "runs": samples.count]
-      if let target { out["target_seconds"] = target }
+      let suffix = unit == .mebibytes ? "mib" : "seconds"
+      var out: [String: Any] = ["name": name, "median_\(suffix)": median, "min_\(suffix)": sorted.first!,
+                                "max_\(suffix)": sorted.last!, "runs": samples.count]
+      if let target { out["target_\(suffix)"] = target }
+      if let perStage { out["median_seconds_per_stage"] = median / Double(perStage) }
       return out
     }
     func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000) }
