@@ -130,7 +130,7 @@ struct PipelineBench: AsyncParsableCommand {
       results.append(Measurement(name: "\(n) stages: `lineage status`, whole process", samples: status,
                                  target: big ? 1.0 : nil, perStage: n))
       if n == largest {
-        let output = try PipelineBench.spawnCapturing(binary, ["run", "--recipe", folder])
+        let output = try PipelineBench.spawnCapturing(binary, ["run", "--recipe", folder]).stderr
         if let range = output.range(of: "peak memory "), let mib = Double(output[range.upperBound...].prefix { $0.isNumber || $0 == "." }) {
           results.append(Measurement(name: "\(n) stages: no-op `lineage run`, peak memory (MiB, not seconds)",
                                      samples: [mib], target: big ? 200 : nil, unit: .mebibytes))
@@ -152,17 +152,21 @@ struct PipelineBench: AsyncParsableCommand {
     try text.write(toFile: directory + "/stages.yaml", atomically: true, encoding: .utf8)
   }
 
-  static func spawnCapturing(_ binary: String, _ arguments: [String]) throws -> String {
+  /// Runs `binary arguments` (with `environment` added to this process's) and returns its exit status
+  /// and standard error.
+  static func spawnCapturing(_ binary: String, _ arguments: [String], environment: [String: String] = [:]) throws
+    -> (status: Int32, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let err = Pipe()
     process.standardOutput = FileHandle.nullDevice
     process.standardError = err
     try process.run()
     let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    return text
+    return (process.terminationStatus, text)
   }
 
   struct Measurement {

@@ -93,19 +93,10 @@ struct ScalingBench: AsyncParsableCommand {
   }
 
   func measure(_ configuration: Configuration, folder: String) throws -> Sample {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: PipelineBench.executable)
-    process.arguments = ["run", "-v", "--recipe", folder, "--force", "train", "--ranks", String(configuration.ranks)]
-    var environment = ProcessInfo.processInfo.environment
-    environment["LINEAGE_THREADS"] = String(configuration.threads)
-    process.environment = environment
-    let err = Pipe()
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = err
-    try process.run()
-    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
+    let (status, text) = try PipelineBench.spawnCapturing(
+      PipelineBench.executable, ["run", "-v", "--recipe", folder, "--force", "train", "--ranks", String(configuration.ranks)],
+      environment: ["LINEAGE_THREADS": String(configuration.threads)])
+    guard status == 0 else {
       throw ValidationError("`lineage run` of \(configuration.name) failed:\n" + text.suffix(2000))
     }
     func number(after marker: String, in line: Substring) -> Double? {
