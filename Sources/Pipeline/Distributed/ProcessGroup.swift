@@ -77,6 +77,26 @@ extension ProcessGroup {
     return total
   }
 
+  /// Rank 0's `bytes` on every rank (the others pass anything, e.g. `[]`), in pieces of at most
+  /// 256 MiB: one message's size is an `Int32`, and a model with its optimizer state can pass 2 GiB.
+  public func broadcastFromRankZero(_ bytes: [UInt8]) throws -> [UInt8] {
+    guard size > 1 else { return bytes }
+    let piece = 256 << 20
+    let total = try allGather(rank == 0 ? Ranks.encode([bytes.count]) : [])[0]
+    let count = try Ranks.decode(total, count: 1)[0]
+    guard rank != 0 else {
+      for start in stride(from: 0, to: count, by: piece) {
+        _ = try allGather(Array(bytes[start..<min(count, start + piece)]))
+      }
+      return bytes
+    }
+    var out: [UInt8] = []
+    out.reserveCapacity(count)
+    for _ in stride(from: 0, to: count, by: piece) { out += try allGather([])[0] }
+    guard out.count == count else { throw ProcessGroupError("rank 0 sent \(out.count) of \(count) bytes") }
+    return out
+  }
+
   /// True on every rank when it is true on any: a stop agreed at the same step everywhere.
   public func any(_ flag: Bool) throws -> Bool {
     try allGather([flag ? 1 : 0]).contains { $0.first == 1 }

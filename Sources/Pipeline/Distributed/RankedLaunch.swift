@@ -18,9 +18,11 @@ struct RankedLaunch {
   /// The `lineage` program the ranks run.
   var executable: String
 
-  /// The `mpirun` command line (after `mpirun`).
-  func arguments(jobPath: String, resultPath: String) -> [String] {
-    var args = ["-np", String(ranks)]
+  /// The `mpirun` command line (after `mpirun`). The job travels in `LINEAGE_JOB` (exported to every
+  /// rank, on any host) unless it is too large for one environment string; then in a file, which
+  /// ranks on other hosts can read only through a shared temporary folder.
+  func arguments(jobPath: String?, resultPath: String) -> [String] {
+    var args = ["-np", String(ranks), "-x", "LINEAGE_JOB", "-x", "LINEAGE_LAUNCH_HOST"]
     if geteuid() == 0 { args.append("--allow-run-as-root") }  // containers and CI run as root
     if settings.oversubscribe { args.append("--oversubscribe") }
     if let hostfile = settings.hostfile {
@@ -31,7 +33,8 @@ struct RankedLaunch {
       args += ["-x", "LINEAGE_THREADS=\(threads)"]
     }
     args += settings.arguments
-    args += [executable, "worker", "--recipe", recipeDirectory, "--store", storePath, "--job", jobPath, "--result", resultPath]
+    args += [executable, "worker", "--recipe", recipeDirectory, "--store", storePath, "--result", resultPath]
+    if let jobPath { args += ["--job", jobPath] }
     args += job.overrides.flatMap { ["--set", $0] }
     return args
   }
@@ -45,18 +48,42 @@ struct RankedLaunch {
       .appendingPathComponent("lineage-\(getpid())-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
-    let jobPath = folder + "/job.json", resultPath = folder + "/result.json"
-    try JSONEncoder().encode(job).write(to: URL(fileURLWithPath: jobPath))
+    let resultPath = folder + "/result.json"
+    let encoded = try JSONEncoder().encode(job).base64EncodedString()
+    var jobPath: String?
+    if encoded.utf8.count > 100_000 {
+      jobPath = folder + "/job.json"
+      try JSONEncoder().encode(job).write(to: URL(fileURLWithPath: jobPath!))
+    }
 
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["mpirun"] + arguments(jobPath: jobPath, resultPath: resultPath)
+    var environment = ProcessInfo.processInfo.environment
+    environment["LINEAGE_JOB"] = jobPath == nil ? encoded : ""
+    environment["LINEAGE_LAUNCH_HOST"] = ProcessInfo.processInfo.hostName
+    process.environment = environment
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
     let activity = Activity()
     let errors = TailBuffer(limit: 4096)
+    do {
+      // mpirun inherits the calling thread's signal mask, and this thread (like the runtime's) blocks
+      // signals: mpirun would then never see the SIGUSR1 it must pass on to the ranks, nor a SIGTERM.
+      // It starts with none blocked.
+      var none = sigset_t(), previous = sigset_t()
+      sigemptyset(&none)
+      pthread_sigmask(SIG_SETMASK, &none, &previous)
+      defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+      try process.run()
+    } catch {
+      throw StageFailure("cannot start mpirun (install Open MPI: apt-get install openmpi-bin): \(error)")
+    }
+    RunningJobs.shared.add(process.processIdentifier)
+    defer { RunningJobs.shared.remove(process.processIdentifier) }
+    // Read only once mpirun runs: a failed start leaves no thread waiting on a pipe.
     let readers = DispatchGroup()
     readers.enter()
     Thread.detachNewThread {
@@ -88,18 +115,6 @@ struct RankedLaunch {
         errors.append(chunk)
       }
     }
-    do {
-      // mpirun inherits the calling thread's signal mask, and this thread (like the runtime's) blocks
-      // signals: mpirun would then never see the SIGUSR1 it must pass on to the ranks, nor a SIGTERM.
-      // It starts with none blocked.
-      var none = sigset_t(), previous = sigset_t()
-      sigemptyset(&none)
-      pthread_sigmask(SIG_SETMASK, &none, &previous)
-      defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-      try process.run()
-    } catch {
-      throw StageFailure("cannot start mpirun (install Open MPI: apt-get install openmpi-bin): \(error)")
-    }
     var stopRequested = false, stalled = false
     var killAt: Date?
     var localRanks: Set<Int32> = []
@@ -127,7 +142,12 @@ struct RankedLaunch {
     // Ranks that outlived mpirun after a stall: none may keep running (or stay stopped) after the stage.
     for pid in localRanks { kill(pid, SIGKILL) }
     process.waitUntilExit()
-    readers.wait()
+    // A rank's helper (ssh, orted) may outlive mpirun holding the pipes: do not wait for ever.
+    if readers.wait(timeout: .now() + 30) == .timedOut {
+      for pid in RankedLaunch.descendants(of: process.processIdentifier) { kill(pid, SIGKILL) }
+      try? out.fileHandleForReading.close()
+      try? err.fileHandleForReading.close()
+    }
     let status = process.terminationStatus
     let result = (try? Data(contentsOf: URL(fileURLWithPath: resultPath))).flatMap { try? JSONDecoder().decode(WorkerResult.self, from: $0) }
     let resumable = "; the next run resumes it from its last checkpoint"
@@ -174,6 +194,33 @@ extension RankedLaunch {
       for child in children[next] ?? [] where found.insert(child).inserted { queue.append(child) }
     }
     return found
+  }
+}
+
+/// The `mpirun` processes of stages running now, so that a second Ctrl-C, which ends `lineage run` at
+/// once, ends them too: they run in their own process group, out of the terminal's reach.
+public final class RunningJobs: @unchecked Sendable {  // `pids` guarded by `lock`
+  public static let shared = RunningJobs()
+  private let lock = NSLock()
+  private var pids: Set<Int32> = []
+
+  func add(_ pid: Int32) { lock.lock(); pids.insert(pid); lock.unlock() }
+  func remove(_ pid: Int32) { lock.lock(); pids.remove(pid); lock.unlock() }
+
+  /// Sends SIGTERM to every running `mpirun` (which passes it on to its ranks), then SIGKILL to them
+  /// and their ranks on this machine after `grace` seconds.
+  public func terminateAll(grace: Double = 2) {
+    lock.lock()
+    let running = pids
+    lock.unlock()
+    guard !running.isEmpty else { return }
+    var ranks = Set<Int32>()
+    for pid in running {
+      ranks.formUnion(RankedLaunch.descendants(of: pid))
+      kill(pid, SIGTERM)
+    }
+    Thread.sleep(forTimeInterval: grace)
+    for pid in running.union(ranks) { kill(pid, SIGKILL) }
   }
 }
 

@@ -142,9 +142,10 @@ public enum StageWorker {
     let result = Result { try stage.op.run(context) }
     switch result {
     case .failure(let error):
-      if error is CancellationError || context.isCancelled {
+      if error is CancellationError {
         return finish(WorkerResult(ending: .cancelled, log: context.logText))
       }
+      if !leader { FileHandle.standardError.write(Data("lineage worker (rank \(group.rank)): \(error)\n".utf8)) }
       return finish(WorkerResult(ending: .failed, log: context.logText, failure: "\(error)"))
     case .success(let output):
       guard leader, let store else { return leader ? failed : finished }

@@ -63,7 +63,7 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   /// rank 0 reads them and sends them to the others (a collective call: every rank makes it).
   public func bytes(of input: InputArtifact) throws -> [UInt8] {
     guard let processes, processes.size > 1 else { return try storeOfRankZero.blob(input.hash) }
-    let bytes = try processes.allGather(processes.rank == 0 ? try storeOfRankZero.blob(input.hash) : [])[0]
+    let bytes = try processes.broadcastFromRankZero(processes.rank == 0 ? try storeOfRankZero.blob(input.hash) : [])
     guard ContentHash.of(bytes) == input.hash else {
       throw StageFailure("input \(input.stage).\(input.output) arrived from rank 0 damaged")
     }
@@ -117,7 +117,17 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
   // MARK: - Cancellation
 
   /// True once the run is being stopped (Ctrl-C): save a checkpoint and throw `CancellationError`.
+  ///
+  /// On several ranks it stays false: the request reaches each rank at its own moment, so a rank that
+  /// stopped on it alone would leave the others waiting in a collective call. The training loop stops
+  /// them all at one step instead, agreed from `stopRequested`.
   public var isCancelled: Bool {
+    guard (processes?.size ?? 1) == 1 else { return false }
+    return stopRequested
+  }
+
+  /// Whether this process was asked to stop, on its own: only for an agreement between ranks.
+  public var stopRequested: Bool {
     lock.lock()
     defer { lock.unlock() }
     return cancelled
@@ -160,7 +170,7 @@ public final class StageContext: @unchecked Sendable {  // mutable state guarded
       for n in [step, total] { withUnsafeBytes(of: Int64(n).littleEndian) { mine += $0 } }
       mine += state
     }
-    let sent = try processes.allGather(mine)[0]
+    let sent = try processes.broadcastFromRankZero(mine)
     guard sent.count >= 16 else { return nil }
     func integer(_ at: Int) -> Int {
       Int(Int64(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(sent[at + $1]) << (8 * UInt64($1)) }))

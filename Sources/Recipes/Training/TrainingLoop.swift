@@ -77,8 +77,10 @@ final class TrainingLoop {
   ///
   /// - Throws: `StageFailure` when the checkpoint cannot be read (its blob is verified by the store).
   func resume() throws -> Int {
+    // Reading is not decoding: a store or transport error fails the stage and keeps the checkpoint;
+    // only bytes that do not decode are dropped below.
+    guard let saved = try context.loadCheckpoint() else { return 0 }
     do {
-      guard let saved = try context.loadCheckpoint() else { return 0 }
       var reader = SectionReader(saved.state)
       try model.load(try SafeTensors.read(try reader.next()).tensors)
       try optimizer.restore(try reader.next())
@@ -118,19 +120,20 @@ final class TrainingLoop {
   ///     so state it puts in `opState` is saved with that step).
   func run(restore: ([UInt8]) throws -> Void = { _ in }, afterStep: (Int, Float) throws -> Void = { _, _ in }) throws {
     try ModelArtifact.refuseTraining(model)
+    // Checked on every rank alike, before any collective call.
+    let group = context.processes
+    if let problem = Ranks.problem(ranks: group?.size ?? 1, microBatches: objective.microBatches) {
+      throw StageFailure(problem)
+    }
     let first = try resume()
     if first > 0 && !opState.isEmpty { try restore(opState) }
     var lastSave = Date()
     let started = Date()
     var tokensSeen = 0
     var smoothed: Float?
-    let group = context.processes
-    if let problem = Ranks.problem(ranks: group?.size ?? 1, microBatches: objective.microBatches) {
-      throw StageFailure(problem)
-    }
     for step in first..<steps {
       // Every rank stops at the same step: a stop seen by one is agreed by all before the step's collectives.
-      if try communicating({ try group?.any(context.isCancelled) }) ?? context.isCancelled {
+      if try communicating({ try group?.any(context.stopRequested) }) ?? context.isCancelled {
         try save(step: step)
         throw CancellationError()
       }
@@ -277,6 +280,7 @@ final class TrainingLoop {
   }
 
   private func save(step: Int) throws {
+    guard (context.processes?.rank ?? 0) == 0 else { return }  // rank 0 saves; the others' state is the same
     var state = SectionWriter()
     state.append(SafeTensors.write(model.tensors))
     state.append(optimizer.serialized())

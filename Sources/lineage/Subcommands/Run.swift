@@ -119,7 +119,10 @@ final class InterruptHandler: @unchecked Sendable {  // the sources are only tou
       var count = 0
       source.setEventHandler {
         count += 1
-        if count > 1 { _exit(ExitStatus.interrupted) }
+        if count > 1 {
+          RunningJobs.shared.terminateAll()  // a stage's MPI ranks run in a group of their own
+          _exit(ExitStatus.interrupted)
+        }
         Console.error("interrupting: running stages save a checkpoint and stop (Ctrl-C again to quit at once)")
         control.cancel()
       }

@@ -106,7 +106,10 @@ final class GRPOObjective: TrainingObjective {
       let part = try RolloutBatch(decoding: Array(record.dropLast(8)))
       guard partsIndex == nil || partsIndex == part.index else { throw StageFailure("the saved rollouts mix two batches") }
       partsIndex = part.index
-      parts[m] = part
+      // Only this rank's share: the others' would be gathered again, and grow, at every save.
+      if FixedTree.share(of: microBatches, rank: processes?.rank ?? 0, ranks: processes?.size ?? 1).contains(m) {
+        parts[m] = part
+      }
     }
   }
 
