@@ -49,11 +49,12 @@ struct RankedLaunch {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let resultPath = folder + "/result.json"
-    let encoded = try JSONEncoder().encode(job).base64EncodedString()
+    let jobJSON = try JSONEncoder().encode(job)
+    let encoded = jobJSON.base64EncodedString()
     var jobPath: String?
     if encoded.utf8.count > 100_000 {
       jobPath = folder + "/job.json"
-      try JSONEncoder().encode(job).write(to: URL(fileURLWithPath: jobPath!))
+      try jobJSON.write(to: URL(fileURLWithPath: jobPath!))
     }
 
     let process = Process()

@@ -38,14 +38,14 @@ public struct WorkerJob: Codable, Sendable, Equatable {
   }
 }
 
-/// What rank 0 reports when the op returns: its outputs (already in the store, by hash), metrics and
-/// log; or why it failed; or that it stopped at a checkpoint when asked to.
+/// What rank 0 reports when the op returns: its outputs (already in the store, by hash) and metrics; or
+/// why it failed; or that it stopped at a checkpoint when asked to. (Its log lines reach the executor
+/// as they are written, on standard output.)
 public struct WorkerResult: Codable, Sendable, Equatable {
   public enum Ending: String, Codable, Sendable { case finished, failed, cancelled }
   public var ending: Ending
   public var outputs: [String: ContentHash] = [:]
   public var metrics: [String: Double] = [:]
-  public var log = ""
   public var failure: String?
 }
 
@@ -143,10 +143,10 @@ public enum StageWorker {
     switch result {
     case .failure(let error):
       if error is CancellationError {
-        return finish(WorkerResult(ending: .cancelled, log: context.logText))
+        return finish(WorkerResult(ending: .cancelled))
       }
       if !leader { FileHandle.standardError.write(Data("lineage worker (rank \(group.rank)): \(error)\n".utf8)) }
-      return finish(WorkerResult(ending: .failed, log: context.logText, failure: "\(error)"))
+      return finish(WorkerResult(ending: .failed, failure: "\(error)"))
     case .success(let output):
       guard leader, let store else { return leader ? failed : finished }
       do {
@@ -154,9 +154,9 @@ public enum StageWorker {
         try store.write { txn in
           for (name, bytes) in output.artifacts { outputs[name] = try txn.putBlob(bytes) }
         }
-        return finish(WorkerResult(ending: .finished, outputs: outputs, metrics: output.metrics, log: context.logText))
+        return finish(WorkerResult(ending: .finished, outputs: outputs, metrics: output.metrics))
       } catch {
-        return finish(WorkerResult(ending: .failed, log: context.logText, failure: "cannot store the outputs: \(error)"))
+        return finish(WorkerResult(ending: .failed, failure: "cannot store the outputs: \(error)"))
       }
     }
   }

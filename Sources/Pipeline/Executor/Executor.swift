@@ -220,9 +220,8 @@ public struct Executor: Sendable {
 
   /// A stage's key and inputs, ready to restore or run.
   struct Prepared: Sendable {
-    var keyInputs: CacheKeyInputs
     var inputs: [String: [InputArtifact]]
-    /// `keyInputs.key`, computed once (or taken from the plan, for the same inputs).
+    /// The stage's cache key, computed once (or taken from the plan, for the same inputs).
     var key: ContentHash
     var lockedKey: ContentHash? { locked?.key }
     /// The stage's lockfile entry.
@@ -242,11 +241,11 @@ public struct Executor: Sendable {
       }
     }
     let hashes = inputs.mapValues { $0.map(\.hash) }
-    let keyInputs = CacheKeyInputs(op: stage.op.name, opVersion: stage.op.version, parameters: stage.parameters,
-                                   inputs: hashes, files: try planner.fileHashes(for: stage), seed: stage.seed)
     // The same op, parameters, files and seed as when planned: the same inputs give the same key.
-    let key = planned.flatMap { $0.inputs == hashes ? $0.key : nil } ?? keyInputs.key
-    return Prepared(keyInputs: keyInputs, inputs: inputs, key: key, locked: lock.stages[stage.name])
+    let key = try planned.flatMap { $0.inputs == hashes ? $0.key : nil }
+      ?? CacheKeyInputs(op: stage.op.name, opVersion: stage.op.version, parameters: stage.parameters,
+                        inputs: hashes, files: try planner.fileHashes(for: stage), seed: stage.seed).key
+    return Prepared(inputs: inputs, key: key, locked: lock.stages[stage.name])
   }
 
   /// The stage's lockfile result when it is still its result: not forced, the same key, and the store

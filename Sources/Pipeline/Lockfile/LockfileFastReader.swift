@@ -10,24 +10,20 @@
 /// accepts gives the same tree, and every other file is read exactly as before.
 struct LockfileFastReader {
   private let bytes: [UInt8]
-  private let file: String
   private var position = 0
   /// 1-based line of `position`, and where that line starts.
   private var line = 1
   private var lineStart = 0
 
   /// The document's tree, or nil when the text is not in the writer's subset.
-  static func tree(_ bytes: [UInt8], file: String) -> YAMLNode? {
+  static func tree(_ bytes: [UInt8]) -> YAMLNode? {
     // Invalid UTF-8 is for the general parser to report.
     guard String(validating: bytes, as: UTF8.self) != nil else { return nil }
-    var reader = LockfileFastReader(bytes: bytes, file: file)
+    var reader = LockfileFastReader(bytes: bytes)
     return reader.document()
   }
 
-  private init(bytes: [UInt8], file: String) {
-    self.bytes = bytes
-    self.file = file
-  }
+  private init(bytes: [UInt8]) { self.bytes = bytes }
 
   private static let space = UInt8(ascii: " "), newline = UInt8(ascii: "\n"), quote = UInt8(ascii: "\"")
   private static let colon = UInt8(ascii: ":"), dash = UInt8(ascii: "-"), hash = UInt8(ascii: "#")

@@ -245,7 +245,7 @@ final class TrainingLoop {
     if let group {
       try communicating {
         counts = try group.sum(counts)
-        everyMetric = try group.allGather(metrics.flatMap { $0 }).flatMap { try MicroBatchMetrics.split($0) }
+        everyMetric = try group.allGather(MicroBatchMetrics.join(metrics)).flatMap { try MicroBatchMetrics.split($0) }
       }
     }
     var cursor = 1
@@ -351,7 +351,7 @@ struct SectionReader {
 }
 
 /// A micro-batch's metrics as bytes, so that ranks can gather them: its index, then each name and the
-/// value's bit pattern.
+/// value's bit pattern, as sections.
 enum MicroBatchMetrics {
   static func encode(index: Int, _ metrics: [(name: String, value: Double)]) -> [UInt8] {
     var body = SectionWriter()
@@ -360,19 +360,19 @@ enum MicroBatchMetrics {
       body.append(Array(name.utf8))
       body.append(withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) })
     }
-    var framed = SectionWriter()
-    framed.append(body.bytes)
-    return framed.bytes
+    return body.bytes
   }
 
-  /// The framed records of several micro-batches, one after another, apart.
+  /// Several records as one message (a section each), and back.
+  static func join(_ records: [[UInt8]]) -> [UInt8] {
+    var out = SectionWriter()
+    for record in records { out.append(record) }
+    return out.bytes
+  }
+
   static func split(_ bytes: [UInt8]) throws -> [[UInt8]] {
     var reader = SectionReader(bytes), out: [[UInt8]] = []
-    while !reader.isAtEnd {
-      var framed = SectionWriter()
-      framed.append(try reader.next())
-      out.append(framed.bytes)
-    }
+    while !reader.isAtEnd { out.append(try reader.next()) }
     return out
   }
 
@@ -380,8 +380,7 @@ enum MicroBatchMetrics {
   static func mean(_ records: [[UInt8]], count: Int) throws -> [(name: String, value: Double)] {
     var byIndex: [Int: [(name: String, value: Double)]] = [:]
     for record in records {
-      var outer = SectionReader(record)
-      var reader = SectionReader(try outer.next())
+      var reader = SectionReader(record)
       let index = Int(try integer(try reader.next()))
       var metrics: [(name: String, value: Double)] = []
       while !reader.isAtEnd {
@@ -393,7 +392,7 @@ enum MicroBatchMetrics {
     guard byIndex.count == count, let first = byIndex[0] else {
       throw StageFailure("the ranks reported \(byIndex.count) of \(count) micro-batches")
     }
-    return first.enumerated().map { position, metric in
+    return first.map { metric in
       var total = 0.0
       for i in 0..<count { total += byIndex[i]?.first { $0.name == metric.name }?.value ?? .nan }
       return (metric.name, total / Double(count))
