@@ -71,11 +71,7 @@ public struct Lockfile: Sendable, Equatable {
   /// - Throws: `RecipeError` locating what is malformed.
   public static func parse(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
     // The file as Lineage writes it, read fast; anything else (or anything wrong) through libyaml.
-    if bytes.count <= YAMLLimits.lockfile.maxBytes, let tree = LockfileFastReader.tree(bytes) {
-      var decoder = LockfileDecoder(file: file)
-      let lock = decoder.decode(tree)
-      if decoder.diagnostics.isEmpty { return lock }
-    }
+    if bytes.count <= YAMLLimits.lockfile.maxBytes, let lock = LockfileFastReader.lockfile(bytes) { return lock }
     return try parseGeneral(bytes, file: file)
   }
 

@@ -1,22 +1,22 @@
-/// Reads the block YAML that `Lockfile.rendered()` writes into the tree libyaml and `TreeBuilder` would
-/// build from it, several times faster: at 10,000 stages the lockfile is 5 MB, and every `run` and
-/// `status` reads it.
+import ArtifactStore
+
+/// Reads the block YAML that `Lockfile.rendered()` writes straight into a `Lockfile`, without a YAML
+/// tree: at 10,000 stages the lockfile is 5 MB, every `run` and `status` reads it, and building,
+/// decoding and freeing a located node per scalar was most of a no-op run.
 ///
 /// It knows only that subset: `key: value` lines indented by two, `- ` items of maps, keys that are
 /// words or double-quoted strings, and flow values (double-quoted strings with the writer's escapes,
 /// plain numbers, bools and nulls, `[…]`, `{…}`). At anything else (a comment inside, an explicit `?`
-/// key, a tab, a duplicate key, an anchor, a tag, another escape) it returns nil, and `Lockfile.parse`
-/// reads the file with the general parser instead, which also gives the diagnostics. So a file it
-/// accepts gives the same tree, and every other file is read exactly as before.
+/// key, a tab, a duplicate key, an anchor, a tag, another escape), or at a value the lockfile's
+/// decoder would refuse, it returns nil, and `Lockfile.parse` reads the file with the general parser
+/// instead, which also gives the located diagnostics. So a file it accepts reads as the general path
+/// reads it, and every other file is read exactly as before.
 struct LockfileFastReader {
   private let bytes: [UInt8]
   private var position = 0
-  /// 1-based line of `position`, and where that line starts.
-  private var line = 1
-  private var lineStart = 0
 
-  /// The document's tree, or nil when the text is not in the writer's subset.
-  static func tree(_ bytes: [UInt8]) -> YAMLNode? {
+  /// The lockfile, or nil when the text is not in the writer's subset or not a valid lockfile.
+  static func lockfile(_ bytes: [UInt8]) -> Lockfile? {
     // Invalid UTF-8 is for the general parser to report.
     guard String(validating: bytes, as: UTF8.self) != nil else { return nil }
     var reader = LockfileFastReader(bytes: bytes)
@@ -28,46 +28,152 @@ struct LockfileFastReader {
   private static let space = UInt8(ascii: " "), newline = UInt8(ascii: "\n"), quote = UInt8(ascii: "\"")
   private static let colon = UInt8(ascii: ":"), dash = UInt8(ascii: "-"), hash = UInt8(ascii: "#")
 
-  /// A node's place, without the file name: a file's name is a heap string, and retaining it for
-  /// each of a large lockfile's 300,000 nodes cost a tenth of the read. Places are never shown from
-  /// this tree: a file the decoder finds fault with is read again by the general parser, whose
-  /// diagnostics name the file.
-  private var location: SourceLocation { SourceLocation(file: "", line: line, column: position - lineStart + 1) }
+  // MARK: - The document
 
-  private mutating func document() -> YAMLNode? {
+  /// The root map: `version:` and `stages:`, each stage decoded as soon as it is read (other root keys
+  /// are ignored, as the general decoder ignores them).
+  private mutating func document() -> Lockfile? {
     // Leading comment lines only (the writer's header).
     while position < bytes.count && bytes[position] == Self.hash {
       guard skipToNextLine() else { return nil }
     }
-    guard position < bytes.count else { return nil }
-    guard indent(at: position) == 0, let root = blockMap(indent: 0) else { return nil }
-    return position == bytes.count ? root : nil
+    guard position < bytes.count, indent(at: position) == 0 else { return nil }
+    var seen = Set<String>()
+    var version: ParamValue?
+    var lock: Lockfile?
+    while position < bytes.count {
+      guard indent(at: position) == 0, let key = key(), seen.insert(key).inserted,
+            position < bytes.count, bytes[position] == Self.colon else { return nil }
+      position += 1
+      if key == "stages" {
+        guard let stages = stages() else { return nil }
+        lock = stages
+      } else {
+        guard let value = value(indent: 0) else { return nil }
+        if key == "version" { version = value }
+      }
+    }
+    guard version == .int(Lockfile.formatVersion), let lock else { return nil }
+    return lock
   }
+
+  /// `stages:`'s value, after the colon: `{}`, or one block map per stage at indent 2.
+  private mutating func stages() -> Lockfile? {
+    var lock = Lockfile()
+    if position < bytes.count, bytes[position] == Self.space {
+      // Only the empty lockfile writes its stages on the line.
+      position += 1
+      guard let value = flowValue(inFlow: false), value == .map([:]), atLineEnd(), skipToNextLine() else { return nil }
+      return lock
+    }
+    // `stages:` with nothing under it is null, which the general decoder refuses.
+    guard atLineEnd(), skipToNextLine(), indent(at: position) == 2 else { return nil }
+    lock.stages.reserveCapacity(bytes.count / 512)
+    while position < bytes.count, indent(at: position) == 2 {
+      position += 2
+      guard let name = key(), position < bytes.count, bytes[position] == Self.colon else { return nil }
+      position += 1
+      guard atLineEnd(), skipToNextLine(), let deeper = indent(at: position), deeper == 4,
+            case .map(let fields)? = blockMap(indent: 4), let entry = Self.entry(fields),
+            lock.stages.updateValue(entry, forKey: name) == nil else { return nil }
+    }
+    return lock
+  }
+
+  /// A stage's entry from its fields, or nil at anything `LockfileDecoder` would report.
+  private static func entry(_ fields: [String: ParamValue]) -> Lockfile.Entry? {
+    guard case .string(let op)? = fields["op"], case .int(let opVersion)? = fields["op_version"],
+          case .string(let seedText)? = fields["seed"], let seed = UInt64(seedText),
+          let key = hash(fields["key"]) else { return nil }
+    var inputs: [String: [Lockfile.LockedInput]] = [:]
+    if let value = fields["inputs"] {
+      guard case .map(let slots) = value else { return nil }
+      for (slot, list) in slots {
+        guard case .list(let items) = list else { return nil }
+        var locked: [Lockfile.LockedInput] = []
+        locked.reserveCapacity(items.count)
+        for item in items {
+          guard case .string(let from) = item["from"], let dot = from.lastIndex(of: "."),
+                let h = hash(item["hash"]) else { return nil }
+          locked.append(.init(reference: StageReference(stage: String(from[..<dot]),
+                                                        output: String(from[from.index(after: dot)...])), hash: h))
+        }
+        // An empty list is an empty slot to the general decoder: no entry at all.
+        if !locked.isEmpty { inputs[slot] = locked }
+      }
+    }
+    var files: [String: ContentHash] = [:]
+    if let value = fields["files"] {
+      guard case .map(let named) = value else { return nil }
+      for (name, text) in named {
+        guard let h = hash(text) else { return nil }
+        files[name] = h
+      }
+    }
+    guard case .map(let outputFields)? = fields["outputs"] else { return nil }
+    var outputs: [String: ArtifactRef] = [:]
+    for (name, value) in outputFields {
+      guard let h = hash(value["hash"]), case .int(let size) = value["size"], case .string(let kind) = value["kind"]
+      else { return nil }
+      outputs[name] = ArtifactRef(hash: h, size: size, kind: kind)
+    }
+    var metrics: [String: Double] = [:]
+    if let value = fields["metrics"] {
+      guard case .map(let named) = value else { return nil }
+      for (name, number) in named {
+        switch number {
+        case .int(let v): metrics[name] = Double(v)
+        case .float(let v): metrics[name] = v
+        default: return nil
+        }
+      }
+    }
+    return Lockfile.Entry(op: op, opVersion: opVersion, key: key, seed: seed, parameters: fields["params"] ?? .map([:]),
+                          inputs: inputs, files: files, outputs: outputs, metrics: metrics)
+  }
+
+  private static func hash(_ value: ParamValue?) -> ContentHash? {
+    guard case .string(let text)? = value else { return nil }
+    return ContentHash(hex: text)
+  }
+
+  // MARK: - Block YAML
 
   /// Moves past the end of the current line; false at a line without a newline.
   private mutating func skipToNextLine() -> Bool {
     while position < bytes.count && bytes[position] != Self.newline { position += 1 }
     guard position < bytes.count else { return false }
     position += 1
-    line += 1
-    lineStart = position
     return true
   }
 
-  /// Spaces at the start of the line at `start`, or nil at the end of the text.
+  private func atLineEnd() -> Bool { position < bytes.count && bytes[position] == Self.newline }
+
+  /// Spaces at the start of the line at `start`, or nil when only spaces (or nothing) follow.
   private func indent(at start: Int) -> Int? {
-    guard start < bytes.count else { return nil }
     var i = start
     while i < bytes.count && bytes[i] == Self.space { i += 1 }
-    return i - start
+    return i < bytes.count ? i - start : nil
+  }
+
+  /// A key's value, just after its colon: on the line (` value`), or below it, deeper than `indent`
+  /// (a block map or list), or nothing at all (`key:` alone, null). Ends at the next line's start.
+  private mutating func value(indent: Int) -> ParamValue? {
+    if position < bytes.count && bytes[position] == Self.newline {
+      guard skipToNextLine() else { return nil }
+      guard let deeper = self.indent(at: position), deeper > indent else { return .null }
+      return bytes[position + deeper] == Self.dash ? blockList(indent: deeper) : blockMap(indent: deeper)
+    }
+    guard position < bytes.count, bytes[position] == Self.space else { return nil }
+    position += 1
+    guard let flow = flowValue(inFlow: false), atLineEnd(), skipToNextLine() else { return nil }
+    return flow
   }
 
   /// `key: value` lines at exactly `indent` spaces, the first at `position` (which is at the line's
   /// start, or, for the first key of a list item, just after `- `).
-  private mutating func blockMap(indent: Int, firstInline: Bool = false) -> YAMLNode? {
-    var pairs: [YAMLPair] = []
-    var seen = Set<String>()
-    let start = location
+  private mutating func blockMap(indent: Int, firstInline: Bool = false) -> ParamValue? {
+    var map: [String: ParamValue] = [:]
     var first = firstInline
     while position < bytes.count {
       if !first {
@@ -75,42 +181,17 @@ struct LockfileFastReader {
         position += indent
       }
       first = false
-      guard let key = key(), seen.insert(key.raw ?? "").inserted else { return nil }
-      guard position < bytes.count, bytes[position] == Self.colon else { return nil }
+      guard let key = key(), position < bytes.count, bytes[position] == Self.colon else { return nil }
       position += 1
-      let value: YAMLNode
-      if position < bytes.count && bytes[position] == Self.newline {
-        let at = location
-        guard skipToNextLine() else { return nil }
-        guard let deeper = self.indent(at: position), deeper > indent else {
-          value = YAMLNode(content: .scalar(.null), location: at, raw: "", style: .plain)  // `key:` alone
-          pairs.append(YAMLPair(key: key, value: value))
-          continue
-        }
-        if bytes[position + deeper] == Self.dash {
-          guard let list = blockList(indent: deeper) else { return nil }
-          value = list
-        } else {
-          guard let map = blockMap(indent: deeper) else { return nil }
-          value = map
-        }
-      } else {
-        guard position < bytes.count, bytes[position] == Self.space else { return nil }
-        position += 1
-        guard let flow = flowValue(inFlow: false), position < bytes.count, bytes[position] == Self.newline,
-              skipToNextLine() else { return nil }
-        value = flow
-      }
-      pairs.append(YAMLPair(key: key, value: value))
+      guard let value = value(indent: indent), map.updateValue(value, forKey: key) == nil else { return nil }
     }
-    return YAMLNode(content: .mapping(pairs), location: start)
+    return .map(map)
   }
 
   /// `- ` items at `indent` spaces: a map (`- key: value`, its further keys at `indent + 2`) or a value
   /// on the line (`- 1`, `- [a, b]`).
-  private mutating func blockList(indent: Int) -> YAMLNode? {
-    var items: [YAMLNode] = []
-    let start = SourceLocation(file: "", line: line, column: indent + 1)
+  private mutating func blockList(indent: Int) -> ParamValue? {
+    var items: [ParamValue] = []
     while position < bytes.count, self.indent(at: position) == indent, bytes[position + indent] == Self.dash {
       position += indent + 1
       guard position < bytes.count, bytes[position] == Self.space else { return nil }
@@ -124,47 +205,56 @@ struct LockfileFastReader {
         continue
       }
       position = itemStart
-      guard let value = flowValue(inFlow: false), position < bytes.count, bytes[position] == Self.newline,
-            skipToNextLine() else { return nil }
+      guard let value = flowValue(inFlow: false), atLineEnd(), skipToNextLine() else { return nil }
       items.append(value)
     }
-    return YAMLNode(content: .sequence(items), location: start)
+    return .list(items)
   }
 
-  /// A key: a double-quoted string, or a word (letters, digits, `_`, `.`, `-`) resolved as YAML would.
-  private mutating func key() -> YAMLNode? {
+  // MARK: - Scalars and flow values
+
+  /// A key as the general decoder names it: a double-quoted string as written, or a word (letters,
+  /// digits, `_`, `.`, `-`, `+`) by its text, even where YAML would read a number or bool (`1:`). A
+  /// null key (`null:`, `~:`) is no name.
+  private mutating func key() -> String? {
     guard position < bytes.count else { return nil }
     if bytes[position] == Self.quote { return quoted() }
-    let at = location
     let begin = position
     while position < bytes.count, Self.isWord(bytes[position]) { position += 1 }
     guard position > begin else { return nil }
-    return plain(begin, at: at)
+    let text = String(decoding: bytes[begin..<position], as: UTF8.self)
+    guard let scalar = Self.resolve(text, first: bytes[begin]), scalar != .null else { return nil }
+    return text
   }
 
   private static func isWord(_ b: UInt8) -> Bool {
     (b >= 97 && b <= 122) || (b >= 65 && b <= 90) || (b >= 48 && b <= 57) || b == 95 || b == 46 || b == 45 || b == 43
   }
 
-  private mutating func plain(_ begin: Int, at: SourceLocation) -> YAMLNode? {
-    let text = String(decoding: bytes[begin..<position], as: UTF8.self)
-    guard let scalar = try? TreeBuilderScalars.plain(text, at: at) else { return nil }
-    return YAMLNode(content: .scalar(scalar), location: at, raw: text, style: .plain)
+  /// A plain word resolved as YAML's core schema resolves it (`TreeBuilderScalars`), without asking it
+  /// about the common case: a word starting with a letter other than n, t and f (null, true, false)
+  /// is a string. Nil for what the parser refuses (an integer beyond 64 bits).
+  private static func resolve(_ text: String, first: UInt8) -> ParamValue? {
+    let letter = first | 0x20
+    if letter >= 97 && letter <= 122 && letter != 110 && letter != 116 && letter != 102 { return .string(text) }
+    guard let scalar = try? TreeBuilderScalars.plain(text, at: unplaced) else { return nil }
+    return Interpolator.paramValue(scalar)
   }
 
+  private static let unplaced = SourceLocation(file: "", line: 0, column: 0)
+
   /// A value on one line: a quoted string, a plain scalar, `[…]` or `{…}`.
-  private mutating func flowValue(inFlow: Bool) -> YAMLNode? {
+  private mutating func flowValue(inFlow: Bool) -> ParamValue? {
     guard position < bytes.count else { return nil }
-    let at = location
     switch bytes[position] {
     case Self.quote:
-      return quoted()
+      return quoted().map { .string($0) }
     case UInt8(ascii: "["):
       position += 1
-      var items: [YAMLNode] = []
+      var items: [ParamValue] = []
       if position < bytes.count && bytes[position] == UInt8(ascii: "]") {
         position += 1
-        return YAMLNode(content: .sequence(items), location: at)
+        return .list(items)
       }
       while true {
         guard let item = flowValue(inFlow: true) else { return nil }
@@ -174,47 +264,53 @@ struct LockfileFastReader {
         guard bytes[position] == UInt8(ascii: ","), position + 1 < bytes.count, bytes[position + 1] == Self.space else { return nil }
         position += 2
       }
-      return YAMLNode(content: .sequence(items), location: at)
+      return .list(items)
     case UInt8(ascii: "{"):
       position += 1
-      var pairs: [YAMLPair] = []
-      var seen = Set<String>()
+      var map: [String: ParamValue] = [:]
       if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
         position += 1
-        return YAMLNode(content: .mapping(pairs), location: at)
+        return .map(map)
       }
       while true {
-        guard let key = key(), seen.insert(key.raw ?? "").inserted,
-              position + 1 < bytes.count, bytes[position] == Self.colon, bytes[position + 1] == Self.space else { return nil }
+        guard let key = key(), position + 1 < bytes.count, bytes[position] == Self.colon, bytes[position + 1] == Self.space
+        else { return nil }
         position += 2
-        guard let value = flowValue(inFlow: true) else { return nil }
-        pairs.append(YAMLPair(key: key, value: value))
+        guard let value = flowValue(inFlow: true), map.updateValue(value, forKey: key) == nil else { return nil }
         guard position < bytes.count else { return nil }
         if bytes[position] == UInt8(ascii: "}") { position += 1; break }
         guard bytes[position] == UInt8(ascii: ","), position + 1 < bytes.count, bytes[position + 1] == Self.space else { return nil }
         position += 2
       }
-      return YAMLNode(content: .mapping(pairs), location: at)
+      return .map(map)
     default:
       let begin = position
       while position < bytes.count, Self.isWord(bytes[position]) { position += 1 }
       guard position > begin else { return nil }
       if !inFlow, position < bytes.count, bytes[position] != Self.newline { return nil }
-      return plain(begin, at: at)
+      return Self.resolve(String(decoding: bytes[begin..<position], as: UTF8.self), first: bytes[begin])
     }
   }
 
   /// A double-quoted string with the writer's escapes (`\"`, `\\`, `\n`, `\r`, `\t`, `\uXXXX`).
-  private mutating func quoted() -> YAMLNode? {
-    let at = location
+  private mutating func quoted() -> String? {
     position += 1
-    var out: [UInt8] = []
+    let begin = position
+    // Most strings (hashes, names) have no escape: taken in one piece.
+    while position < bytes.count, bytes[position] != Self.quote, bytes[position] != UInt8(ascii: "\\"),
+          bytes[position] >= 0x20, bytes[position] < 0x7F {
+      position += 1
+    }
+    if position < bytes.count, bytes[position] == Self.quote {
+      position += 1
+      return String(decoding: bytes[begin..<(position - 1)], as: UTF8.self)
+    }
+    var out = Array(bytes[begin..<position])
     while position < bytes.count {
       let b = bytes[position]
       if b == Self.quote {
         position += 1
-        let text = String(decoding: out, as: UTF8.self)
-        return YAMLNode(content: .scalar(.string(text)), location: at, raw: text, style: .doubleQuoted)
+        return String(decoding: out, as: UTF8.self)
       }
       if b == Self.newline { return nil }
       if b == UInt8(ascii: "\\") {

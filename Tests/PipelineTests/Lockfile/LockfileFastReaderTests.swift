@@ -49,7 +49,7 @@ import Testing
   @Test func theFastReaderTakesWhatLineageWrites() throws {
     // Otherwise every read would quietly take the slow path.
     for (name, bytes) in Self.files where name.hasSuffix("lineage.lock") {
-      #expect(LockfileFastReader.tree(bytes) != nil, "\(name)")
+      #expect(LockfileFastReader.lockfile(bytes) != nil, "\(name)")
     }
     let h = ContentHash.of(Array("x".utf8))
     var lock = Lockfile()
@@ -64,7 +64,7 @@ import Testing
         metrics: ["loss": 1 / Double(i + 1), "nan": .nan])
     }
     let bytes = Array(lock.rendered().utf8)
-    #expect(LockfileFastReader.tree(bytes) != nil)
+    #expect(LockfileFastReader.lockfile(bytes) != nil)
     expectSameBothWays(bytes, "big.lock")
     // Round trip, exactly: read and written again, the same bytes (NaN metrics compare unequal as values).
     #expect(try Lockfile.parse(bytes, file: "big.lock").rendered() == lock.rendered(), "the round trip changed the lockfile")
@@ -83,11 +83,15 @@ import Testing
       text.replacingOccurrences(of: "op_version: 1", with: "op_version: one"),           // a wrong type
       String(text.dropLast(45)),                                                          // truncated mid-line
       "\u{FEFF}" + text,                                                                  // a byte-order mark
+      "version: 1\nstages:\n",                                                             // null stages
+      text + "   ",                                                                       // spaces at the end
+      text.replacingOccurrences(of: "        hash: ", with: "        hashed: "),          // an output without its hash
     ]
     for (i, edited) in edits.enumerated() {
       let bytes = Array(edited.utf8)
-      // A comment, a duplicate key, a truncated file and a byte-order mark are not what Lineage writes.
-      if [0, 3, 5, 6].contains(i) { #expect(LockfileFastReader.tree(bytes) == nil, "edit \(i)") }
+      // Not what Lineage writes: a comment, a duplicate key, a value of the wrong type, a truncated
+      // file, a byte-order mark, null stages, trailing spaces, an output without its hash.
+      if [0, 3, 4, 5, 6, 7, 8, 9].contains(i) { #expect(LockfileFastReader.lockfile(bytes) == nil, "edit \(i)") }
       expectSameBothWays(bytes, "edit \(i)")
     }
     #expect(try Lockfile.parse(Array(edits[0].utf8), file: "edit").stages["a"]?.op == "emit")
