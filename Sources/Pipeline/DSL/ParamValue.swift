@@ -60,7 +60,7 @@ public enum ParamValue: Hashable, Sendable {
     case .bool(let v): out += v ? "true" : "false"
     case .int(let v): out += String(v)
     case .float(let v): out += ParamValue.formatFloat(v, json: true)
-    case .string(let v): out += ParamValue.jsonQuoted(v)
+    case .string(let v): ParamValue.appendJSONQuoted(v, to: &out)
     case .list(let items):
       out += "["
       for (i, item) in items.enumerated() {
@@ -70,10 +70,11 @@ public enum ParamValue: Hashable, Sendable {
       out += "]"
     case .map(let entries):
       out += "{"
-      for (i, key) in entries.keys.sorted().enumerated() {
+      for (i, entry) in entries.sorted(by: { $0.key < $1.key }).enumerated() {
         if i > 0 { out += "," }
-        out += ParamValue.jsonQuoted(key) + ":"
-        entries[key]!.writeCanonical(into: &out)
+        ParamValue.appendJSONQuoted(entry.key, to: &out)
+        out += ":"
+        entry.value.writeCanonical(into: &out)
       }
       out += "}"
     }
@@ -106,7 +107,21 @@ public enum ParamValue: Hashable, Sendable {
 
   /// `s` as a JSON string literal (quotes, escapes), for the JSON texts Lineage writes by hand.
   public static func jsonQuoted(_ s: String) -> String {
-    var out = "\""
+    var out = ""
+    appendJSONQuoted(s, to: &out)
+    return out
+  }
+
+  /// Appends `s` as a JSON string literal. Every stage's key hashes a canonical text with a few dozen
+  /// of them, so the common string (nothing to escape) is appended whole.
+  static func appendJSONQuoted(_ s: String, to out: inout String) {
+    if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
+      out += "\""
+      out += s
+      out += "\""
+      return
+    }
+    out += "\""
     for scalar in s.unicodeScalars {
       switch scalar {
       case "\"": out += "\\\""
@@ -120,7 +135,7 @@ public enum ParamValue: Hashable, Sendable {
       default: out.unicodeScalars.append(scalar)
       }
     }
-    return out + "\""
+    out += "\""
   }
 
   /// Every leaf under this value, as `(dotted path, value)`, sorted by path; lists are leaves.

@@ -223,7 +223,7 @@ struct LockfileFastReader {
     while position < bytes.count, Self.isWord(bytes[position]) { position += 1 }
     guard position > begin else { return nil }
     let text = String(decoding: bytes[begin..<position], as: UTF8.self)
-    guard let scalar = Self.resolve(text, first: bytes[begin]), scalar != .null else { return nil }
+    guard let scalar = Self.resolve(text), scalar != .null else { return nil }
     return text
   }
 
@@ -231,12 +231,9 @@ struct LockfileFastReader {
     (b >= 97 && b <= 122) || (b >= 65 && b <= 90) || (b >= 48 && b <= 57) || b == 95 || b == 46 || b == 45 || b == 43
   }
 
-  /// A plain word resolved as YAML's core schema resolves it (`TreeBuilderScalars`), without asking it
-  /// about the common case: a word starting with a letter other than n, t and f (null, true, false)
-  /// is a string. Nil for what the parser refuses (an integer beyond 64 bits).
-  private static func resolve(_ text: String, first: UInt8) -> ParamValue? {
-    let letter = first | 0x20
-    if letter >= 97 && letter <= 122 && letter != 110 && letter != 116 && letter != 102 { return .string(text) }
+  /// A plain word resolved as YAML's core schema resolves it (`TreeBuilderScalars`); nil for what the
+  /// parser refuses (an integer beyond 64 bits).
+  private static func resolve(_ text: String) -> ParamValue? {
     guard let scalar = try? TreeBuilderScalars.plain(text, at: unplaced) else { return nil }
     return Interpolator.paramValue(scalar)
   }
@@ -288,7 +285,7 @@ struct LockfileFastReader {
       while position < bytes.count, Self.isWord(bytes[position]) { position += 1 }
       guard position > begin else { return nil }
       if !inFlow, position < bytes.count, bytes[position] != Self.newline { return nil }
-      return Self.resolve(String(decoding: bytes[begin..<position], as: UTF8.self), first: bytes[begin])
+      return Self.resolve(String(decoding: bytes[begin..<position], as: UTF8.self))
     }
   }
 

@@ -332,6 +332,12 @@ private struct TreeBuilder {
   /// YAML 1.2 core schema, plus floats written without a dot (`1e-3`); an integer too large for
   /// 64 bits is an error rather than a silent float.
   static func plain(_ text: String, at location: SourceLocation) throws -> YAMLScalar {
+    // Most plain scalars are words: one starting with a letter other than n, t and f (null, true,
+    // false) is a string, and needs none of the comparisons below.
+    if let first = text.utf8.first {
+      let letter = first | 0x20
+      if letter >= 97 && letter <= 122 && letter != 110 && letter != 116 && letter != 102 { return .string(text) }
+    }
     switch text {
     case "", "~", "null", "Null", "NULL": return .null
     case "true", "True", "TRUE": return .bool(true)
