@@ -13,13 +13,26 @@ public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertib
 
   /// Parses 64 hex digits (either case); nil for anything else.
   public init?(hex: String) {
-    let chars = Array(hex.utf8)
+    var hex = hex
+    guard let parsed = hex.withUTF8({ ContentHash(hexDigits: UnsafeRawBufferPointer($0)) }) else { return nil }
+    self = parsed
+  }
+
+  /// Parses 64 hex digits (either case) from bytes; nil for anything else.
+  public init?(hexDigits chars: UnsafeRawBufferPointer) {
     guard chars.count == 64 else { return nil }
-    var out = [UInt8](repeating: 0, count: 32)
-    for i in 0..<32 {
-      guard let hi = ContentHash.nibble(chars[2 * i]), let lo = ContentHash.nibble(chars[2 * i + 1]) else { return nil }
-      out[i] = hi << 4 | lo
+    var failed = false
+    let out = [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+      for i in 0..<32 {
+        guard let hi = ContentHash.nibble(chars[2 * i]), let lo = ContentHash.nibble(chars[2 * i + 1]) else {
+          failed = true
+          break
+        }
+        out[i] = hi << 4 | lo
+        count = i + 1
+      }
     }
+    guard !failed else { return nil }
     bytes = out
   }
 
@@ -46,15 +59,17 @@ public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertib
 
   /// 64 lowercase hex digits.
   public var hex: String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(64)
-    for b in bytes {
-      out.append(digits[Int(b >> 4)])
-      out.append(digits[Int(b & 15)])
+    // Written into the string's own storage: keys and lockfiles ask for tens of thousands of these.
+    String(unsafeUninitializedCapacity: 64) { out in
+      for (i, b) in bytes.enumerated() {
+        out[2 * i] = ContentHash.digit(b >> 4)
+        out[2 * i + 1] = ContentHash.digit(b & 15)
+      }
+      return 64
     }
-    return String(decoding: out, as: UTF8.self)
   }
+
+  private static func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 48 + nibble : 87 + nibble }
 
   /// The first 12 hex digits, for display.
   public var short: String { String(hex.prefix(12)) }

@@ -11,7 +11,8 @@ extension LoadSession {
                                     at: raw.location))
       return nil
     }
-    let opList = loader.registry.names.joined(separator: ", ")
+    // Sorted and joined only for a message: every stage passes here.
+    var opList: String { loader.registry.names.joined(separator: ", ") }
     guard case .string(let opName)? = opEntry.value.scalar else {
       let problem = opEntry.value.isWrittenEmpty ? "'op' has no value" : "'op' must be the name of an op, not \(opEntry.value.kindDescription)"
       diagnostics.append(Diagnostic("\(problem); choose one of \(opList)", at: opEntry.value.location))

@@ -54,7 +54,7 @@ public enum ParamValue: Hashable, Sendable {
     return out
   }
 
-  private func writeCanonical(into out: inout String) {
+  func writeCanonical(into out: inout String) {
     switch self {
     case .null: out += "null"
     case .bool(let v): out += v ? "true" : "false"

@@ -28,18 +28,37 @@ public struct CacheKeyInputs: Sendable, Equatable {
     self.seed = seed
   }
 
-  /// The canonical text hashed into the key (JSON, sorted keys, no white space).
+  /// The canonical text hashed into the key (JSON, sorted keys, no white space): the canonical JSON
+  /// of `{files, inputs, op, params, seed, version}` after a `lineage-key-v1` line. Written directly
+  /// rather than through a `ParamValue` document: every stage's key is computed on every run.
   public var canonicalText: String {
-    let document: ParamValue = .map([
-      "files": .map(files.mapValues { .string($0.hex) }),
-      "inputs": .map(inputs.mapValues { .list($0.map { .string($0.hex) }) }),
-      "op": .string(op),
-      "params": parameters,
-      // The seed as a string: a UInt64 may not fit an Int.
-      "seed": .string(String(seed)),
-      "version": .int(opVersion),
-    ])
-    return "lineage-key-v1\n" + document.canonicalJSON
+    var out = "lineage-key-v1\n{\"files\":{"
+    for (i, file) in files.sorted(by: { $0.key < $1.key }).enumerated() {
+      if i > 0 { out += "," }
+      ParamValue.appendJSONQuoted(file.key, to: &out)
+      out += ":\""
+      out += file.value.hex
+      out += "\""
+    }
+    out += "},\"inputs\":{"
+    for (i, slot) in inputs.sorted(by: { $0.key < $1.key }).enumerated() {
+      if i > 0 { out += "," }
+      ParamValue.appendJSONQuoted(slot.key, to: &out)
+      out += ":["
+      for (j, hash) in slot.value.enumerated() {
+        out += j > 0 ? ",\"" : "\""
+        out += hash.hex
+        out += "\""
+      }
+      out += "]"
+    }
+    out += "},\"op\":"
+    ParamValue.appendJSONQuoted(op, to: &out)
+    out += ",\"params\":"
+    parameters.writeCanonical(into: &out)
+    // The seed as a string: a UInt64 may not fit an Int.
+    out += ",\"seed\":\"\(seed)\",\"version\":\(opVersion)}"
+    return out
   }
 
   public var key: ContentHash { ContentHash.of(Array(canonicalText.utf8)) }

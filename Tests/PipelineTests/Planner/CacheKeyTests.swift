@@ -69,4 +69,29 @@ import Testing
     #expect(inputs.canonicalText
               == "lineage-key-v1\n{\"files\":{},\"inputs\":{},\"op\":\"emit\",\"params\":{\"a\":1,\"b\":0.5},\"seed\":\"7\",\"version\":2}")
   }
+
+  /// The text written directly equals the canonical JSON of the key's document, which is how it was
+  /// first defined (and how every key in a committed lockfile was computed).
+  @Test func canonicalTextIsTheDocumentsCanonicalJSON() {
+    let h1 = ContentHash.of(Array("a".utf8)), h2 = ContentHash.of(Array("b".utf8))
+    let cases = [
+      CacheKeyInputs(op: "emit", opVersion: 2, parameters: .map([:]), inputs: [:], files: [:], seed: 0),
+      CacheKeyInputs(op: "q\"uote\\d", opVersion: -1,
+                     parameters: .map(["z": .list([.null, .bool(true), .float(1), .string("é\n\u{1}")]),
+                                       "a\"b": .map(["y": .int(-3), "x": .float(.nan)])]),
+                     inputs: ["teacher": [h1], "from": [h2, h1, h2], "\u{7}": []],
+                     files: ["data.txt": h1, "a\tb": h2], seed: UInt64.max),
+    ]
+    for inputs in cases {
+      let document: ParamValue = .map([
+        "files": .map(inputs.files.mapValues { .string($0.hex) }),
+        "inputs": .map(inputs.inputs.mapValues { .list($0.map { .string($0.hex) }) }),
+        "op": .string(inputs.op),
+        "params": inputs.parameters,
+        "seed": .string(String(inputs.seed)),
+        "version": .int(inputs.opVersion),
+      ])
+      #expect(inputs.canonicalText == "lineage-key-v1\n" + document.canonicalJSON)
+    }
+  }
 }
