@@ -37,12 +37,9 @@ public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertib
   }
 
   private static func nibble(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 48...57: return c - 48
-    case 97...102: return c - 87
-    case 65...70: return c - 55
-    default: return nil
-    }
+    if c >= 48 && c <= 57 { return c - 48 }
+    let lower = c | 0x20  // only A–F and a–f land on a–f
+    return lower >= 97 && lower <= 102 ? lower - 87 : nil
   }
 
   /// The hash of `bytes`.

@@ -105,9 +105,9 @@ struct Transaction {
 
   /// Calls `body` with the value in place, or returns nil when the key is absent.
   func withValue<R>(_ db: Database, key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
-    var k = key
-    return try k.withUnsafeMutableBytes { keyBytes in
-      var keyVal = MDB_val(mv_size: keyBytes.count, mv_data: keyBytes.baseAddress)
+    // LMDB only reads the key: the array's own storage, not a mutable copy of it.
+    try key.withUnsafeBytes { keyBytes in
+      var keyVal = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
       var value = MDB_val()
       let rc = mdb_get(txn, dbi(db), &keyVal, &value)
       if rc == MDB_NOTFOUND { return nil }

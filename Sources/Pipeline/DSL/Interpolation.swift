@@ -27,7 +27,7 @@ struct Interpolator {
     switch node.content {
     case .scalar(let scalar):
       let param = Interpolator.paramValue(scalar)
-      if case .string(let text) = param, text.contains("${") || text.contains("$${") {
+      if case .string(let text) = param, Interpolator.mentionsVariable(text) {
         return interpolate(text, node: node, origin: origin)
       }
       return SourceValue(content: .scalar(param), location: node.location,
@@ -48,6 +48,17 @@ struct Interpolator {
       }
       return SourceValue(content: .map(entries), location: node.location, origin: origin(node.location))
     }
+  }
+
+  /// Whether `text` holds `${` (so also `$${`), scanned as bytes: Foundation's substring search
+  /// costs a bridged string per scalar, and every scalar of a recipe is asked.
+  static func mentionsVariable(_ text: String) -> Bool {
+    var previous: UInt8 = 0
+    for byte in text.utf8 {
+      if previous == UInt8(ascii: "$") && byte == UInt8(ascii: "{") { return true }
+      previous = byte
+    }
+    return false
   }
 
   static func paramValue(_ scalar: YAMLScalar) -> ParamValue {

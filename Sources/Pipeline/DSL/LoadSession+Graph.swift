@@ -2,15 +2,18 @@
 extension LoadSession {
   /// Resolves references to outputs, checks artifact kinds and finds cycles.
   mutating func buildGraph(_ stages: [Stage], allNames: Set<String>, groups: [String: [String]]) -> (StageGraph, [Stage])? {
-    var byName: [String: Stage] = [:]
-    for s in stages { byName[s.name] = s }
+    // Stages by position, not copies of them by name: a stage is a large value, and a sweep has
+    // thousands.
+    var index: [String: Int] = [:]
+    index.reserveCapacity(stages.count)
+    for (i, s) in stages.enumerated() { index[s.name] = i }
     var resolved = stages
     for i in resolved.indices {
       let schema = resolved[i].op.schema
       for (slotName, refs) in resolved[i].inputs {
         let slot = schema.input(slotName)!
         resolved[i].inputs[slotName] = refs.compactMap { ref in
-          resolve(ref.stage, at: ref.location, slot: slot, byName: byName, allNames: allNames, groups: groups)
+          resolve(ref.stage, at: ref.location, slot: slot, stages: stages, index: index, allNames: allNames, groups: groups)
         }
       }
     }
@@ -18,13 +21,11 @@ extension LoadSession {
       for (slotName, refs) in broken.inputs {
         guard let slot = broken.slots.first(where: { $0.name == slotName }) else { continue }
         for ref in refs {
-          _ = resolve(ref.stage, at: ref.location, slot: slot, byName: byName, allNames: allNames, groups: groups)
+          _ = resolve(ref.stage, at: ref.location, slot: slot, stages: stages, index: index, allNames: allNames, groups: groups)
         }
       }
     }
     let names = resolved.map(\.name)
-    var index: [String: Int] = [:]
-    for (i, n) in names.enumerated() { index[n] = i }
     let graph = StageGraph(names: names, dependencies: resolved.map { $0.dependencies.compactMap { index[$0] } })
     if let cycle = graph.findCycle() {
       // cycle[i] feeds cycle[i + 1]: point at each reference that reads the stage before it.
@@ -49,15 +50,15 @@ extension LoadSession {
     return (graph, resolved)
   }
 
-  mutating func resolve(_ text: String, at location: SourceLocation?, slot: InputSlot, byName: [String: Stage],
-                        allNames: Set<String>, groups: [String: [String]]) -> StageReference? {
+  mutating func resolve(_ text: String, at location: SourceLocation?, slot: InputSlot, stages: [Stage],
+                        index: [String: Int], allNames: Set<String>, groups: [String: [String]]) -> StageReference? {
     var stageName = text
     var outputName: String?
-    if byName[text] == nil && !allNames.contains(text), let dot = text.lastIndex(of: ".") {
+    if index[text] == nil && !allNames.contains(text), let dot = text.lastIndex(of: ".") {
       stageName = String(text[..<dot])
       outputName = String(text[text.index(after: dot)...])
     }
-    guard let stage = byName[stageName] else {
+    guard let position = index[stageName] else {
       if allNames.contains(stageName) { return nil }  // that stage has its own errors, already reported
       if let members = groups[stageName] {
         diagnostics.append(Diagnostic(
@@ -70,11 +71,12 @@ extension LoadSession {
       diagnostics.append(Diagnostic("unknown stage '\(stageName)' in '\(slot.name)'\(hint)\(literals)", at: location))
       return nil
     }
-    let outputs = stage.op.schema.outputs
+    let op = stages[position].op
+    let outputs = op.schema.outputs
     guard let output = outputName.map({ name in outputs.first { $0.name == name } }) ?? outputs.first else {
       let name = outputName ?? ""
       diagnostics.append(Diagnostic(
-        "stage '\(stageName)' (op \(stage.op.name)) has no output '\(name)'"
+        "stage '\(stageName)' (op \(op.name)) has no output '\(name)'"
           + "\(Suggestion.phrase(for: name, among: outputs.map(\.name))); it has \(outputs.map(\.name).joined(separator: ", "))",
         at: location))
       return nil

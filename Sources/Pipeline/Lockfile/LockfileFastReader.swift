@@ -73,63 +73,139 @@ struct LockfileFastReader {
       position += 2
       guard let name = key(), position < bytes.count, bytes[position] == Self.colon else { return nil }
       position += 1
-      guard atLineEnd(), skipToNextLine(), let deeper = indent(at: position), deeper == 4,
-            case .map(let fields)? = blockMap(indent: 4), let entry = Self.entry(fields),
+      guard atLineEnd(), skipToNextLine(), indent(at: position) == 4, let entry = entry(),
             lock.stages.updateValue(entry, forKey: name) == nil else { return nil }
     }
     return lock
   }
 
-  /// A stage's entry from its fields, or nil at anything `LockfileDecoder` would report.
-  private static func entry(_ fields: [String: ParamValue]) -> Lockfile.Entry? {
-    guard case .string(let op)? = fields["op"], case .int(let opVersion)? = fields["op_version"],
-          case .string(let seedText)? = fields["seed"], let seed = UInt64(seedText),
-          let key = hash(fields["key"]) else { return nil }
-    var inputs: [String: [Lockfile.LockedInput]] = [:]
-    if let value = fields["inputs"] {
-      guard case .map(let slots) = value else { return nil }
-      for (slot, list) in slots {
-        guard case .list(let items) = list else { return nil }
-        var locked: [Lockfile.LockedInput] = []
-        locked.reserveCapacity(items.count)
-        for item in items {
-          guard case .string(let from) = item["from"], let dot = from.lastIndex(of: "."),
-                let h = hash(item["hash"]) else { return nil }
-          locked.append(.init(reference: StageReference(stage: String(from[..<dot]),
-                                                        output: String(from[from.index(after: dot)...])), hash: h))
+  /// A stage's entry: its fields at indent 4, each at most once. The scalars, the key and the outputs
+  /// are read as the writer writes them, straight into their types; `params`, `inputs`, `files` and
+  /// `metrics` as values, then checked. Nil at an unknown field or anything `LockfileDecoder` would
+  /// report.
+  private mutating func entry() -> Lockfile.Entry? {
+    var op: String?, opVersion: Int?, key: ContentHash?, seed: UInt64?, parameters: ParamValue?
+    var inputs: [String: [Lockfile.LockedInput]]?, files: [String: ContentHash]?
+    var outputs: [String: ArtifactRef]?, metrics: [String: Double]?
+    while position < bytes.count, indent(at: position) == 4 {
+      position += 4
+      guard let field = self.key(), position < bytes.count, bytes[position] == Self.colon else { return nil }
+      position += 1
+      switch field {
+      case "op":
+        guard op == nil, case .string(let text)? = value(indent: 4) else { return nil }
+        op = text
+      case "op_version":
+        guard opVersion == nil, case .int(let number)? = value(indent: 4) else { return nil }
+        opVersion = number
+      case "key":
+        guard key == nil, let hash = hashLine() else { return nil }
+        key = hash
+      case "seed":
+        guard seed == nil, case .string(let text)? = value(indent: 4), let number = UInt64(text) else { return nil }
+        seed = number
+      case "params":
+        guard parameters == nil, let value = value(indent: 4) else { return nil }
+        parameters = value
+      case "inputs":
+        guard inputs == nil, let value = value(indent: 4), let locked = Self.inputs(value) else { return nil }
+        inputs = locked
+      case "files":
+        guard files == nil, case .map(let named)? = value(indent: 4) else { return nil }
+        var hashes: [String: ContentHash] = [:]
+        for (name, text) in named {
+          guard let h = Self.hash(text) else { return nil }
+          hashes[name] = h
         }
-        // An empty list is an empty slot to the general decoder: no entry at all.
-        if !locked.isEmpty { inputs[slot] = locked }
+        files = hashes
+      case "outputs":
+        guard outputs == nil, let refs = self.outputs() else { return nil }
+        outputs = refs
+      case "metrics":
+        guard metrics == nil, case .map(let named)? = value(indent: 4) else { return nil }
+        var numbers: [String: Double] = [:]
+        for (name, number) in named {
+          switch number {
+          case .int(let v): numbers[name] = Double(v)
+          case .float(let v): numbers[name] = v
+          default: return nil
+          }
+        }
+        metrics = numbers
+      default:
+        return nil
       }
     }
-    var files: [String: ContentHash] = [:]
-    if let value = fields["files"] {
-      guard case .map(let named) = value else { return nil }
-      for (name, text) in named {
-        guard let h = hash(text) else { return nil }
-        files[name] = h
-      }
+    guard let op, let opVersion, let key, let seed, let outputs else { return nil }
+    return Lockfile.Entry(op: op, opVersion: opVersion, key: key, seed: seed, parameters: parameters ?? .map([:]),
+                          inputs: inputs ?? [:], files: files ?? [:], outputs: outputs, metrics: metrics ?? [:])
+  }
+
+  /// ` "64 hex digits"` and the line's end, read without making a string.
+  private mutating func hashLine() -> ContentHash? {
+    guard position + 67 < bytes.count, bytes[position] == Self.space, bytes[position + 1] == Self.quote,
+          bytes[position + 66] == Self.quote, bytes[position + 67] == Self.newline else { return nil }
+    let hash = bytes.withUnsafeBytes { ContentHash(hexDigits: UnsafeRawBufferPointer(rebasing: $0[(position + 2)..<(position + 66)])) }
+    position += 68
+    return hash
+  }
+
+  /// `outputs:`'s value: `{}`, or per output a name at indent 6 with `hash`, `kind` and `size` at 8.
+  private mutating func outputs() -> [String: ArtifactRef]? {
+    var refs: [String: ArtifactRef] = [:]
+    if position < bytes.count, bytes[position] == Self.space {
+      guard value(indent: 4) == .map([:]) else { return nil }
+      return refs
     }
-    guard case .map(let outputFields)? = fields["outputs"] else { return nil }
-    var outputs: [String: ArtifactRef] = [:]
-    for (name, value) in outputFields {
-      guard let h = hash(value["hash"]), case .int(let size) = value["size"], case .string(let kind) = value["kind"]
+    guard atLineEnd(), skipToNextLine(), indent(at: position) == 6 else { return nil }
+    while position < bytes.count, indent(at: position) == 6 {
+      position += 6
+      guard let name = key(), position < bytes.count, bytes[position] == Self.colon else { return nil }
+      position += 1
+      guard atLineEnd(), skipToNextLine() else { return nil }
+      var hash: ContentHash?, kind: String?, size: Int?
+      while position < bytes.count, indent(at: position) == 8 {
+        position += 8
+        guard let field = key(), position < bytes.count, bytes[position] == Self.colon else { return nil }
+        position += 1
+        switch field {
+        case "hash":
+          guard hash == nil, let h = hashLine() else { return nil }
+          hash = h
+        case "kind":
+          guard kind == nil, case .string(let text)? = value(indent: 8) else { return nil }
+          kind = text
+        case "size":
+          guard size == nil, case .int(let number)? = value(indent: 8) else { return nil }
+          size = number
+        default:
+          return nil
+        }
+      }
+      guard let hash, let kind, let size, refs.updateValue(ArtifactRef(hash: hash, size: size, kind: kind), forKey: name) == nil
       else { return nil }
-      outputs[name] = ArtifactRef(hash: h, size: size, kind: kind)
     }
-    var metrics: [String: Double] = [:]
-    if let value = fields["metrics"] {
-      guard case .map(let named) = value else { return nil }
-      for (name, number) in named {
-        switch number {
-        case .int(let v): metrics[name] = Double(v)
-        case .float(let v): metrics[name] = v
-        default: return nil
-        }
+    return refs
+  }
+
+  /// `inputs:`'s value checked: slot → list of `{from: stage.output, hash}`.
+  private static func inputs(_ value: ParamValue) -> [String: [Lockfile.LockedInput]]? {
+    guard case .map(let slots) = value else { return nil }
+    var inputs: [String: [Lockfile.LockedInput]] = [:]
+    for (slot, list) in slots {
+      guard case .list(let items) = list else { return nil }
+      var locked: [Lockfile.LockedInput] = []
+      locked.reserveCapacity(items.count)
+      for item in items {
+        guard case .string(let from) = item["from"], let dot = from.lastIndex(of: "."),
+              let h = hash(item["hash"]) else { return nil }
+        locked.append(.init(reference: StageReference(stage: String(from[..<dot]),
+                                                      output: String(from[from.index(after: dot)...])), hash: h))
       }
+      // An empty list is an empty slot to the general decoder: no entry at all.
+      if !locked.isEmpty { inputs[slot] = locked }
     }
-    return Lockfile.Entry(op: op, opVersion: opVersion, key: key, seed: seed, parameters: fields["params"] ?? .map([:]),
-                          inputs: inputs, files: files, outputs: outputs, metrics: metrics)
+    return inputs
   }
 
   private static func hash(_ value: ParamValue?) -> ContentHash? {

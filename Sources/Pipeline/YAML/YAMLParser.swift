@@ -332,12 +332,20 @@ private struct TreeBuilder {
   /// YAML 1.2 core schema, plus floats written without a dot (`1e-3`); an integer too large for
   /// 64 bits is an error rather than a silent float.
   static func plain(_ text: String, at location: SourceLocation) throws -> YAMLScalar {
-    // Most plain scalars are words: one starting with a letter other than n, t and f (null, true,
-    // false) is a string, and needs none of the comparisons below.
-    if let first = text.utf8.first {
-      let letter = first | 0x20
-      if letter >= 97 && letter <= 122 && letter != 110 && letter != 116 && letter != 102 { return .string(text) }
+    // Most plain scalars are words or numbers. One starting with a letter other than n, t and f
+    // (null, true, false) is a string, and one starting with a digit is none of the words below:
+    // neither needs their comparisons.
+    let first = text.utf8.first ?? 0
+    let letter = first | 0x20
+    if letter >= 97 && letter <= 122 && letter != 110 && letter != 116 && letter != 102 { return .string(text) }
+    if !(first >= 48 && first <= 57) {
+      if let word = keyword(text) { return word }
     }
+    return try number(text, at: location)
+  }
+
+  /// The core schema's words: null, bools, infinities and NaN.
+  private static func keyword(_ text: String) -> YAMLScalar? {
     switch text {
     case "", "~", "null", "Null", "NULL": return .null
     case "true", "True", "TRUE": return .bool(true)
@@ -345,8 +353,12 @@ private struct TreeBuilder {
     case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .float(.infinity)
     case "-.inf", "-.Inf", "-.INF": return .float(-.infinity)
     case ".nan", ".NaN", ".NAN": return .float(.nan)
-    default: break
+    default: return nil
     }
+  }
+
+  /// An int or a float, or else a string.
+  private static func number(_ text: String, at location: SourceLocation) throws -> YAMLScalar {
     let utf8 = Array(text.utf8)
     func digits(_ s: ArraySlice<UInt8>, _ valid: (UInt8) -> Bool) -> Bool { !s.isEmpty && s.allSatisfy(valid) }
     let isDecimal: (UInt8) -> Bool = { $0 >= 48 && $0 <= 57 }
