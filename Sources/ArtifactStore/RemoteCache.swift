@@ -1,7 +1,5 @@
+import CCurl
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A remote cache over HTTP, laid out as Bazel's remote cache: `/cas/<sha256>` holds blobs by the hash
 /// of their bytes, `/ac/<key>` holds action records (ours: the `ActionRecord` JSON) by cache key.
@@ -30,41 +28,49 @@ public struct RemoteCache: Sendable {
 
   /// Whether the remote holds `name`.
   public func has(_ area: Area, _ name: ContentHash) async throws -> Bool {
-    var request = URLRequest(url: url(area, name))
-    request.httpMethod = "HEAD"
-    let (_, status) = try await send(request)
-    switch status {
+    let address = url(area, name).absoluteString
+    switch try await send("HEAD", address).status {
     case 200: return true
     case 404: return false
-    default: throw RemoteError.status(status, "HEAD", request.url!.absoluteString)
+    case let status: throw RemoteError.status(status, "HEAD", address)
     }
   }
 
   /// The bytes under `name`, or nil when the remote does not hold them.
   public func get(_ area: Area, _ name: ContentHash) async throws -> [UInt8]? {
-    let request = URLRequest(url: url(area, name))
-    let (data, status) = try await send(request)
+    let address = url(area, name).absoluteString
+    let (bytes, status) = try await send("GET", address)
     switch status {
-    case 200: return Array(data)
+    case 200: return bytes
     case 404: return nil
-    default: throw RemoteError.status(status, "GET", request.url!.absoluteString)
+    default: throw RemoteError.status(status, "GET", address)
     }
   }
 
   public func put(_ area: Area, _ name: ContentHash, _ bytes: [UInt8]) async throws {
-    var request = URLRequest(url: url(area, name))
-    request.httpMethod = "PUT"
-    request.httpBody = Data(bytes)
-    let (_, status) = try await send(request)
-    guard (200..<300).contains(status) else { throw RemoteError.status(status, "PUT", request.url!.absoluteString) }
+    let address = url(area, name).absoluteString
+    let status = try await send("PUT", address, body: bytes).status
+    guard (200..<300).contains(status) else { throw RemoteError.status(status, "PUT", address) }
   }
 
-  private func send(_ request: URLRequest) async throws -> (Data, Int) {
-    do {
-      let (data, response) = try await URLSession.shared.data(for: request)
-      return (data, (response as? HTTPURLResponse)?.statusCode ?? 0)
-    } catch {
-      throw RemoteError.unreachable(base.absoluteString, error.localizedDescription)
+  /// One request through libcurl (`CCurl`, loaded on the first request), on a thread of its own:
+  /// the call blocks until the transfer ends, and the cooperative pool has only as many threads as
+  /// cores.
+  private func send(_ method: String, _ address: String, body: [UInt8] = []) async throws -> (bytes: [UInt8], status: Int) {
+    let base = self.base.absoluteString
+    return try await withCheckedThrowingContinuation { continuation in
+      Thread.detachNewThread {
+        var response = lineage_http_response()
+        let code = body.withUnsafeBufferPointer { lineage_http_perform(method, address, $0.baseAddress, $0.count, &response) }
+        defer { lineage_http_release(&response) }
+        guard code == 0 else {
+          let message = withUnsafeBytes(of: response.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+          continuation.resume(throwing: RemoteError.unreachable(base, message))
+          return
+        }
+        let bytes = response.body.map { Array(UnsafeBufferPointer(start: $0, count: response.length)) } ?? []
+        continuation.resume(returning: (bytes, response.status))
+      }
     }
   }
 }

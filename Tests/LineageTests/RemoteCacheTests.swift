@@ -112,6 +112,36 @@ import Testing
     #expect(b.read("lineage.lock") == a.read("lineage.lock"))
   }
 
+  /// HTTP goes through libcurl, loaded on the first request: a remote nobody answers at is a clear
+  /// error and a failed command, and a blob of several MiB travels whole both ways.
+  @Test func anUnreachableRemoteFailsClearlyAndALargeBlobRoundTrips() throws {
+    let a = try CLITests.Folder()
+    try a.write("s.yaml", "stages:\n  big: {op: corpus, source: big.txt}\n")
+    // 6 MiB of text that does not repeat, so nothing along the way can shorten it.
+    var generator = SystemRandomNumberGenerator()
+    let words = (0..<600_000).map { _ in String(UInt32.random(in: 100_000...999_999, using: &generator)) }
+    try a.write("big.txt", words.joined(separator: " "))
+    #expect(try CLITests().lineage(["run"], in: a).status == 0)
+
+    // A port nothing listens on (nginx not started): refused at once.
+    let closed = try CLITests().lineage(["push", "--remote", "http://127.0.0.1:9/lineage"], in: a)
+    #expect(closed.status != 0)
+    #expect(closed.stderr.contains("cannot reach the remote cache http://127.0.0.1:9/lineage"), "\(closed.stderr)")
+
+    let nginx = try Nginx()
+    let pushed = try CLITests().lineage(["push", "--remote", nginx.url], in: a)
+    #expect(pushed.status == 0, "\(pushed.stderr)")
+    let b = try CLITests.Folder()
+    try b.write("s.yaml", "stages:\n  big: {op: corpus, source: big.txt}\n")
+    try b.write("big.txt", try #require(a.read("big.txt")))
+    try b.write("lineage.lock", try #require(a.read("lineage.lock")))
+    let pulled = try CLITests().lineage(["pull", "--remote", nginx.url], in: b)
+    #expect(pulled.status == 0, "\(pulled.stderr)")
+    #expect(pulled.stderr.contains("pulled 1 result and"), "\(pulled.stderr)")
+    let verified = try CLITests().lineage(["fsck"], in: b)
+    #expect(verified.status == 0, "\(verified.stderr)")
+  }
+
   @Test func aCorruptBlobOnTheRemoteIsRefusedAndNothingIsStored() throws {
     let nginx = try Nginx()
     let a = try CLITests.Folder()

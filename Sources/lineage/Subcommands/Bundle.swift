@@ -18,7 +18,7 @@ struct BundleCommand: AsyncParsableCommand {
 
   /// `lineage bundle create`.
   struct Create: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "create", 
       abstract: "Write the recipe and the lockfile's results of the stages (all when none named) to a bundle.")
 
     @OptionGroup var options: RecipeOptions
@@ -54,7 +54,7 @@ struct BundleCommand: AsyncParsableCommand {
 
   /// `lineage bundle import`.
   struct Import: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "import", 
       abstract: "Verify a bundle, add its results to the store and write its recipe files.",
       discussion: """
         Nothing is written when any entry is unsafe (absolute, '..', a link or device), unlisted in the \

@@ -5,7 +5,7 @@ import Pipeline
 
 /// `lineage checkout STAGE --to DIR`: a stage's outputs as plain files, for tools outside Lineage.
 struct Checkout: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "checkout", 
     abstract: "Write a stage's outputs as plain files: models as safetensors, datasets as JSONL, metrics as JSON, …")
 
   @OptionGroup var options: RecipeOptions

@@ -3,7 +3,7 @@ import Pipeline
 
 /// `lineage dag`: the dependency graph as a text tree, Graphviz or Mermaid.
 struct Dag: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Print the stage graph.")
+  static let configuration = CommandConfiguration(commandName: "dag", abstract: "Print the stage graph.")
 
   enum Format: String, ExpressibleByArgument, CaseIterable {
     case text, dot, mermaid

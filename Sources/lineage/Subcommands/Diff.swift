@@ -5,7 +5,7 @@ import Pipeline
 /// `lineage diff [REV | LOCKFILE]`: what changed between the recipe's `lineage.lock` and the one at a
 /// git revision (default `HEAD`) or in another file — parameters, outputs and metrics, per stage.
 struct Diff: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "diff", 
     abstract: "Compare lineage.lock with the one at a git revision (default HEAD) or another lockfile: parameters, outputs and metrics per stage.")
 
   @Option(name: .long, help: "The recipe folder.")

@@ -8,7 +8,7 @@ import Recipes
 /// `lineage export STAGE --to DIR`: a model stage's model in the formats other tools load: a Hugging
 /// Face folder (`LlamaForCausalLM`) or one GGUF file for llama.cpp.
 struct Export: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "export", 
     abstract: "Write a model stage's model for other tools: a Hugging Face Llama folder (safetensors) or a GGUF file.",
     discussion: """
       safetensors writes model.safetensors, config.json, tokenizer.json and tokenizer_config.json; gguf writes \

@@ -5,7 +5,7 @@ import Pipeline
 /// `lineage fsck`: rehash every blob and decode every action record; name what is damaged and the
 /// stages it belongs to, remove it so the next run recomputes those stages, and exit 1.
 struct Fsck: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "fsck", 
     abstract: "Check the store: rehash every blob and read every result; name damaged ones and their stages.")
 
   @Option(name: .long, help: "The recipe folder (its store is RECIPE/.lineage).")

@@ -7,7 +7,7 @@ import Tensors
 /// `lineage generate STAGE`: text from a model stage, streamed to the terminal as it is sampled; a
 /// chat when no prompt is given.
 struct Generate: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "generate", 
     abstract: "Sample from a model stage, streaming the text; without --prompt, chat with it.",
     discussion: """
       With --prompt, the text is given to the model as a task prompt (<s>TEXT and a newline, as the task-training \

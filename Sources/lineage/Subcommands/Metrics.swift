@@ -3,7 +3,7 @@ import Pipeline
 
 /// `lineage metrics`: every stage's headline metrics in one table.
 struct Metrics: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Tabulate the metrics of every stage in the lockfile.")
+  static let configuration = CommandConfiguration(commandName: "metrics", abstract: "Tabulate the metrics of every stage in the lockfile.")
 
   @OptionGroup var options: RecipeOptions
 

@@ -4,7 +4,7 @@ import Recipes
 
 /// `lineage ops [NAME]`: the ops a stage can name, and their schemas.
 struct Ops: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "List the ops, or print one op's parameter schema.")
+  static let configuration = CommandConfiguration(commandName: "ops", abstract: "List the ops, or print one op's parameter schema.")
 
   @Argument(help: "An op to describe.")
   var name: String?

@@ -41,7 +41,7 @@ struct RemoteOptions: ParsableArguments {
 
 /// `lineage push`: upload the lockfile's results to a remote cache.
 struct Push: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "push", 
     abstract: "Upload results (action records and their blobs) to a remote cache; only what it lacks.")
 
   @OptionGroup var options: RecipeOptions
@@ -66,7 +66,7 @@ struct Push: AsyncParsableCommand {
 
 /// `lineage pull`: download results from a remote cache, so that `run` restores them.
 struct Pull: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "pull", 
     abstract: "Download the lockfile's results from a remote cache (every hash verified) so that run restores them.")
 
   @OptionGroup var options: RecipeOptions

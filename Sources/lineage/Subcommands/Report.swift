@@ -5,7 +5,7 @@ import Pipeline
 /// `lineage report [-o report.html]`: the lineage on one self-contained HTML page — the stage graph
 /// coloured by state, loss curves, RL curves, distillation and quantization comparisons, eval tables.
 struct Report: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "report", 
     abstract: "Write one self-contained HTML page: the stage graph by state, loss and RL curves, distillation and quantization comparisons, eval tables.",
     discussion: "Reads the recipe, lineage.lock and the store; runs nothing. The page has inline CSS and SVG only: no script, nothing from the network.")
 

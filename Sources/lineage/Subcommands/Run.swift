@@ -5,7 +5,7 @@ import Pipeline
 
 /// `lineage run`: run the stages that changed, restore the rest.
 struct Run: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "run", 
     abstract: "Run stages (and their ancestors) whose definition or inputs changed; restore the rest.")
 
   @OptionGroup var options: RecipeOptions

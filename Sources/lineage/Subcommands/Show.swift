@@ -5,7 +5,7 @@ import Pipeline
 
 /// `lineage show STAGE`: everything about one stage.
 struct Show: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "show", 
     abstract: "Show a stage: resolved parameters and where each came from, inputs, outputs, metrics.")
 
   @OptionGroup var options: RecipeOptions

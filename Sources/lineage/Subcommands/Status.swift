@@ -5,7 +5,7 @@ import Pipeline
 
 /// `lineage status`: which stages would run, and why.
 struct Status: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "status", 
     abstract: "Explain which stages are stale and why, and estimate what rerunning them costs.")
 
   @OptionGroup var options: RecipeOptions

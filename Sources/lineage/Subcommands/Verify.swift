@@ -5,7 +5,7 @@ import Pipeline
 
 /// `lineage verify`: recompute stages in a scratch store and compare every output with `lineage.lock`.
 struct Verify: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "verify", 
     abstract: "Rerun stages in a scratch store and compare every output hash with lineage.lock.",
     discussion: """
       With stage names, only those stages rerun: their inputs come from the lockfile's results in the \

@@ -6,7 +6,7 @@ import Pipeline
 /// `lineage worker`: one MPI rank of a stage that runs on several (`ranks: N`). The executor starts
 /// it through `mpirun`; it is not meant to be run by hand.
 struct Worker: ParsableCommand {
-  static let configuration = CommandConfiguration(
+  static let configuration = CommandConfiguration(commandName: "worker", 
     abstract: "Run one MPI rank of a stage (started by `lineage run` through mpirun).", shouldDisplay: false)
 
   @OptionGroup var options: RecipeOptions
