@@ -21,25 +21,22 @@ public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertib
   /// Parses 64 hex digits (either case) from bytes; nil for anything else.
   public init?(hexDigits chars: UnsafeRawBufferPointer) {
     guard chars.count == 64 else { return nil }
-    var failed = false
-    let out = [UInt8](unsafeUninitializedCapacity: 32) { out, count in
-      for i in 0..<32 {
-        guard let hi = ContentHash.nibble(chars[2 * i]), let lo = ContentHash.nibble(chars[2 * i + 1]) else {
-          failed = true
-          break
-        }
-        out[i] = hi << 4 | lo
-        count = i + 1
-      }
+    var out = [UInt8](repeating: 0, count: 32)
+    var invalid: UInt8 = 0
+    for i in 0..<32 {
+      let hi = ContentHash.nibble(chars[2 * i]), lo = ContentHash.nibble(chars[2 * i + 1])
+      invalid |= (hi | lo) & 0xF0
+      out[i] = hi << 4 | (lo & 0x0F)
     }
-    guard !failed else { return nil }
+    guard invalid == 0 else { return nil }
     bytes = out
   }
 
-  private static func nibble(_ c: UInt8) -> UInt8? {
+  /// A hex digit's value, or 0xFF for any other byte.
+  private static func nibble(_ c: UInt8) -> UInt8 {
     if c >= 48 && c <= 57 { return c - 48 }
     let lower = c | 0x20  // only A–F and a–f land on a–f
-    return lower >= 97 && lower <= 102 ? lower - 87 : nil
+    return lower >= 97 && lower <= 102 ? lower - 87 : 0xFF
   }
 
   /// The hash of `bytes`.

@@ -18,6 +18,7 @@ struct LineageCommand: AsyncParsableCommand {
 
   /// ArgumentParser's own entry point, after the allocator setting that must precede every thread.
   static func main() async {
+    StartupReport.markMain()
     Allocator.shareOneArena()
     var failure: Error?
     do {
@@ -32,6 +33,27 @@ struct LineageCommand: AsyncParsableCommand {
     }
     ThreadReport.writeIfAsked()
     if let failure { exit(withError: failure) }
+  }
+}
+
+/// With `LINEAGE_STARTUP_REPORT=1` in the environment, `lineage` prints to standard error the moment
+/// `main` began (CLOCK_MONOTONIC, nanoseconds), first of all. `lineage bench pipeline` divides a
+/// command's start-up with it: before `main` is exec, the dynamic loader and the runtimes' set-up;
+/// after it is Lineage's own work.
+enum StartupReport {
+  static let variable = "LINEAGE_STARTUP_REPORT"
+  static let prefix = "startup report: main at "
+
+  static func markMain() {
+    guard let value = getenv(variable), String(cString: value) == "1" else { return }
+    Console.error(prefix + "\(now()) ns")
+  }
+
+  /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine.
+  static func now() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
   }
 }
 

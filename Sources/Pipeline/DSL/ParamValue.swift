@@ -49,34 +49,36 @@ public enum ParamValue: Hashable, Sendable {
   /// Canonical JSON: keys sorted, no white space, floats in their shortest round-trip form with a
   /// decimal point or exponent (so `1` the int and `1.0` the float never collide).
   public var canonicalJSON: String {
-    var out = ""
+    var out: [UInt8] = []
     writeCanonical(into: &out)
-    return out
+    return String(decoding: out, as: UTF8.self)
   }
 
-  func writeCanonical(into out: inout String) {
+  /// Appends the canonical JSON's UTF-8 bytes: bytes, not a `String`, because every stage's cache key
+  /// is written this way on every run, and appending to an array skips a string's bookkeeping.
+  func writeCanonical(into out: inout [UInt8]) {
     switch self {
-    case .null: out += "null"
-    case .bool(let v): out += v ? "true" : "false"
-    case .int(let v): out += String(v)
-    case .float(let v): out += ParamValue.formatFloat(v, json: true)
+    case .null: out += "null".utf8
+    case .bool(let v): out += (v ? "true" : "false").utf8
+    case .int(let v): out += String(v).utf8
+    case .float(let v): out += ParamValue.formatFloat(v, json: true).utf8
     case .string(let v): ParamValue.appendJSONQuoted(v, to: &out)
     case .list(let items):
-      out += "["
+      out.append(UInt8(ascii: "["))
       for (i, item) in items.enumerated() {
-        if i > 0 { out += "," }
+        if i > 0 { out.append(UInt8(ascii: ",")) }
         item.writeCanonical(into: &out)
       }
-      out += "]"
+      out.append(UInt8(ascii: "]"))
     case .map(let entries):
-      out += "{"
+      out.append(UInt8(ascii: "{"))
       for (i, entry) in entries.sorted(by: { $0.key < $1.key }).enumerated() {
-        if i > 0 { out += "," }
+        if i > 0 { out.append(UInt8(ascii: ",")) }
         ParamValue.appendJSONQuoted(entry.key, to: &out)
-        out += ":"
+        out.append(UInt8(ascii: ":"))
         entry.value.writeCanonical(into: &out)
       }
-      out += "}"
+      out.append(UInt8(ascii: "}"))
     }
   }
 
@@ -107,35 +109,35 @@ public enum ParamValue: Hashable, Sendable {
 
   /// `s` as a JSON string literal (quotes, escapes), for the JSON texts Lineage writes by hand.
   public static func jsonQuoted(_ s: String) -> String {
-    var out = ""
+    var out: [UInt8] = []
     appendJSONQuoted(s, to: &out)
-    return out
+    return String(decoding: out, as: UTF8.self)
   }
 
-  /// Appends `s` as a JSON string literal. Every stage's key hashes a canonical text with a few dozen
-  /// of them, so the common string (nothing to escape) is appended whole.
-  static func appendJSONQuoted(_ s: String, to out: inout String) {
+  /// Appends `s` as a JSON string literal (UTF-8). Every stage's key hashes a canonical text with a
+  /// few dozen of them, so the common string (nothing to escape) is appended whole.
+  static func appendJSONQuoted(_ s: String, to out: inout [UInt8]) {
+    let quote = UInt8(ascii: "\"")
+    out.append(quote)
     if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
-      out += "\""
-      out += s
-      out += "\""
+      out += s.utf8
+      out.append(quote)
       return
     }
-    out += "\""
     for scalar in s.unicodeScalars {
       switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
+      case "\"": out += #"\""#.utf8
+      case "\\": out += #"\\"#.utf8
+      case "\n": out += #"\n"#.utf8
+      case "\r": out += #"\r"#.utf8
+      case "\t": out += #"\t"#.utf8
       case _ where scalar.value < 0x20:
         let hex = String(scalar.value, radix: 16)
-        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-      default: out.unicodeScalars.append(scalar)
+        out += ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).utf8
+      default: out += String(scalar).utf8
       }
     }
-    out += "\""
+    out.append(quote)
   }
 
   /// Every leaf under this value, as `(dotted path, value)`, sorted by path; lists are leaves.

@@ -29,39 +29,42 @@ public struct CacheKeyInputs: Sendable, Equatable {
   }
 
   /// The canonical text hashed into the key (JSON, sorted keys, no white space): the canonical JSON
-  /// of `{files, inputs, op, params, seed, version}` after a `lineage-key-v1` line. Written directly
-  /// rather than through a `ParamValue` document: every stage's key is computed on every run.
-  public var canonicalText: String {
-    var out = "lineage-key-v1\n{\"files\":{"
+  /// of `{files, inputs, op, params, seed, version}` after a `lineage-key-v1` line.
+  public var canonicalText: String { String(decoding: canonicalBytes, as: UTF8.self) }
+
+  /// `canonicalText` as UTF-8, written directly rather than through a `ParamValue` document: every
+  /// stage's key is computed on every run.
+  var canonicalBytes: [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(512)
+    out += "lineage-key-v1\n{\"files\":{".utf8
     for (i, file) in files.sorted(by: { $0.key < $1.key }).enumerated() {
-      if i > 0 { out += "," }
+      if i > 0 { out.append(UInt8(ascii: ",")) }
       ParamValue.appendJSONQuoted(file.key, to: &out)
-      out += ":\""
-      out += file.value.hex
-      out += "\""
+      out.append(UInt8(ascii: ":"))
+      ParamValue.appendJSONQuoted(file.value.hex, to: &out)
     }
-    out += "},\"inputs\":{"
+    out += "},\"inputs\":{".utf8
     for (i, slot) in inputs.sorted(by: { $0.key < $1.key }).enumerated() {
-      if i > 0 { out += "," }
+      if i > 0 { out.append(UInt8(ascii: ",")) }
       ParamValue.appendJSONQuoted(slot.key, to: &out)
-      out += ":["
+      out += ":[".utf8
       for (j, hash) in slot.value.enumerated() {
-        out += j > 0 ? ",\"" : "\""
-        out += hash.hex
-        out += "\""
+        if j > 0 { out.append(UInt8(ascii: ",")) }
+        ParamValue.appendJSONQuoted(hash.hex, to: &out)
       }
-      out += "]"
+      out.append(UInt8(ascii: "]"))
     }
-    out += "},\"op\":"
+    out += "},\"op\":".utf8
     ParamValue.appendJSONQuoted(op, to: &out)
-    out += ",\"params\":"
+    out += ",\"params\":".utf8
     parameters.writeCanonical(into: &out)
     // The seed as a string: a UInt64 may not fit an Int.
-    out += ",\"seed\":\"\(seed)\",\"version\":\(opVersion)}"
+    out += ",\"seed\":\"\(seed)\",\"version\":\(opVersion)}".utf8
     return out
   }
 
-  public var key: ContentHash { ContentHash.of(Array(canonicalText.utf8)) }
+  public var key: ContentHash { ContentHash.of(canonicalBytes) }
 }
 
 /// Content hashes of the files and folders `path` parameters name.

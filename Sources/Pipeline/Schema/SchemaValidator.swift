@@ -24,9 +24,9 @@ struct SchemaValidator {
   mutating func record(_ entries: [SourceValue.Entry], specs: [ParameterSpec], prefix: String,
                        owner: SourceLocation?, ignoring: Set<String> = []) -> ParamValue {
     var result: [String: ParamValue] = [:]
-    let known = Set(specs.map(\.name))
-    for entry in entries where !known.contains(entry.key) && !ignoring.contains(entry.key) {
-      let candidates = known.union(ignoring)
+    // A few specs each: looked through, not hashed into a set for every stage.
+    for entry in entries where !specs.contains(where: { $0.name == entry.key }) && !ignoring.contains(entry.key) {
+      let candidates = Set(specs.map(\.name)).union(ignoring)
       let path = join(prefix, entry.key)
       var hint = Suggestion.phrase(for: entry.key, among: candidates)
       if hint.isEmpty, let group = specs.first(where: { spec in

@@ -231,15 +231,28 @@ private struct TreeBuilder {
     return result
   }
 
-  /// The keys of one mapping, for `sameKey` lookups in constant time: scalar keys hashed by their
-  /// resolved value, the rare collection keys compared one by one.
+  /// The keys of one mapping, for `sameKey` lookups: scalar keys compared one by one while the map
+  /// is small (most are: a stage's parameters), hashed by their resolved value once it has more than
+  /// `smallLimit`, so a map of n keys costs O(n), not O(n²) (`stages:` of a generated sweep holds
+  /// every stage); the rare collection keys compared one by one.
   private struct KeySet {
+    private static let smallLimit = 16
+    private var small: [(key: YAMLScalar, index: Int)] = []
     private var scalars: [YAMLScalar: Int] = [:]
     private var others: [(node: YAMLNode, index: Int)] = []
 
     /// Adds `key` as entry `index`, or returns the index of an equal key already there.
     mutating func insert(_ key: YAMLNode, at index: Int) -> Int? {
       if case .scalar(let value) = key.content {
+        if scalars.isEmpty {
+          if let first = small.first(where: { $0.key == value }) { return first.index }
+          small.append((value, index))
+          if small.count > Self.smallLimit {
+            for entry in small { scalars[entry.key] = entry.index }
+            small = []
+          }
+          return nil
+        }
         if let first = scalars[value] { return first }
         scalars[value] = index
         return nil
