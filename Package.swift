@@ -38,9 +38,11 @@ let package = Package(
             linkerSettings: [.linkedLibrary("m")]),
     .target(name: "Models", dependencies: ["Tensors"], exclude: ["README.md"], swiftSettings: numericSettings),
 
-    // The pipeline.
+    // The pipeline. CCurl: HTTP for the remote cache through libcurl, loaded only when a request is made
+    // (its header comes from libcurl4-openssl-dev; nothing of libcurl is linked).
+    .target(name: "CCurl", path: "Sources/CCurl"),
     .target(name: "ArtifactStore", dependencies: [
-      "CLMDB", .product(name: "Crypto", package: "swift-crypto"),
+      "CLMDB", "CCurl", .product(name: "Crypto", package: "swift-crypto"),
     ], exclude: ["README.md"]),
     .target(name: "Pipeline", dependencies: ["CYAML", "ArtifactStore"], exclude: ["README.md"]),
     .target(name: "Recipes", dependencies: ["Pipeline", "Models", "Tensors"], exclude: ["README.md"],

@@ -49,7 +49,7 @@ public struct YAMLPair: Sendable, Equatable {
 /// Aliases are expanded (an alias takes the anchored node's content and its own place); merge keys
 /// (`<<`) are resolved; a mapping never holds two equal keys.
 public struct YAMLNode: Sendable, Equatable, CustomStringConvertible {
-  public indirect enum Content: Sendable, Equatable {
+  public enum Content: Sendable, Equatable {
     case scalar(YAMLScalar)
     case sequence([YAMLNode])
     case mapping([YAMLPair])
