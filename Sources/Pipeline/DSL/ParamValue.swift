@@ -119,8 +119,14 @@ public enum ParamValue: Hashable, Sendable {
   static func appendJSONQuoted(_ s: String, to out: inout [UInt8]) {
     let quote = UInt8(ascii: "\"")
     out.append(quote)
-    if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
-      out += s.utf8
+    var text = s
+    // The string's own contiguous bytes: checked and copied as a buffer, not through its UTF-8 view.
+    let plain = text.withUTF8 { bytes in
+      guard bytes.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) else { return false }
+      out.append(contentsOf: bytes)
+      return true
+    }
+    if plain {
       out.append(quote)
       return
     }

@@ -69,6 +69,10 @@ public struct Stage: Sendable {
 
   /// Stages this one reads from, without repetition, in slot order.
   public var dependencies: [String] {
+    // Asked of every stage by the graph and the planner: the common shapes (no input, one) without
+    // building the sorted, de-duplicated list.
+    if inputs.isEmpty { return [] }
+    if inputs.count == 1, let only = inputs.first?.value, only.count <= 1 { return only.map(\.stage) }
     var seen = Set<String>()
     return inputs.keys.sorted().flatMap { inputs[$0]! }.map(\.stage).filter { seen.insert($0).inserted }
   }

@@ -249,7 +249,8 @@ struct LockfileFastReader {
   /// `key: value` lines at exactly `indent` spaces, the first at `position` (which is at the line's
   /// start, or, for the first key of a list item, just after `- `).
   private mutating func blockMap(indent: Int, firstInline: Bool = false) -> ParamValue? {
-    var map: [String: ParamValue] = [:]
+    // Most maps here are small: room for a few pairs at once rather than growing from one.
+    var map = [String: ParamValue](minimumCapacity: 4)
     var first = firstInline
     while position < bytes.count {
       if !first {
@@ -299,8 +300,17 @@ struct LockfileFastReader {
     while position < bytes.count, Self.isWord(bytes[position]) { position += 1 }
     guard position > begin else { return nil }
     let text = String(decoding: bytes[begin..<position], as: UTF8.self)
-    guard let scalar = Self.resolve(text), scalar != .null else { return nil }
-    return text
+    // A key is its text; only a null (`null:`; `~` is not a word character) is no name. A key that
+    // looks like a number is resolved as the general parser would, which refuses an int beyond 64 bits.
+    switch text {
+    case "null", "Null", "NULL": return nil
+    default:
+      let first = bytes[begin]
+      if (first >= 48 && first <= 57) || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+        guard Self.resolve(text) != nil else { return nil }
+      }
+      return text
+    }
   }
 
   private static func isWord(_ b: UInt8) -> Bool {

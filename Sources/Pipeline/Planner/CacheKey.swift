@@ -60,7 +60,11 @@ public struct CacheKeyInputs: Sendable, Equatable {
     out += ",\"params\":".utf8
     parameters.writeCanonical(into: &out)
     // The seed as a string: a UInt64 may not fit an Int.
-    out += ",\"seed\":\"\(seed)\",\"version\":\(opVersion)}".utf8
+    out += ",\"seed\":\"".utf8
+    out += String(seed).utf8
+    out += "\",\"version\":".utf8
+    out += String(opVersion).utf8
+    out.append(UInt8(ascii: "}"))
     return out
   }
 

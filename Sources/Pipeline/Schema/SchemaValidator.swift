@@ -23,7 +23,7 @@ struct SchemaValidator {
   ///   - ignoring: keys another validator handles (`op`, `from`, input slots…).
   mutating func record(_ entries: [SourceValue.Entry], specs: [ParameterSpec], prefix: String,
                        owner: SourceLocation?, ignoring: Set<String> = []) -> ParamValue {
-    var result: [String: ParamValue] = [:]
+    var result = [String: ParamValue](minimumCapacity: specs.count)
     // A few specs each: looked through, not hashed into a set for every stage.
     for entry in entries where !specs.contains(where: { $0.name == entry.key }) && !ignoring.contains(entry.key) {
       let candidates = Set(specs.map(\.name)).union(ignoring)

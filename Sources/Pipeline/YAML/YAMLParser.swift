@@ -82,7 +82,11 @@ private struct TreeBuilder {
     var location: SourceLocation
     var anchor: String?
     var tag: String?
+    /// A sequence's items.
     var items: [YAMLNode] = []
+    /// A mapping's pairs, each made when its value arrives (moved in, not copied afterwards).
+    var pairs: [YAMLPair] = []
+    var pendingKey: YAMLNode?
     var size = 1
     var height = 1
   }
@@ -116,7 +120,8 @@ private struct TreeBuilder {
       let text = TreeBuilder.string(s.value, length: s.length)
       let style = TreeBuilder.style(s.style)
       let tag = s.tag.map { String(cString: $0) }
-      let node = try TreeBuilder.resolve(text, style: style, tag: tag, at: start)
+      let node = try tag.map { try TreeBuilder.resolve(text, style: style, tag: $0, at: start) }
+        ?? TreeBuilder.resolveUntagged(text, style: style, at: start)
       try add(node, anchor: s.anchor.map { String(cString: $0) }, size: 1, height: 0)
     case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
       let isMapping = event.type == YAML_MAPPING_START_EVENT
@@ -134,7 +139,7 @@ private struct TreeBuilder {
       let frame = stack.removeLast()
       let content: YAMLNode.Content
       if frame.isMapping {
-        content = .mapping(try mapping(from: frame.items))
+        content = .mapping(try mapping(from: frame.pairs))
       } else {
         content = .sequence(frame.items)
       }
@@ -186,80 +191,101 @@ private struct TreeBuilder {
   }
 
   /// Adds a finished node to the collection being built, or makes it the document.
-  private mutating func add(_ node: YAMLNode, anchor: String?, size: Int, height: Int, counted: Bool = false) throws {
+  private mutating func add(_ node: consuming YAMLNode, anchor: String?, size: Int, height: Int, counted: Bool = false) throws {
     if !counted { try countNodes(size, at: node.location) }
-    if let anchor { anchors[anchor] = Anchored(node: node, size: size, height: height) }
+    if let anchor { anchors[anchor] = Anchored(node: copy node, size: size, height: height) }
     guard !stack.isEmpty else {
       document = node
       return
     }
-    stack[stack.count - 1].items.append(node)
+    let top = stack.count - 1
+    if !stack[top].isMapping {
+      stack[top].items.append(node)
+    } else if let key = stack[top].pendingKey.take() {
+      stack[top].pairs.append(YAMLPair(key: key, value: node))
+    } else {
+      stack[top].pendingKey = node
+    }
     stack[stack.count - 1].size += size
     stack[stack.count - 1].height = max(stack[stack.count - 1].height, height + 1)
   }
 
   // MARK: - Mappings
 
-  /// Pairs keys and values, resolves `<<` merge keys and rejects duplicates.
+  /// Resolves `<<` merge keys and rejects duplicates.
   ///
-  /// Keys seen so far are looked up in a `KeySet` (hashed for scalar keys), so a map of n keys costs
-  /// O(n), not O(n²): `stages:` of a generated sweep holds every stage.
-  private func mapping(from items: [YAMLNode]) throws -> [YAMLPair] {
+  /// Keys seen so far are found through a `KeyIndex` (hashed once the map is large), so a map of n
+  /// keys costs O(n), not O(n²): `stages:` of a generated sweep holds every stage. A map without a
+  /// merge key (nearly every one) is checked in place and kept as it is.
+  private func mapping(from pairs: [YAMLPair]) throws -> [YAMLPair] {
+    func isMerge(_ key: YAMLNode) -> Bool {
+      if key.style == .plain, key.tag == nil, case .scalar(.string("<<")) = key.content { return true }
+      return false
+    }
+    var seen = KeyIndex()
+    guard pairs.contains(where: { isMerge($0.key) }) else {
+      for i in pairs.indices {
+        if let first = seen.find(pairs[i].key, in: pairs, before: i) {
+          throw YAMLError("duplicate key '\(TreeBuilder.keyText(pairs[i].key))'", at: pairs[i].key.location,
+                          note: "first defined here", noteLocation: pairs[first].key.location)
+        }
+        seen.added(pairs[i].key, at: i)
+      }
+      return pairs
+    }
     var own: [YAMLPair] = []
-    own.reserveCapacity(items.count / 2)
-    var seen = KeySet()
+    own.reserveCapacity(pairs.count)
     var merged: [YAMLPair] = []
-    var index = 0
-    while index + 1 < items.count {
-      let key = items[index], value = items[index + 1]
-      index += 2
-      if key.style == .plain, key.tag == nil, case .scalar(.string("<<")) = key.content {
-        merged += try mergeSources(value)
+    for pair in pairs {
+      if isMerge(pair.key) {
+        merged += try mergeSources(pair.value)
         continue
       }
-      if let first = seen.insert(key, at: own.count) {
-        throw YAMLError("duplicate key '\(TreeBuilder.keyText(key))'", at: key.location,
+      if let first = seen.find(pair.key, in: own, before: own.count) {
+        throw YAMLError("duplicate key '\(TreeBuilder.keyText(pair.key))'", at: pair.key.location,
                         note: "first defined here", noteLocation: own[first].key.location)
       }
-      own.append(YAMLPair(key: key, value: value))
+      own.append(pair)
+      seen.added(pair.key, at: own.count - 1)
     }
     // Keys written in the mapping win over merged ones; earlier merged maps win over later ones.
     var result = own
-    for pair in merged where seen.insert(pair.key, at: result.count) == nil {
+    for pair in merged where seen.find(pair.key, in: result, before: result.count) == nil {
       result.append(pair)
+      seen.added(pair.key, at: result.count - 1)
     }
     return result
   }
 
-  /// The keys of one mapping, for `sameKey` lookups: scalar keys compared one by one while the map
-  /// is small (most are: a stage's parameters), hashed by their resolved value once it has more than
-  /// `smallLimit`, so a map of n keys costs O(n), not O(n²) (`stages:` of a generated sweep holds
-  /// every stage); the rare collection keys compared one by one.
-  private struct KeySet {
+  /// Finds a mapping's keys equal to a new one (`sameKey`). While the map is small (most are: a
+  /// stage's parameters) its pairs are looked through, with no allocation; once it has `smallLimit`
+  /// pairs, scalar keys are hashed by their resolved value. Collection keys, which are rare, are
+  /// always compared one by one.
+  private struct KeyIndex {
     private static let smallLimit = 16
-    private var small: [(key: YAMLScalar, index: Int)] = []
-    private var scalars: [YAMLScalar: Int] = [:]
-    private var others: [(node: YAMLNode, index: Int)] = []
+    private var hashed: [YAMLScalar: Int] = [:]
+    private var isHashed = false
 
-    /// Adds `key` as entry `index`, or returns the index of an equal key already there.
-    mutating func insert(_ key: YAMLNode, at index: Int) -> Int? {
-      if case .scalar(let value) = key.content {
-        if scalars.isEmpty {
-          if let first = small.first(where: { $0.key == value }) { return first.index }
-          small.append((value, index))
-          if small.count > Self.smallLimit {
-            for entry in small { scalars[entry.key] = entry.index }
-            small = []
-          }
-          return nil
-        }
-        if let first = scalars[value] { return first }
-        scalars[value] = index
-        return nil
+    /// The index among the first `count` of `pairs` of a key equal to `key`, or nil.
+    mutating func find(_ key: YAMLNode, in pairs: [YAMLPair], before count: Int) -> Int? {
+      guard case .scalar(let value) = key.content else {
+        return pairs[..<count].firstIndex { TreeBuilder.sameKey($0.key, key) }
       }
-      if let first = others.first(where: { TreeBuilder.sameKey($0.node, key) }) { return first.index }
-      others.append((key, index))
-      return nil
+      if !isHashed {
+        if count < Self.smallLimit {
+          return pairs[..<count].firstIndex { if case .scalar(let other) = $0.key.content { return other == value } else { return false } }
+        }
+        for i in 0..<count {
+          if case .scalar(let other) = pairs[i].key.content, hashed[other] == nil { hashed[other] = i }
+        }
+        isHashed = true
+      }
+      return hashed[value]
+    }
+
+    /// Notes that `key` was appended to the pairs at `index`.
+    mutating func added(_ key: YAMLNode, at index: Int) {
+      if isHashed, case .scalar(let value) = key.content, hashed[value] == nil { hashed[value] = index }
     }
   }
 
@@ -342,6 +368,12 @@ private struct TreeBuilder {
     return node
   }
 
+  /// `resolve` for the common scalar, untagged: its node made once, not made and then changed.
+  static func resolveUntagged(_ text: String, style: ScalarStyle, at location: SourceLocation) throws -> YAMLNode {
+    let scalar: YAMLScalar = style == .plain ? try plain(text, at: location) : .string(text)
+    return YAMLNode(content: .scalar(scalar), location: location, tag: nil, raw: text, style: style)
+  }
+
   /// YAML 1.2 core schema, plus floats written without a dot (`1e-3`); an integer too large for
   /// 64 bits is an error rather than a silent float.
   static func plain(_ text: String, at location: SourceLocation) throws -> YAMLScalar {
@@ -359,6 +391,8 @@ private struct TreeBuilder {
 
   /// The core schema's words: null, bools, infinities and NaN.
   private static func keyword(_ text: String) -> YAMLScalar? {
+    // The longest is five characters: most words starting with n, t or f are not one of them.
+    guard text.utf8.count <= 5 else { return nil }
     switch text {
     case "", "~", "null", "Null", "NULL": return .null
     case "true", "True", "TRUE": return .bool(true)
@@ -372,35 +406,37 @@ private struct TreeBuilder {
 
   /// An int or a float, or else a string.
   private static func number(_ text: String, at location: SourceLocation) throws -> YAMLScalar {
-    let utf8 = Array(text.utf8)
-    func digits(_ s: ArraySlice<UInt8>, _ valid: (UInt8) -> Bool) -> Bool { !s.isEmpty && s.allSatisfy(valid) }
+    enum Form { case decimal, hexadecimal, octal, float, word }
     let isDecimal: (UInt8) -> Bool = { $0 >= 48 && $0 <= 57 }
-    var body = utf8[...]
-    if let first = body.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") { body = body.dropFirst() }
-    if digits(body, isDecimal) {
-      guard let value = Int(text.hasPrefix("+") ? String(text.dropFirst()) : text) else {
-        throw YAMLError("integer \(text) does not fit in 64 bits", at: location)
+    // Classified on the string's own bytes: no copy of them per scalar.
+    var bytes = text
+    let form: Form = bytes.withUTF8 { utf8 in
+      var body = utf8[...]
+      if let first = body.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") { body = body.dropFirst() }
+      if !body.isEmpty && body.allSatisfy(isDecimal) { return .decimal }
+      if utf8.count > 2, utf8[0] == UInt8(ascii: "0") {
+        let digits = utf8.dropFirst(2)
+        if utf8[1] == UInt8(ascii: "x"), digits.allSatisfy({ isDecimal($0) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }) {
+          return .hexadecimal
+        }
+        if utf8[1] == UInt8(ascii: "o"), digits.allSatisfy({ $0 >= 48 && $0 <= 55 }) { return .octal }
       }
-      return .int(value)
+      return isFloat(body) ? .float : .word
     }
-    if text.hasPrefix("0x"), digits(utf8.dropFirst(2), { isDecimal($0) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }) {
-      guard let value = Int(text.dropFirst(2), radix: 16) else {
-        throw YAMLError("integer \(text) does not fit in 64 bits", at: location)
-      }
-      return .int(value)
+    let value: Int?
+    switch form {
+    case .decimal: value = Int(text.hasPrefix("+") ? String(text.dropFirst()) : text)
+    case .hexadecimal: value = Int(text.dropFirst(2), radix: 16)
+    case .octal: value = Int(text.dropFirst(2), radix: 8)
+    case .float: return Double(text).map { .float($0) } ?? .string(text)
+    case .word: return .string(text)
     }
-    if text.hasPrefix("0o"), digits(utf8.dropFirst(2), { $0 >= 48 && $0 <= 55 }) {
-      guard let value = Int(text.dropFirst(2), radix: 8) else {
-        throw YAMLError("integer \(text) does not fit in 64 bits", at: location)
-      }
-      return .int(value)
-    }
-    if isFloat(body), let value = Double(text) { return .float(value) }
-    return .string(text)
+    guard let value else { throw YAMLError("integer \(text) does not fit in 64 bits", at: location) }
+    return .int(value)
   }
 
   /// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, sign already removed.
-  static func isFloat(_ s: ArraySlice<UInt8>) -> Bool {
+  static func isFloat<Bytes: Collection<UInt8>>(_ s: Bytes) -> Bool where Bytes.Index == Int {
     var i = s.startIndex
     let isDigit: (UInt8) -> Bool = { $0 >= 48 && $0 <= 57 }
     var mantissaDigits = 0

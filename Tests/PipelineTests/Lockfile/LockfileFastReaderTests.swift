@@ -86,15 +86,21 @@ import Testing
       "version: 1\nstages:\n",                                                             // null stages
       text + "   ",                                                                       // spaces at the end
       text.replacingOccurrences(of: "        hash: ", with: "        hashed: "),          // an output without its hash
+      text.replacingOccurrences(of: "x: 1", with: "99999999999999999999: 1"),           // a key beyond 64 bits
+      text.replacingOccurrences(of: "x: 1", with: "1e3: 1\n      on: 2.50\n      -7: -0x1F"),  // keys read as text
     ]
     for (i, edited) in edits.enumerated() {
       let bytes = Array(edited.utf8)
       // Not what Lineage writes: a comment, a duplicate key, a value of the wrong type, a truncated
-      // file, a byte-order mark, null stages, trailing spaces, an output without its hash.
-      if [0, 3, 4, 5, 6, 7, 8, 9].contains(i) { #expect(LockfileFastReader.lockfile(bytes) == nil, "edit \(i)") }
+      // file, a byte-order mark, null stages, trailing spaces, an output without its hash, a key
+      // the general parser refuses.
+      if [0, 3, 4, 5, 6, 7, 8, 9, 10].contains(i) { #expect(LockfileFastReader.lockfile(bytes) == nil, "edit \(i)") }
       expectSameBothWays(bytes, "edit \(i)")
     }
     #expect(try Lockfile.parse(Array(edits[0].utf8), file: "edit").stages["a"]?.op == "emit")
     #expect(try Lockfile.parse(Array(edits[2].utf8), file: "edit").stages["a"]?.op == "emit")
+    #expect(LockfileFastReader.lockfile(Array(edits[11].utf8)) != nil)
+    #expect(try Lockfile.parse(Array(edits[11].utf8), file: "edit").stages["a"]?.parameters
+              == .map(["1e3": .int(1), "on": .float(2.5), "-7": .string("-0x1F")]))
   }
 }
