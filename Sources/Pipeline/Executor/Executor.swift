@@ -139,7 +139,10 @@ public struct Executor: Sendable {
     let chosen = Set(plan.compactMap { graph.index[$0.stage] })
     var waitingOn = [Int](repeating: 0, count: graph.names.count)
     for i in chosen { waitingOn[i] = graph.dependencies[i].count }
+    // A queue: taken from `readyHead`, appended at the end (removing the first of an array of
+    // thousands would move all the others, each time).
     var ready = graph.topologicalOrder().filter { chosen.contains($0) && waitingOn[$0] == 0 }
+    var readyHead = 0
     var outcomes: [String: Outcome] = [:]
     var known: [String: [String: ArtifactRef]] = [:]
 
@@ -173,8 +176,9 @@ public struct Executor: Sendable {
     await withTaskGroup(of: (Int, Outcome).self) { group in
       var running = 0
       repeat {
-        while running < jobs, !ready.isEmpty {
-          let i = ready.removeFirst()
+        while running < jobs, readyHead < ready.count {
+          let i = ready[readyHead]
+          readyHead += 1
           let stage = recipe.stages[i]
           if control.isCancelled {
             outcomes[stage.name] = .cancelled
@@ -207,7 +211,7 @@ public struct Executor: Sendable {
         running -= 1
         outcomes[recipe.stages[i].name] = outcome
         release(i, outcome: outcome)
-      } while running > 0 || !ready.isEmpty
+      } while running > 0 || readyHead < ready.count
     }
 
     let order = graph.topologicalOrder().filter { chosen.contains($0) }.map { graph.names[$0] }
