@@ -75,8 +75,9 @@ public struct Lockfile: Sendable, Equatable {
     return try parseGeneral(bytes, file: file)
   }
 
-  /// `parse` through the general YAML parser (libyaml): every file, with located diagnostics.
-  static func parseGeneral(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
+  /// `parse` through the general YAML parser (libyaml) alone: every file, with located diagnostics. The
+  /// reference `parse`'s fast path is checked against (tests, the lockfile fuzzer).
+  public static func parseGeneral(_ bytes: [UInt8], file: String) throws(RecipeError) -> Lockfile {
     let root: YAMLNode?
     do {
       root = try YAMLParser.parse(bytes, file: file, limits: .lockfile)

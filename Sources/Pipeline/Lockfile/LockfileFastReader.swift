@@ -33,8 +33,14 @@ struct LockfileFastReader {
   /// The root map: `version:` and `stages:`, each stage decoded as soon as it is read (other root keys
   /// are ignored, as the general decoder ignores them).
   private mutating func document() -> Lockfile? {
-    // Leading comment lines only (the writer's header).
+    // Leading comment lines only (the writer's header), in printable ASCII: libyaml refuses control
+    // characters even in a comment (the lockfile fuzzer found a NUL there read as fine), and anything
+    // else is for the general parser to judge.
     while position < bytes.count && bytes[position] == Self.hash {
+      while position < bytes.count && bytes[position] != Self.newline {
+        guard bytes[position] >= 0x20 && bytes[position] < 0x7F else { return nil }
+        position += 1
+      }
       guard skipToNextLine() else { return nil }
     }
     guard position < bytes.count, indent(at: position) == 0 else { return nil }
