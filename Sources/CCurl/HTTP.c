@@ -14,13 +14,19 @@ static struct {
   CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
   CURLcode (*easy_perform)(CURL *);
   CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
-  void (*easy_cleanup)(CURL *);
+  void (*easy_reset)(CURL *);
   const char *(*easy_strerror)(CURLcode);
   struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
   void (*slist_free_all)(struct curl_slist *);
 } curl;
 static pthread_once_t loaded = PTHREAD_ONCE_INIT;
 static char load_error[400];
+
+// One handle, reused request after request: libcurl keeps its connections open in it, so a push of
+// thousands of blobs does not connect thousands of times (URLSession pooled them too). Requests take
+// turns on it; push and pull make them one at a time anyway.
+static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
+static CURL *shared_handle;
 
 static void load(void) {
   // The soname of libcurl 7 and 8; the flavour (OpenSSL or GnuTLS) is whichever is installed.
@@ -41,7 +47,7 @@ static void load(void) {
   LOOK_UP(easy_setopt, "curl_easy_setopt")
   LOOK_UP(easy_perform, "curl_easy_perform")
   LOOK_UP(easy_getinfo, "curl_easy_getinfo")
-  LOOK_UP(easy_cleanup, "curl_easy_cleanup")
+  LOOK_UP(easy_reset, "curl_easy_reset")
   LOOK_UP(easy_strerror, "curl_easy_strerror")
   LOOK_UP(slist_append, "curl_slist_append")
   LOOK_UP(slist_free_all, "curl_slist_free_all")
@@ -98,11 +104,15 @@ int lineage_http_perform(const char *method, const char *url, const unsigned cha
     snprintf(out->error, sizeof out->error, "%s", load_error);
     return -1;
   }
-  CURL *handle = curl.easy_init();
-  if (!handle) {
+  pthread_mutex_lock(&handle_lock);
+  if (shared_handle) {
+    curl.easy_reset(shared_handle);  // options back to their defaults; connections and caches kept
+  } else if (!(shared_handle = curl.easy_init())) {
+    pthread_mutex_unlock(&handle_lock);
     snprintf(out->error, sizeof out->error, "libcurl could not make a handle");
     return -1;
   }
+  CURL *handle = shared_handle;
   buffer received = {0};
   source sent = {body, length, 0};
   char message[CURL_ERROR_SIZE] = "";
@@ -143,8 +153,11 @@ int lineage_http_perform(const char *method, const char *url, const unsigned cha
     free(received.data);
     result = -1;
   }
+  // The options held pointers into this call's frame; none survives the reset of the next request.
+  curl.easy_setopt(handle, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+  curl.easy_setopt(handle, CURLOPT_ERRORBUFFER, (char *)NULL);
+  pthread_mutex_unlock(&handle_lock);
   if (headers) curl.slist_free_all(headers);
-  curl.easy_cleanup(handle);
   return result;
 }
 

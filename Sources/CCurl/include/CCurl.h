@@ -19,7 +19,8 @@ typedef struct {
 
 /// Performs one request. `method` is "GET", "HEAD" or "PUT" (with `body` of `length` bytes).
 /// Returns 0 when a response arrived (whatever its status), else -1 with `out->error` set: libcurl
-/// missing, a connection refused, a timeout. Thread-safe; blocks until the request ends.
+/// missing, a connection refused, a timeout. Thread-safe (requests take turns on one reused
+/// connection-keeping handle); blocks until the request ends.
 int lineage_http_perform(const char *method, const char *url, const unsigned char *body, size_t length,
                          lineage_http_response *out);
 

@@ -280,6 +280,8 @@ struct LockfileFastReader {
       guard position < bytes.count, bytes[position] == Self.space else { return nil }
       position += 1
       let itemStart = position
+      // `- ` may end the text (the lockfile fuzzer found this index past the end).
+      guard position < bytes.count else { return nil }
       if bytes[position] != UInt8(ascii: "["), bytes[position] != UInt8(ascii: "{"), key() != nil,
          position < bytes.count, bytes[position] == Self.colon {
         position = itemStart
