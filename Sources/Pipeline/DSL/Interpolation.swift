@@ -37,6 +37,7 @@ struct Interpolator {
                          location: node.location, origin: origin(node.location))
     case .mapping(let pairs):
       var entries: [SourceValue.Entry] = []
+      entries.reserveCapacity(pairs.count)
       for pair in pairs {
         guard let key = Interpolator.keyText(pair.key) else {
           diagnostics.append(Diagnostic("a key must be a plain word, not \(pair.key.description)",

@@ -6,9 +6,9 @@ extension LoadSession {
     // thousands.
     var index: [String: Int] = [:]
     index.reserveCapacity(stages.count)
-    for (i, s) in stages.enumerated() { index[s.name] = i }
+    for i in stages.indices { index[stages[i].name] = i }
     var resolved = stages
-    for i in resolved.indices {
+    for i in resolved.indices where !resolved[i].inputs.isEmpty {
       let schema = resolved[i].op.schema
       for (slotName, refs) in resolved[i].inputs {
         let slot = schema.input(slotName)!
@@ -25,8 +25,9 @@ extension LoadSession {
         }
       }
     }
-    let names = resolved.map(\.name)
-    let graph = StageGraph(names: names, dependencies: resolved.map { $0.dependencies.compactMap { index[$0] } })
+    let names = resolved.indices.map { resolved[$0].name }
+    let dependencies = resolved.indices.map { resolved[$0].dependencies.compactMap { index[$0] } }
+    let graph = StageGraph(names: names, dependencies: dependencies)
     if let cycle = graph.findCycle() {
       // cycle[i] feeds cycle[i + 1]: point at each reference that reads the stage before it.
       func reference(reading source: String, in reader: String) -> SourceLocation? {

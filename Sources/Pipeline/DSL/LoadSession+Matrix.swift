@@ -42,15 +42,15 @@ extension LoadSession {
           "stage '\(name)' must be a map with at least 'op:', not \(pair.value.description)", at: pair.value.location))
         continue
       }
-      let matrixNode = fields.first { $0.key.string == "matrix" }?.value
-      let definition = YAMLNode(content: .mapping(fields.filter { $0.key.string != "matrix" }),
-                                location: pair.value.location)
-      guard let matrixNode else {
+      guard let matrixNode = fields.first(where: { $0.key.string == "matrix" })?.value else {
+        // No matrix (most stages): the definition is the node as written, not a copy without the key.
         interpolator.matrix = [:]
-        let value = interpolator.value(of: definition, origin: { .stageFile($0) })
+        let value = interpolator.value(of: pair.value, origin: { .stageFile($0) })
         out.append(RawStage(name: name, location: pair.key.location, value: value))
         continue
       }
+      let definition = YAMLNode(content: .mapping(fields.filter { $0.key.string != "matrix" }),
+                                location: pair.value.location)
       for combination in expand(matrix: matrixNode, interpolator: &interpolator) {
         interpolator.matrix = combination.values
         let value = interpolator.value(of: definition, origin: { .stageFile($0) })

@@ -48,9 +48,8 @@ extension LoadSession {
     }
     let schema = op.schema
     var validator = SchemaValidator(recipeDirectory: directory, dataRoots: dataRoots)
-    let slotNames = Set(schema.inputs.map(\.name))
     var parameters = validator.record(entries, specs: schema.parameters, prefix: "", owner: raw.location,
-                                      ignoring: RecipeLoader.reservedKeys.union(slotNames))
+                                      ignoring: ignoredKeys(of: op.name, schema))
     diagnostics += validator.diagnostics
 
     // Input slots: references (checked against the graph later) or allowed literals.
@@ -123,5 +122,14 @@ extension LoadSession {
       current = next
     }
     return current.location
+  }
+
+  /// The keys of a stage of `op` that the schema validator leaves to others: the reserved keys and the
+  /// op's input slots.
+  mutating func ignoredKeys(of op: String, _ schema: OpSchema) -> Set<String> {
+    if let known = ignoredKeysByOp[op] { return known }
+    let keys = RecipeLoader.reservedKeys.union(schema.inputs.map(\.name))
+    ignoredKeysByOp[op] = keys
+    return keys
   }
 }

@@ -66,6 +66,8 @@ struct LoadSession {
   var sources: [String: [String]] = [:]
   /// The input references of stages that failed validation, checked against the graph all the same.
   var brokenStages: [BrokenStage] = []
+  /// Per op: the keys of a stage that are no parameter (reserved keys and input slots), made once.
+  var ignoredKeysByOp: [String: Set<String>] = [:]
 
   struct BrokenStage {
     var slots: [InputSlot]
