@@ -113,11 +113,11 @@ import Testing
   }
 
   /// HTTP goes through libcurl, loaded on the first request: a remote nobody answers at is a clear
-  /// error and a failed command, and a blob of several MiB travels whole both ways.
+  /// error and a failed command, and a blob of several megabytes travels whole both ways.
   @Test func anUnreachableRemoteFailsClearlyAndALargeBlobRoundTrips() throws {
     let a = try CLITests.Folder()
     try a.write("s.yaml", "stages:\n  big: {op: corpus, source: big.txt}\n")
-    // 6 MiB of text that does not repeat, so nothing along the way can shorten it.
+    // 4.2 MB of text that does not repeat, so nothing along the way can shorten it.
     var generator = SystemRandomNumberGenerator()
     let words = (0..<600_000).map { _ in String(UInt32.random(in: 100_000...999_999, using: &generator)) }
     try a.write("big.txt", words.joined(separator: " "))
