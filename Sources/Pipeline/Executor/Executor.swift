@@ -127,13 +127,19 @@ public struct Executor: Sendable {
                          restore: plan.filter { $0.state == .restorable }.map(\.stage),
                          upToDate: plan.filter { $0.state == .upToDate }.map(\.stage)))
     let reasons = Dictionary(uniqueKeysWithValues: plan.map { ($0.stage, $0.reasons) })
-    // Results the plan already read, by key: a stage whose key is still the planned one takes its record
-    // from here (a no-op run of 10,000 stages decodes each record once, not twice).
+    // What the plan already found, so that no stage's store lookups are made twice:
+    // - results it read, by key: a stage whose key is still the planned one takes its record from here;
+    // - keys it computed, with the input hashes they were computed from;
+    // - stages it found up to date, with the key it checked in the store.
     var planned: [ContentHash: ActionRecord] = [:]
-    for status in plan { if let key = status.key, let record = status.record { planned[key] = record } }
-    // Keys the plan computed, with the input hashes they were computed from.
     var plannedKeys: [String: (inputs: [String: [ContentHash]], key: ContentHash)] = [:]
-    for status in plan { if let key = status.key, let inputs = status.inputHashes { plannedKeys[status.stage] = (inputs, key) } }
+    var plannedUpToDate: [String: ContentHash] = [:]
+    for status in plan {
+      guard let key = status.key else { continue }
+      if let record = status.record { planned[key] = record }
+      if let inputs = status.inputHashes { plannedKeys[status.stage] = (inputs, key) }
+      if status.state == .upToDate { plannedUpToDate[status.stage] = key }
+    }
 
     let graph = recipe.graph
     let chosen = Set(plan.compactMap { graph.index[$0.stage] })
@@ -197,7 +203,7 @@ public struct Executor: Sendable {
           }
           // An up-to-date stage is settled here, without a task: a no-op run of 10,000 stages would
           // otherwise schedule 10,000 of them.
-          if let result = try? upToDate(stage, prepared) {
+          if let result = try? upToDate(stage, prepared, checked: plannedUpToDate[stage.name] == prepared.key) {
             outcomes[stage.name] = .upToDate(result)
             release(i, outcome: .upToDate(result))
             continue
@@ -254,9 +260,12 @@ public struct Executor: Sendable {
 
   /// The stage's lockfile result when it is still its result: not forced, the same key, and the store
   /// holds the record and every output (checked without decoding the record).
-  private func upToDate(_ stage: Stage, _ prepared: Prepared) throws -> StageResult? {
-    guard !forced.contains(stage.name), let locked = prepared.locked, locked.key == prepared.key,
-          try store.holdsResult(for: prepared.key, outputs: locked.outputs) else { return nil }
+  ///
+  /// - Parameter checked: the plan found this stage up to date with this key, store included, so the
+  ///   store is not asked again.
+  private func upToDate(_ stage: Stage, _ prepared: Prepared, checked: Bool) throws -> StageResult? {
+    guard !forced.contains(stage.name), let locked = prepared.locked, locked.key == prepared.key else { return nil }
+    guard try checked || store.holdsResult(for: prepared.key, outputs: locked.outputs) else { return nil }
     return StageResult(key: prepared.key, outputs: locked.outputs, metrics: locked.metrics)
   }
 
